@@ -1,0 +1,138 @@
+"""PretrainedConfig: a model's config.json, with Hugging Face's key names.
+
+Every key in a loaded config.json becomes an attribute, known or not, and `to_dict()` writes
+them all back, so a load/save round trip keeps keys Westron does not use (Hugging Face adds
+new ones often). Subclasses declare their defaults as keyword arguments of `__init__`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from typing import Any, ClassVar
+
+from westron.errors import CheckpointError
+from westron.file_utils import atomic_write
+from westron.hub import cached_file
+
+CONFIG_NAME = "config.json"
+
+
+class JsonConfig:
+    """A settings object that round-trips a JSON file: every key becomes an attribute, known or not."""
+
+    config_file_name: ClassVar[str] = CONFIG_NAME
+
+    def __init__(self, **kwargs: Any):
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+
+    def __repr__(self):
+        return f"{type(self).__name__} {self.to_json_string()}"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.to_dict() == other.to_dict()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: copy.deepcopy(value) for key, value in self.__dict__.items() if not key.startswith("_")}
+
+    def to_json_string(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **overrides: Any):
+        return cls(**{**config_dict, **overrides})
+
+    @staticmethod
+    def read_json(path: str) -> dict[str, Any]:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise CheckpointError(f"{path} is not valid JSON ({error})") from None
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{path} does not hold a JSON object")
+        return data
+
+    @classmethod
+    def from_json_file(cls, path: str | os.PathLike):
+        return cls.from_dict(cls.read_json(os.fspath(path)))
+
+    def to_json_file(self, path: str | os.PathLike) -> None:
+        with atomic_write(path) as handle:
+            handle.write(self.to_json_string())
+
+    @classmethod
+    def get_config_dict(cls, path_or_repo_id: str | os.PathLike, **hub_kwargs: Any) -> dict[str, Any]:
+        return cls.read_json(cached_file(path_or_repo_id, cls.config_file_name, **hub_kwargs))
+
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id: str | os.PathLike, **kwargs: Any):
+        hub_kwargs = pop_hub_kwargs(kwargs)
+        return cls.from_dict(cls.get_config_dict(path_or_repo_id, **hub_kwargs), **kwargs)
+
+    def save_pretrained(self, save_directory: str | os.PathLike) -> None:
+        os.makedirs(save_directory, exist_ok=True)
+        self.to_json_file(os.path.join(save_directory, self.config_file_name))
+
+
+class PretrainedConfig(JsonConfig):
+    model_type: ClassVar[str] = ""
+    # Hugging Face's alias -> attribute (`hidden_size` reads `d_model` in Marian, for example).
+    attribute_map: ClassVar[dict[str, str]] = {}
+
+    def __init__(
+        self,
+        *,
+        pad_token_id: int | None = None,
+        bos_token_id: int | None = None,
+        eos_token_id: int | None = None,
+        decoder_start_token_id: int | None = None,
+        is_encoder_decoder: bool = True,
+        tie_word_embeddings: bool = True,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        use_cache: bool = True,
+        **kwargs: Any,
+    ):
+        self.pad_token_id = pad_token_id
+        self.bos_token_id = bos_token_id
+        self.eos_token_id = eos_token_id
+        self.decoder_start_token_id = decoder_start_token_id
+        self.is_encoder_decoder = is_encoder_decoder
+        self.tie_word_embeddings = tie_word_embeddings
+        self.output_attentions = output_attentions
+        self.output_hidden_states = output_hidden_states
+        self.use_cache = use_cache
+        kwargs.pop("model_type", None)  # a class attribute, written back by to_dict()
+        super().__init__(**kwargs)
+
+    # Aliases resolve in both directions so HF code (`config.hidden_size`) works unchanged.
+    def __setattr__(self, key, value):
+        super().__setattr__(type(self).attribute_map.get(key, key), value)
+
+    def __getattr__(self, key):
+        # Only called when normal lookup fails.
+        attribute_map = type(self).attribute_map
+        if key in attribute_map:
+            return getattr(self, attribute_map[key])
+        raise AttributeError(f"{type(self).__name__} has no attribute {key!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "model_type": self.model_type}
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **overrides: Any) -> "PretrainedConfig":
+        model_type = config_dict.get("model_type")
+        if cls.model_type and model_type and model_type != cls.model_type:
+            raise CheckpointError(f"config.json has model_type {model_type!r}, expected {cls.model_type!r}")
+        return super().from_dict(config_dict, **overrides)
+
+
+HUB_KWARGS = ("revision", "cache_dir", "local_files_only", "token")
+
+
+def pop_hub_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Takes the huggingface_hub arguments out of a from_pretrained(**kwargs)."""
+    return {key: kwargs.pop(key) for key in HUB_KWARGS if key in kwargs}

@@ -1,0 +1,74 @@
+"""GenerationConfig: generation_config.json, with Hugging Face's key names and defaults."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from westron.configuration_utils import JsonConfig, PretrainedConfig
+from westron.errors import WestronError
+from westron.hub import cached_file
+
+GENERATION_CONFIG_NAME = "generation_config.json"
+
+# Hugging Face's defaults. Keys a model's config.json also carries (older checkpoints keep
+# `num_beams`, `max_length`, `bad_words_ids` there) seed a GenerationConfig when the checkpoint
+# has no generation_config.json.
+DEFAULTS: dict[str, Any] = {
+    "max_length": 20,
+    "max_new_tokens": None,
+    "min_length": 0,
+    "min_new_tokens": None,
+    "do_sample": False,
+    "early_stopping": False,
+    "num_beams": 1,
+    "temperature": 1.0,
+    "top_k": 50,
+    "top_p": 1.0,
+    "repetition_penalty": 1.0,
+    "length_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "bad_words_ids": None,
+    "num_return_sequences": 1,
+    "pad_token_id": None,
+    "bos_token_id": None,
+    "eos_token_id": None,
+    "decoder_start_token_id": None,
+    "forced_bos_token_id": None,
+    "forced_eos_token_id": None,
+    "use_cache": True,
+}
+
+
+class GenerationConfig(JsonConfig):
+    config_file_name = GENERATION_CONFIG_NAME
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**{**DEFAULTS, **kwargs})
+
+    @classmethod
+    def from_model_config(cls, config: PretrainedConfig) -> "GenerationConfig":
+        model_dict = config.to_dict()
+        return cls(**{key: model_dict[key] for key in DEFAULTS if key in model_dict})
+
+    @classmethod
+    def for_model(cls, path_or_repo_id, config: PretrainedConfig, **hub_kwargs: Any) -> "GenerationConfig":
+        """generation_config.json if the checkpoint has one, else the generation keys of config.json."""
+        path = cached_file(path_or_repo_id, GENERATION_CONFIG_NAME, required=False, **hub_kwargs)
+        if path is None:
+            return cls.from_model_config(config)
+        return cls.from_dict(cls.read_json(path))
+
+    def to_diff_dict(self) -> dict[str, Any]:
+        """The keys that differ from Hugging Face's defaults: what generation_config.json stores."""
+        return {k: v for k, v in self.to_dict().items() if k not in DEFAULTS or DEFAULTS[k] != v}
+
+    def update(self, **kwargs: Any) -> "GenerationConfig":
+        """A copy with `kwargs` applied; an unknown key is an error, as a typo would be silently ignored."""
+        unknown = sorted(k for k in kwargs if k not in DEFAULTS and not hasattr(self, k))
+        if unknown:
+            raise WestronError(f"unknown generation argument(s): {', '.join(unknown)}")
+        return type(self).from_dict(self.to_dict(), **kwargs)
+
+    def to_json_string(self) -> str:
+        return json.dumps(self.to_diff_dict(), indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,156 @@
+"""TensorFlow base model (Keras 3 on the TF backend): from_pretrained / save_pretrained / generate.
+
+Every Keras sublayer is created with name= its PyTorch attribute name, so a variable's path maps
+onto the checkpoint name by one rule (`westron.checkpoint.tf_to_checkpoint_name`). Tied weights
+are one Keras variable used in several places: only the source name exists on the TF side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from westron.checkpoint import check_names_and_shapes, load_state_dict, save_state_dict, tf_to_checkpoint_name
+from westron.configuration_utils import PretrainedConfig, pop_hub_kwargs
+from westron.errors import WestronError
+from westron.generation.configuration_utils import GenerationConfig
+
+
+class TFPreTrainedModel(keras.Model):
+    config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
+    checkpoint_keys_to_ignore: ClassVar[list[str]] = []
+
+    def __init__(self, config: PretrainedConfig, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.config = config
+        self.generation_config = GenerationConfig.from_model_config(config)
+
+    def tied_weights(self) -> dict[str, str]:
+        """Tied parameters under this config: {tied name: source name}, the same as the PyTorch twin's."""
+        return {}
+
+    @property
+    def dummy_inputs(self) -> dict[str, tf.Tensor]:
+        ids = tf.constant([[3, 4, 5, 2]], dtype=tf.int32)
+        return {"input_ids": ids, "decoder_input_ids": ids}
+
+    def build_weights(self) -> None:
+        """Creates every variable by running the model once on a tiny input."""
+        if not self.built or not self.weights:
+            self(**self.dummy_inputs)
+
+    # ---- the checkpoint view of the variables --------------------------------------------------------
+
+    def checkpoint_variables(self) -> dict[str, tuple[tf.Variable, bool]]:
+        """{checkpoint name: (variable, stored transposed)} for every variable of the model."""
+        self.build_weights()
+        named: dict[str, tuple[tf.Variable, bool]] = {}
+        for variable in self.weights:
+            name, transposed = tf_to_checkpoint_name(variable.path)
+            if name in named:
+                raise RuntimeError(f"two variables map to checkpoint name {name!r}: {variable.path}")
+            named[name] = (variable, transposed)
+        return named
+
+    def checkpoint_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {
+            name: tuple(variable.shape)[::-1] if transposed else tuple(variable.shape)
+            for name, (variable, transposed) in self.checkpoint_variables().items()
+        }
+
+    # ---- loading ----------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_repo_id: str | os.PathLike,
+        *,
+        config: PretrainedConfig | None = None,
+        allow_pickle: bool = False,
+        device: str | None = None,
+        **kwargs: Any,
+    ) -> "TFPreTrainedModel":
+        """Loads config.json, generation_config.json and the (PyTorch-named) weights of a folder or Hub repo."""
+        hub_kwargs = pop_hub_kwargs(kwargs)
+        if config is None:
+            config = cls.config_class.from_pretrained(path_or_repo_id, **hub_kwargs, **kwargs)
+        elif kwargs:
+            raise TypeError(f"unexpected arguments: {', '.join(kwargs)}")
+        state_dict = load_state_dict(path_or_repo_id, framework="np", allow_pickle=allow_pickle, **hub_kwargs)
+        with tf_device_scope(device):
+            model = cls(config)
+            model.load_checkpoint(state_dict, source=os.fspath(path_or_repo_id))
+        model.generation_config = GenerationConfig.for_model(path_or_repo_id, config, **hub_kwargs)
+        return model
+
+    def load_checkpoint(self, state_dict: dict[str, np.ndarray], source: str = "state dict") -> None:
+        """Assigns a checkpoint's arrays to the variables after checking every name and shape."""
+        tied = self.tied_weights()
+        check_names_and_shapes(
+            self.checkpoint_shapes(),
+            {name: tuple(array.shape) for name, array in state_dict.items()},
+            source,
+            ignored=self.checkpoint_keys_to_ignore + [re.escape(name) + "$" for name in tied],
+        )
+        for name, (variable, transposed) in self.checkpoint_variables().items():
+            array = state_dict[name]
+            if transposed:
+                array = array.T
+            variable.assign(np.asarray(array, dtype=variable.dtype))
+
+    # ---- saving -----------------------------------------------------------------------------------
+
+    def save_pretrained(self, save_directory: str | os.PathLike, max_shard_size: int | str = "5GB") -> None:
+        """Writes config.json, generation_config.json and a PyTorch-named model.safetensors, atomically."""
+        os.makedirs(save_directory, exist_ok=True)
+        self.config.save_pretrained(save_directory)
+        self.generation_config.save_pretrained(save_directory)
+        state_dict = {
+            name: np.ascontiguousarray(variable.numpy().T if transposed else variable.numpy())
+            for name, (variable, transposed) in self.checkpoint_variables().items()
+        }
+        save_state_dict(state_dict, save_directory, max_shard_size=max_shard_size)
+
+    # ---- generation -------------------------------------------------------------------------------
+
+    def generate(self, input_ids, attention_mask=None, **kwargs: Any) -> tf.Tensor:
+        """Translates a batch: returns generated ids (batch * num_return_sequences, length) as a tf.Tensor.
+
+        Runs as one compiled tf.function by default (`jit_compile=True`, shapes padded to buckets);
+        `eager=True` runs the same search step by step in Python, for debugging.
+        """
+        from westron.generation.tf_search import generate
+
+        return generate(self, input_ids, attention_mask=attention_mask, **kwargs)
+
+
+def resolve_tf_device(device: str) -> str:
+    """Maps cpu, gpu, gpu:N, cuda, cuda:N to a TF device string that exists, or raises a WestronError."""
+    spec = device.strip().lower()
+    match = re.fullmatch(r"(cpu|gpu|cuda)(?::(\d+))?", spec)
+    if not match:
+        raise WestronError(f"{device!r} is not a device (use cpu, gpu, gpu:N, cuda or cuda:N)")
+    kind, index = match.group(1), int(match.group(2) or 0)
+    if kind == "cpu":
+        return "/CPU:0"
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        raise WestronError(f"device {device} requested but TensorFlow sees no GPU")
+    if index >= len(gpus):
+        raise WestronError(f"device {device} requested but TensorFlow sees only {len(gpus)} GPU(s)")
+    return f"/GPU:{index}"
+
+
+def tf_device_scope(device: str | None):
+    """`with tf.device(...)` for a user's device string; a no-op for None."""
+    if device is None:
+        return contextlib.nullcontext()
+    return tf.device(resolve_tf_device(device))
+
+

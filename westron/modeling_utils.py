@@ -1,0 +1,140 @@
+"""PyTorch base model: from_pretrained / save_pretrained / tying / device / dtype / generate.
+
+A model's parameter paths are Hugging Face's checkpoint names, so loading is a name-for-name copy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from westron.checkpoint import check_names_and_shapes, load_state_dict, save_state_dict
+from westron.configuration_utils import PretrainedConfig, pop_hub_kwargs
+from westron.errors import WestronError
+from westron.generation.configuration_utils import GenerationConfig
+
+
+class PreTrainedModel(nn.Module):
+    config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
+    # Regexes for checkpoint tensors the model does not need (e.g. HF's saved sinusoidal tables).
+    checkpoint_keys_to_ignore: ClassVar[list[str]] = []
+
+    def __init__(self, config: PretrainedConfig):
+        super().__init__()
+        self.config = config
+        self.generation_config = GenerationConfig.from_model_config(config)
+
+    # ---- tying ----------------------------------------------------------------------------------
+
+    def tied_weights(self) -> dict[str, str]:
+        """Tied parameters under this config: {tied name: source name}. Subclasses override."""
+        return {}
+
+    def tie_weights(self) -> None:
+        """Makes every tied parameter the same nn.Parameter object as its source."""
+        for target, source in self.tied_weights().items():
+            module_path, _, attribute = target.rpartition(".")
+            setattr(self.get_submodule(module_path), attribute, self.get_parameter(source))
+
+    # ---- device / dtype ---------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ---- loading ----------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_repo_id: str | os.PathLike,
+        *,
+        config: PretrainedConfig | None = None,
+        allow_pickle: bool = False,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        **kwargs: Any,
+    ) -> "PreTrainedModel":
+        """Loads config.json, generation_config.json and the weights of a folder or Hub repo."""
+        hub_kwargs = pop_hub_kwargs(kwargs)
+        if config is None:
+            config = cls.config_class.from_pretrained(path_or_repo_id, **hub_kwargs, **kwargs)
+        elif kwargs:
+            raise TypeError(f"unexpected arguments: {', '.join(kwargs)}")
+        model = cls(config)
+        state_dict = load_state_dict(path_or_repo_id, framework="pt", allow_pickle=allow_pickle, **hub_kwargs)
+        model.load_checkpoint(state_dict, source=os.fspath(path_or_repo_id))
+        model.generation_config = GenerationConfig.for_model(path_or_repo_id, config, **hub_kwargs)
+        model.eval()  # as in HF: dropout is off until the caller trains
+        if dtype is not None:
+            model.to(dtype)
+        if device is not None:
+            model.to(resolve_device(device))
+        return model
+
+    def load_checkpoint(self, state_dict: dict[str, torch.Tensor], source: str = "state dict") -> None:
+        """Copies a checkpoint's tensors into the model after checking every name and shape."""
+        tied = self.tied_weights()
+        model_state = self.state_dict()
+        check_names_and_shapes(
+            {name: tuple(t.shape) for name, t in model_state.items()},
+            {name: tuple(t.shape) for name, t in state_dict.items()},
+            source,
+            optional=tied,
+            ignored=self.checkpoint_keys_to_ignore + [re.escape(name) + "$" for name in tied],
+        )
+        with torch.no_grad():
+            for name, tensor in state_dict.items():
+                if name in model_state and name not in tied:
+                    model_state[name].copy_(tensor)
+        self.tie_weights()
+
+    # ---- saving -----------------------------------------------------------------------------------
+
+    def save_pretrained(self, save_directory: str | os.PathLike, max_shard_size: int | str = "5GB") -> None:
+        """Writes config.json, generation_config.json and model.safetensors (or shards), each atomically.
+
+        Tied parameters are saved once, under their source name, as Hugging Face does.
+        """
+        os.makedirs(save_directory, exist_ok=True)
+        self.config.save_pretrained(save_directory)
+        self.generation_config.save_pretrained(save_directory)
+        tied = self.tied_weights()
+        state_dict = {name: t.detach().cpu() for name, t in self.state_dict().items() if name not in tied}
+        save_state_dict(state_dict, save_directory, max_shard_size=max_shard_size)
+
+    # ---- generation -------------------------------------------------------------------------------
+
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any):
+        """Translates a batch: returns generated ids (batch * num_return_sequences, length)."""
+        from westron.generation.torch_search import generate
+
+        return generate(self, input_ids, attention_mask=attention_mask, **kwargs)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """A torch.device that exists on this machine, or a WestronError naming what is there."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise WestronError(f"{device!r} is not a device (use cpu, cuda or cuda:N)") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise WestronError(f"device {device} requested but no CUDA GPU is available")
+        if device.index is not None and device.index >= count:
+            raise WestronError(f"device {device} requested but only {count} CUDA GPU(s) are available")
+    elif device.type not in ("cpu", "mps"):
+        raise WestronError(f"device type {device.type!r} is not supported (use cpu or cuda)")
+    return device

@@ -1,0 +1,94 @@
+"""Auto classes: config.json's model_type picks the config, tokenizer and PT / TF model classes.
+
+Entries are dotted paths, imported on first use, so the registry loads no framework.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any, NamedTuple
+
+from westron.configuration_utils import HUB_KWARGS, PretrainedConfig, pop_hub_kwargs
+from westron.errors import CheckpointError
+
+
+class ModelFamily(NamedTuple):
+    config: str
+    tokenizer: str
+    pt_model: str  # the seq2seq LM class (HF's XForConditionalGeneration / MarianMTModel)
+    tf_model: str
+
+
+MODEL_FAMILIES: dict[str, ModelFamily] = {
+    "marian": ModelFamily(
+        config="westron.models.marian.configuration_marian.MarianConfig",
+        tokenizer="westron.models.marian.tokenization_marian.MarianTokenizer",
+        pt_model="westron.models.marian.modeling_marian.MarianMTModel",
+        tf_model="westron.models.marian.modeling_tf_marian.TFMarianMTModel",
+    ),
+}
+
+
+def import_object(dotted_path: str) -> Any:
+    module_name, _, name = dotted_path.rpartition(".")
+    return getattr(importlib.import_module(module_name), name)
+
+
+def family_for(model_type: str | None, source: str) -> ModelFamily:
+    if model_type not in MODEL_FAMILIES:
+        known = ", ".join(sorted(MODEL_FAMILIES))
+        raise CheckpointError(f"{source}: unknown model_type {model_type!r} (Westron supports: {known})")
+    return MODEL_FAMILIES[model_type]
+
+
+def _family_of_checkpoint(path_or_repo_id, hub_kwargs) -> tuple[ModelFamily, dict[str, Any]]:
+    config_dict = PretrainedConfig.get_config_dict(path_or_repo_id, **hub_kwargs)
+    return family_for(config_dict.get("model_type"), f"{os.fspath(path_or_repo_id)}/config.json"), config_dict
+
+
+class AutoConfig:
+    @staticmethod
+    def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs: Any) -> PretrainedConfig:
+        family, config_dict = _family_of_checkpoint(path_or_repo_id, pop_hub_kwargs(kwargs))
+        return import_object(family.config).from_dict(config_dict, **kwargs)
+
+    @staticmethod
+    def for_model(model_type: str, **kwargs: Any) -> PretrainedConfig:
+        return import_object(family_for(model_type, "AutoConfig.for_model").config)(**kwargs)
+
+
+class AutoTokenizer:
+    @staticmethod
+    def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs: Any):
+        hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
+        family, _ = _family_of_checkpoint(path_or_repo_id, hub_kwargs)
+        return import_object(family.tokenizer).from_pretrained(path_or_repo_id, **kwargs)
+
+
+class AutoModelForSeq2SeqLM:
+    """The PyTorch seq2seq model for a checkpoint (`MarianMTModel` for an opus-mt folder)."""
+
+    @staticmethod
+    def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs: Any):
+        hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
+        family, _ = _family_of_checkpoint(path_or_repo_id, hub_kwargs)
+        return import_object(family.pt_model).from_pretrained(path_or_repo_id, **kwargs)
+
+    @staticmethod
+    def from_config(config: PretrainedConfig):
+        return import_object(family_for(config.model_type, "from_config").pt_model)(config)
+
+
+class TFAutoModelForSeq2SeqLM:
+    """The TensorFlow seq2seq model for a checkpoint (`TFMarianMTModel` for an opus-mt folder)."""
+
+    @staticmethod
+    def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs: Any):
+        hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
+        family, _ = _family_of_checkpoint(path_or_repo_id, hub_kwargs)
+        return import_object(family.tf_model).from_pretrained(path_or_repo_id, **kwargs)
+
+    @staticmethod
+    def from_config(config: PretrainedConfig):
+        return import_object(family_for(config.model_type, "from_config").tf_model)(config)

@@ -1,0 +1,1 @@
+"""Marian: the architecture of the Helsinki-NLP opus-mt checkpoints."""
