@@ -35,7 +35,7 @@ class JsonConfig:
         return type(self) is type(other) and self.to_dict() == other.to_dict()
 
     def to_dict(self) -> dict[str, Any]:
-        return {key: copy.deepcopy(value) for key, value in self.__dict__.items() if not key.startswith("_")}
+        return copy.deepcopy(self.__dict__)
 
     def to_json_string(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
@@ -81,6 +81,10 @@ class PretrainedConfig(JsonConfig):
     model_type: ClassVar[str] = ""
     # Hugging Face's alias -> attribute (`hidden_size` reads `d_model` in Marian, for example).
     attribute_map: ClassVar[dict[str, str]] = {}
+    # Defaults read through the class, so they are written to config.json only when set,
+    # as Hugging Face 5 writes them.
+    output_attentions: bool = False
+    output_hidden_states: bool = False
 
     def __init__(
         self,
@@ -91,8 +95,6 @@ class PretrainedConfig(JsonConfig):
         decoder_start_token_id: int | None = None,
         is_encoder_decoder: bool = True,
         tie_word_embeddings: bool = True,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
         use_cache: bool = True,
         **kwargs: Any,
     ):
@@ -102,8 +104,6 @@ class PretrainedConfig(JsonConfig):
         self.decoder_start_token_id = decoder_start_token_id
         self.is_encoder_decoder = is_encoder_decoder
         self.tie_word_embeddings = tie_word_embeddings
-        self.output_attentions = output_attentions
-        self.output_hidden_states = output_hidden_states
         self.use_cache = use_cache
         kwargs.pop("model_type", None)  # a class attribute, written back by to_dict()
         super().__init__(**kwargs)

@@ -1,0 +1,214 @@
+"""The `westron` command.
+
+    westron translate --model PATH [--framework pt|tf] [--device cpu|cuda:N|gpu:N] [-i FILE] [-o FILE]
+    westron demo
+
+User mistakes (a missing folder, bad UTF-8, an unknown device) print one line,
+`westron: error: ...`, and exit with status 2; no traceback, no partial output file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from typing import BinaryIO, TextIO
+
+from westron.errors import WestronError
+
+EXIT_USER_ERROR = 2
+# Lines read ahead and sorted by length, so each batch holds sentences of similar length
+# (less padding); the window bounds memory for any input size.
+WINDOW_BATCHES = 16
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from westron import __version__
+
+    parser = argparse.ArgumentParser(prog="westron", description="Neural machine translation in PyTorch and TensorFlow.")
+    parser.add_argument("--version", action="version", version=f"westron {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    translate = commands.add_parser("translate", help="translate lines of text with a seq2seq checkpoint")
+    translate.add_argument("--model", required=True, help="checkpoint folder or Hugging Face Hub repo id")
+    translate.add_argument("--framework", choices=("pt", "tf"), default=None, help="default: pt if installed, else tf")
+    translate.add_argument("--device", default=None, help="cpu, cuda, cuda:N (PyTorch) or gpu, gpu:N (TensorFlow)")
+    translate.add_argument("--num-beams", type=positive_int, default=None, help="beam size (default: the model's)")
+    translate.add_argument("--batch-size", type=positive_int, default=32)
+    translate.add_argument("--max-new-tokens", type=positive_int, default=None)
+    translate.add_argument("-i", "--input", default=None, help="input file, one sentence a line (default: stdin)")
+    translate.add_argument("-o", "--output", default=None, help="output file, written atomically (default: stdout)")
+    translate.add_argument("--no-truncate", action="store_true", help="refuse inputs longer than the model's limit")
+    translate.add_argument("--allow-pickle", action="store_true", help="load pytorch_model.bin pickles (trusted sources only)")
+    translate.add_argument("--eager", action="store_true", help="TensorFlow: run generation eagerly (debugging)")
+
+    demo = commands.add_parser("demo", help="build a tiny demo checkpoint and translate a few lines with it")
+    demo.add_argument("--folder", default="demo-model", help="where to write the demo checkpoint")
+    demo.add_argument("--framework", choices=("pt", "tf"), default=None)
+    return parser
+
+
+# ---- input -----------------------------------------------------------------------------------------
+
+
+def read_lines(stream: BinaryIO, name: str) -> Iterator[str]:
+    """Yields lines without their line ending; invalid UTF-8 is an error naming the line."""
+    for number, raw in enumerate(stream, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise WestronError(f"{name}: line {number} is not valid UTF-8 ({error.reason} at byte {error.start})") from None
+        yield text.rstrip("\r\n")
+
+
+def windows(lines: Iterator[str], size: int) -> Iterator[list[str]]:
+    window: list[str] = []
+    for line in lines:
+        window.append(line)
+        if len(window) == size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+@contextlib.contextmanager
+def open_input(path: str | None):
+    if path is None:
+        yield sys.stdin.buffer, "<stdin>"
+        return
+    try:
+        handle = open(path, "rb")
+    except OSError as error:
+        raise WestronError(f"cannot read input file {path}: {error.strerror}") from None
+    with handle:
+        yield handle, path
+
+
+@contextlib.contextmanager
+def open_output(path: str | None):
+    if path is None:
+        yield sys.stdout
+        return
+    from westron.file_utils import atomic_write
+
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise WestronError(f"cannot write {path}: folder {directory} does not exist")
+    with atomic_write(path) as handle:
+        yield handle
+
+
+# ---- translate -------------------------------------------------------------------------------------
+
+
+def translate_window(translator, window: list[str], first_line: int, batch_size: int, generate_kwargs) -> list[str]:
+    """Translates one window; empty lines stay empty; order is restored after sorting by length."""
+    from westron.pipelines import InputTooLongError
+
+    outputs = [""] * len(window)
+    order = sorted((i for i, line in enumerate(window) if line.strip()), key=lambda i: len(window[i]), reverse=True)
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        try:
+            translations = translator.translate_batch([window[i] for i in batch], **generate_kwargs)
+        except InputTooLongError as error:
+            line = first_line + batch[error.index]
+            raise WestronError(f"line {line}: {error} (drop --no-truncate to truncate it)") from None
+        for i, text in zip(batch, translations):
+            outputs[i] = text
+    return outputs
+
+
+def run_translate(args: argparse.Namespace) -> None:
+    from westron.pipelines import TranslationPipeline
+
+    generate_kwargs = {}
+    if args.num_beams is not None:
+        generate_kwargs["num_beams"] = args.num_beams
+    if args.max_new_tokens is not None:
+        generate_kwargs["max_new_tokens"] = args.max_new_tokens
+    if args.eager:
+        if args.framework == "pt":
+            raise WestronError("--eager applies to TensorFlow only (PyTorch always runs eagerly)")
+        generate_kwargs["eager"] = True
+
+    with open_input(args.input) as (stream, name):
+        translator = TranslationPipeline(
+            args.model,
+            framework=args.framework,
+            device=args.device,
+            truncation=not args.no_truncate,
+            allow_pickle=args.allow_pickle,
+        )
+        if args.eager and translator.framework != "tf":
+            raise WestronError("--eager applies to TensorFlow only (PyTorch always runs eagerly)")
+        window_size = args.batch_size * WINDOW_BATCHES
+        with open_output(args.output) as out, progress_bar() as bar:
+            first_line = 1
+            for window in windows(read_lines(stream, name), window_size):
+                for text in translate_window(translator, window, first_line, args.batch_size, generate_kwargs):
+                    out.write(text + "\n")
+                out.flush()
+                first_line += len(window)
+                bar.update(len(window))
+
+
+def progress_bar():
+    from tqdm import tqdm
+
+    return tqdm(unit=" lines", file=sys.stderr, disable=not sys.stderr.isatty(), dynamic_ncols=True)
+
+
+def run_demo(args: argparse.Namespace) -> None:
+    from westron.demo import run_demo as demo
+
+    demo(args.folder, framework=args.framework)
+
+
+# ---- entry point -----------------------------------------------------------------------------------
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"westron: warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter is not for users
+    args = build_parser().parse_args(argv)
+    warnings.showwarning = _show_warning
+    warnings.simplefilter("once", UserWarning)
+    try:
+        if args.command == "translate":
+            run_translate(args)
+        else:
+            run_demo(args)
+    except WestronError as error:
+        print(f"westron: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("westron: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`westron translate ... | head`): not an error worth a traceback.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

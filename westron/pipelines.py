@@ -1,0 +1,133 @@
+"""pipeline("translation"): text in, translations out, in PyTorch or TensorFlow.
+
+    >>> translator = westron.pipeline("translation", model="path/to/opus-mt-en-de", framework="tf")
+    >>> translator(["Hello world"], num_beams=4)
+    [{'translation_text': 'Hallo Welt'}]
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from westron.errors import WestronError
+
+SUPPORTED_TASK = re.compile(r"translation(_[a-z]+_to_[a-z]+)?")
+
+
+def default_framework() -> str:
+    """PyTorch when it is installed, else TensorFlow, as Hugging Face 4.x chose."""
+    if importlib.util.find_spec("torch") is not None:
+        return "pt"
+    if importlib.util.find_spec("tensorflow") is not None:
+        return "tf"
+    raise WestronError("neither PyTorch nor TensorFlow is installed: pip install 'westron[torch]' or 'westron[tf]'")
+
+
+class TranslationPipeline:
+    """Tokenizes, generates and decodes; holds one model in one framework on one device."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any = None,
+        framework: str | None = None,
+        device: str | None = None,
+        truncation: bool = True,
+        allow_pickle: bool = False,
+        **generate_kwargs: Any,
+    ):
+        framework = framework or default_framework()
+        if framework not in ("pt", "tf"):
+            raise WestronError(f"framework must be 'pt' or 'tf', not {framework!r}")
+        self.framework = framework
+        self.truncation = truncation
+        self.generate_kwargs = generate_kwargs
+        if isinstance(model, str) or hasattr(model, "__fspath__"):
+            from westron.models.auto import AutoModelForSeq2SeqLM, AutoTokenizer, TFAutoModelForSeq2SeqLM
+
+            tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
+            auto = AutoModelForSeq2SeqLM if framework == "pt" else TFAutoModelForSeq2SeqLM
+            model = auto.from_pretrained(model, device=device, allow_pickle=allow_pickle)
+        elif tokenizer is None:
+            raise WestronError("pass tokenizer= when model is a model object rather than a path")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        if framework == "pt" and device is not None:
+            from westron.modeling_utils import resolve_device
+
+            self.model.to(resolve_device(device))
+
+    @property
+    def max_source_length(self) -> int:
+        """Tokens the model accepts: its position table, or the tokenizer's limit if smaller."""
+        limits = [getattr(self.model.config, "max_position_embeddings", None)]
+        limits.append(getattr(self.tokenizer, "model_max_length", None))
+        return min(limit for limit in limits if isinstance(limit, int) and limit > 0)
+
+    def encode(self, texts: Sequence[str]) -> tuple[Any, Any]:
+        """Tokenizes a batch; inputs over the model's limit are truncated with one warning, or refused."""
+        encoded = self.tokenizer(list(texts), padding=True, truncation=False, return_tensors="np")
+        limit = self.max_source_length
+        lengths = encoded["attention_mask"].sum(axis=1)
+        too_long = [i for i, length in enumerate(lengths) if length > limit]
+        if too_long:
+            if not self.truncation:
+                raise InputTooLongError(too_long[0], int(lengths[too_long[0]]), limit)
+            warnings.warn(f"{len(too_long)} input(s) longer than {limit} tokens were truncated", stacklevel=3)
+            encoded = self.tokenizer(list(texts), padding=True, truncation=True, max_length=limit, return_tensors="np")
+        return encoded["input_ids"], encoded["attention_mask"]
+
+    def translate_batch(self, texts: Sequence[str], **generate_kwargs: Any) -> list[str]:
+        """Translates one batch of non-empty texts; returns one string per text (per returned sequence)."""
+        if not texts:
+            return []
+        input_ids, attention_mask = self.encode(texts)
+        kwargs = {**self.generate_kwargs, **generate_kwargs}
+        if self.framework == "pt":
+            output_ids = self._generate_pt(input_ids, attention_mask, kwargs)
+        else:
+            output_ids = self._generate_tf(input_ids, attention_mask, kwargs)
+        return self.tokenizer.batch_decode(output_ids, skip_special_tokens=True)
+
+    def _generate_pt(self, input_ids, attention_mask, kwargs):
+        import torch
+
+        device = self.model.device
+        output = self.model.generate(
+            torch.as_tensor(input_ids, device=device), attention_mask=torch.as_tensor(attention_mask, device=device), **kwargs
+        )
+        return output.cpu().numpy()
+
+    def _generate_tf(self, input_ids, attention_mask, kwargs):
+        from westron.modeling_tf_utils import tf_device_scope
+
+        with tf_device_scope(self.device):
+            output = self.model.generate(input_ids, attention_mask=attention_mask, **kwargs)
+        return output.numpy()
+
+    def __call__(self, texts: str | Sequence[str], batch_size: int = 32, **generate_kwargs: Any) -> list[dict[str, str]]:
+        """Translates a text or a list of texts: [{"translation_text": ...}] in input order."""
+        if isinstance(texts, str):
+            texts = [texts]
+        results: list[str] = []
+        for start in range(0, len(texts), batch_size):
+            results.extend(self.translate_batch(texts[start : start + batch_size], **generate_kwargs))
+        return [{"translation_text": text} for text in results]
+
+
+class InputTooLongError(WestronError):
+    def __init__(self, index: int, length: int, limit: int):
+        self.index = index
+        super().__init__(f"input {index + 1} has {length} tokens, more than the model's limit of {limit}")
+
+
+def pipeline(task: str, model: Any, tokenizer: Any = None, framework: str | None = None, device: str | None = None, **kwargs: Any):
+    """Hugging Face's pipeline() for translation: `pipeline("translation", model=..., framework="pt"|"tf")`."""
+    if not SUPPORTED_TASK.fullmatch(task):
+        raise WestronError(f"unsupported task {task!r}: Westron's pipeline() supports 'translation'")
+    return TranslationPipeline(model, tokenizer=tokenizer, framework=framework, device=device, **kwargs)
