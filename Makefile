@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test check-copies fix-copies benchmark clean
+.PHONY: setup demo test check-copies fix-copies benchmark benchmark-env clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,5 +28,16 @@ check-copies: setup
 fix-copies: setup
 	$(PY) utils/check_copies.py --fix
 
+# HF transformers 4.57 (the last release with TensorFlow models) needs tf-keras: keep it apart.
+.venv-hf4/.installed:
+	$(PYTHON) -m venv .venv-hf4
+	.venv-hf4/bin/pip install --quiet "transformers==4.57.*" tf-keras "tensorflow-cpu==2.21.*" safetensors sentencepiece
+	touch $@
+
+benchmark-env: setup .venv-hf4/.installed
+
+benchmark: benchmark-env
+	$(PY) benchmarks/generate.py
+
 clean:
-	rm -rf $(VENV) demo-model .pytest_cache
+	rm -rf $(VENV) .venv-hf4 demo-model .pytest_cache benchmarks/.cache
