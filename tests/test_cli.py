@@ -1,0 +1,142 @@
+"""`westron translate`: streaming, order, empty lines, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from westron.cli import main
+
+LINES = ["Speak, friend, and enter.", "", "One checkpoint.", "The road goes ever on and on, down from the door.", "", "x"]
+
+
+@pytest.fixture(scope="session")
+def demo_folder(tmp_path_factory):
+    from westron.demo import build_demo_checkpoint
+
+    return build_demo_checkpoint(str(tmp_path_factory.mktemp("demo") / "model"))
+
+
+def run_cli(argv, stdin_bytes=b"", monkeypatch=None):
+    """Runs main() in-process with the given stdin; returns (exit code, stdout, stderr)."""
+    stdin = io.TextIOWrapper(io.BytesIO(stdin_bytes), encoding="utf-8")
+    stdout, stderr = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stdin", stdin)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    code = main(argv)
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+def write_input(tmp_path, lines):
+    path = tmp_path / "input.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("framework", ["pt", "tf"])
+def test_translate_file_keeps_line_count_order_and_empty_lines(tmp_path, demo_folder, monkeypatch, framework):
+    source = write_input(tmp_path, LINES)
+    output = tmp_path / "out.txt"
+    argv = ["translate", "--model", demo_folder, "--framework", framework, "-i", str(source), "-o", str(output)]
+    code, stdout, stderr = run_cli(argv + ["--batch-size", "2", "--max-new-tokens", "5"], monkeypatch=monkeypatch)
+    assert code == 0, stderr
+    small_batches = output.read_text(encoding="utf-8").split("\n")[:-1]
+    assert len(small_batches) == len(LINES)
+    assert [line == "" for line in small_batches] == [line == "" for line in LINES]
+
+    # Batching and length-sorting must not change any translation.
+    code, _, stderr = run_cli(argv + ["--batch-size", "16", "--max-new-tokens", "5"], monkeypatch=monkeypatch)
+    assert code == 0, stderr
+    assert output.read_text(encoding="utf-8").split("\n")[:-1] == small_batches
+
+
+def test_stdin_to_stdout(demo_folder, monkeypatch):
+    code, stdout, stderr = run_cli(
+        ["translate", "--model", demo_folder, "--framework", "pt", "--max-new-tokens", "4"],
+        stdin_bytes="Hello\n\nWorld\n".encode(),
+        monkeypatch=monkeypatch,
+    )
+    assert code == 0, stderr
+    assert stdout.count("\n") == 3 and stdout.split("\n")[1] == ""
+
+
+def assert_one_line_error(code, stderr, *fragments):
+    assert code == 2
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("westron: error: "), stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_missing_model_folder(tmp_path, monkeypatch):
+    code, _, stderr = run_cli(["translate", "--model", str(tmp_path / "no" / "such" / "model")], monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, "does not exist")
+
+
+def test_corrupt_weights(tmp_path, demo_folder, monkeypatch):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in os.listdir(demo_folder):
+        (broken / name).write_bytes((open(os.path.join(demo_folder, name), "rb")).read())
+    (broken / "model.safetensors").write_bytes(b"garbage" * 10)
+    code, _, stderr = run_cli(["translate", "--model", str(broken), "--framework", "pt"], monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, "safetensors")
+
+
+def test_unknown_model_type(tmp_path, monkeypatch):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    code, _, stderr = run_cli(["translate", "--model", str(tmp_path)], monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, "unknown model_type 'bert'")
+
+
+def test_invalid_utf8_names_the_line_and_leaves_no_output(tmp_path, demo_folder, monkeypatch):
+    source = tmp_path / "bad.txt"
+    source.write_bytes(b"fine\nalso fine\nbad \xff byte\n")
+    output = tmp_path / "out.txt"
+    argv = ["translate", "--model", demo_folder, "--framework", "pt", "-i", str(source), "-o", str(output)]
+    code, _, stderr = run_cli(argv, monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, "line 3", "UTF-8")
+    assert not output.exists() and os.listdir(tmp_path) == ["bad.txt"]
+
+
+def test_too_long_input_truncates_with_one_warning_or_fails_with_no_truncate(tmp_path, demo_folder, monkeypatch):
+    long_line = " ".join(["translation"] * 400)
+    source = write_input(tmp_path, ["short", long_line, long_line])
+    argv = ["translate", "--model", demo_folder, "--framework", "pt", "-i", str(source), "--max-new-tokens", "3"]
+    code, stdout, stderr = run_cli(argv, monkeypatch=monkeypatch)
+    assert code == 0 and stdout.count("\n") == 3
+    assert stderr.count("westron: warning:") == 1 and "truncated" in stderr
+
+    code, _, stderr = run_cli(argv + ["--no-truncate"], monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, "line 2", "limit")
+
+
+@pytest.mark.parametrize("framework, device", [("pt", "cuda:0"), ("tf", "gpu:3"), ("pt", "tpu")])
+def test_device_that_is_not_there(demo_folder, monkeypatch, framework, device):
+    argv = ["translate", "--model", demo_folder, "--framework", framework, "--device", device]
+    code, _, stderr = run_cli(argv, stdin_bytes=b"hello\n", monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, device)
+
+
+def test_missing_input_file(tmp_path, monkeypatch):
+    code, _, stderr = run_cli(["translate", "--model", "x", "-i", str(tmp_path / "none.txt")], monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, "none.txt")
+
+
+def test_real_process_exit_code_and_no_traceback(tmp_path):
+    """The installed entry point: exit status 2, a single line, no Python traceback."""
+    done = subprocess.run(
+        [sys.executable, "-m", "westron.cli", "translate", "--model", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        input="",
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().startswith("westron: error:") and len(done.stderr.strip().splitlines()) == 1
