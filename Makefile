@@ -22,11 +22,12 @@ test: setup
 	$(PY) utils/check_copies.py
 	$(PY) -m pytest -q
 
-check-copies: setup
-	$(PY) utils/check_copies.py
+# The copy checker is standard library only: it needs no virtual environment.
+check-copies:
+	$(PYTHON) utils/check_copies.py
 
-fix-copies: setup
-	$(PY) utils/check_copies.py --fix
+fix-copies:
+	$(PYTHON) utils/check_copies.py --fix
 
 # HF transformers 4.57 (the last release with TensorFlow models) needs tf-keras: keep it apart.
 .venv-hf4/.installed:
