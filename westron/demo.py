@@ -55,7 +55,7 @@ def build_demo_checkpoint(folder: str, seed: int = 0) -> str:
         spm.SentencePieceTrainer.train(
             input=corpus_path,
             model_prefix=os.path.join(scratch, "spm"),
-            vocab_size=150,
+            vocab_size=120,
             model_type="unigram",
             character_coverage=1.0,
             minloglevel=2,
