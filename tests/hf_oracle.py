@@ -80,3 +80,99 @@ def random_batch(vocab_size: int, pad_token_id: int, eos_token_id: int, batch=3,
         ids[row, row_length:] = pad_token_id
         mask[row, row_length:] = 0
     return ids, mask
+
+
+# ---- T5 ------------------------------------------------------------------------------------------------
+
+# Tiny T5 shapes covering the checkpoints in use. "head" says how the LM head is saved:
+#   "tied"     shared.weight only (t5 v1.0; also what HF 5 makes of T5Config(tie_word_embeddings=False):
+#              a tied head without the d_model**-0.5 rescaling);
+#   "untied"   a separate lm_head.weight (t5 v1.1 / flan-t5 / mT5 on the Hub), HF 5's config.json;
+#   "legacy"   the same weights with config.json as transformers 4 wrote it (tie_word_embeddings false,
+#              no scale_decoder_outputs), as the Hub's flan-t5 and mT5 configs are.
+T5_VARIANTS = {
+    "t5-v1.0-relu-tied": dict(feed_forward_proj="relu", head="tied"),
+    "t5-v1.1-gated-gelu-untied": dict(feed_forward_proj="gated-gelu", tie_word_embeddings=False, head="untied"),
+    "flan-legacy-config-deep-encoder": dict(
+        feed_forward_proj="gated-gelu", tie_word_embeddings=False, num_layers=3, num_decoder_layers=1, head="legacy"
+    ),
+    "tied-unscaled-gated-silu-deep-decoder": dict(
+        feed_forward_proj="gated-silu", tie_word_embeddings=False, num_layers=1, num_decoder_layers=3, head="tied"
+    ),
+}
+
+# mT5 (model_type "mt5", HF's MT5ForConditionalGeneration): the T5 v1.1 architecture, never rescaled.
+MT5_VARIANTS = {
+    "mt5-untied": dict(head="untied"),
+}
+
+
+def tiny_t5_config(**overrides):
+    """A tiny HF T5Config; relative_attention_max_distance small so a 7-token batch reaches the log buckets."""
+    from transformers import T5Config
+
+    return T5Config(**_tiny_t5_settings(overrides))
+
+
+def _tiny_t5_settings(overrides):
+    settings = dict(
+        vocab_size=99,
+        d_model=32,
+        d_kv=8,
+        d_ff=37,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        relative_attention_max_distance=6,
+        dropout_rate=0.0,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,  # HF 5's T5Config has no default for it; T5 checkpoints all say 0
+    )
+    settings.update(overrides)
+    return settings
+
+
+def save_tiny_t5(
+    folder: str | os.PathLike, seed: int = 0, head: str = "tied", model_type: str = "t5", **overrides
+) -> str:
+    """Saves a random tiny HF T5ForConditionalGeneration (or MT5ForConditionalGeneration) and returns the folder.
+
+    head: "tied", "untied" or "legacy" (see T5_VARIANTS). HF 5 ties a fresh model's head whatever
+    tie_word_embeddings says, so "untied" gives lm_head a parameter of its own before saving.
+    """
+    import json
+
+    import transformers
+
+    if model_type == "mt5":
+        config = transformers.MT5Config(**_tiny_t5_settings(overrides))
+        model_class = transformers.MT5ForConditionalGeneration
+    else:
+        config = tiny_t5_config(**overrides)
+        model_class = transformers.T5ForConditionalGeneration
+    torch.manual_seed(seed)
+    model = model_class(config).eval()
+    if head in ("untied", "legacy"):
+        model.lm_head.weight = torch.nn.Parameter(torch.randn_like(model.lm_head.weight))
+    elif head != "tied":
+        raise ValueError(f"head {head!r} is not tied, untied or legacy")
+    with torch.no_grad():  # the layer norms start at ones: random values make the tests see them
+        for name, parameter in model.named_parameters():
+            if name.endswith("layer_norm.weight"):
+                parameter.uniform_(0.5, 1.5)
+    model.save_pretrained(folder)
+    if head == "legacy":
+        path = os.path.join(folder, "config.json")
+        with open(path, encoding="utf-8") as handle:
+            saved = json.load(handle)
+        saved["tie_word_embeddings"] = False
+        saved.pop("scale_decoder_outputs", None)
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(saved, handle, indent=2)
+    return os.fspath(folder)
+
+
+def save_tiny_mt5(folder: str | os.PathLike, seed: int = 0, **overrides) -> str:
+    return save_tiny_t5(folder, seed=seed, model_type="mt5", **overrides)

@@ -27,6 +27,16 @@ TINY_CONFIGS: dict[str, list[dict]] = {
              pad_token_id=60, decoder_start_token_id=60, share_encoder_decoder_embeddings=False,
              decoder_vocab_size=61, tie_word_embeddings=False),
     ],
+    "t5": [
+        dict(vocab_size=99, d_model=16, d_kv=4, d_ff=24, num_layers=2, num_decoder_layers=1, num_heads=2,
+             relative_attention_num_buckets=8, feed_forward_proj="relu"),
+        dict(vocab_size=99, d_model=16, d_kv=4, d_ff=24, num_layers=1, num_decoder_layers=2, num_heads=2,
+             relative_attention_num_buckets=8, feed_forward_proj="gated-gelu", tie_word_embeddings=False),
+    ],
+    "mt5": [
+        dict(vocab_size=99, d_model=16, d_kv=4, d_ff=24, num_layers=1, num_decoder_layers=1, num_heads=2,
+             relative_attention_num_buckets=8, tie_word_embeddings=False),
+    ],
 }
 
 CASES = [(model_type, i) for model_type in MODEL_FAMILIES for i in range(len(TINY_CONFIGS.get(model_type, [None])))]

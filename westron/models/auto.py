@@ -27,6 +27,19 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
         pt_model="westron.models.marian.modeling_marian.MarianMTModel",
         tf_model="westron.models.marian.modeling_tf_marian.TFMarianMTModel",
     ),
+    "t5": ModelFamily(
+        config="westron.models.t5.configuration_t5.T5Config",
+        tokenizer="westron.models.t5.tokenization_t5.T5Tokenizer",
+        pt_model="westron.models.t5.modeling_t5.T5ForConditionalGeneration",
+        tf_model="westron.models.t5.modeling_tf_t5.TFT5ForConditionalGeneration",
+    ),
+    # mT5: T5 v1.1's architecture and weight names; its own config defaults, the same classes.
+    "mt5": ModelFamily(
+        config="westron.models.t5.configuration_t5.MT5Config",
+        tokenizer="westron.models.t5.tokenization_t5.T5Tokenizer",
+        pt_model="westron.models.t5.modeling_t5.T5ForConditionalGeneration",
+        tf_model="westron.models.t5.modeling_tf_t5.TFT5ForConditionalGeneration",
+    ),
 }
 
 
