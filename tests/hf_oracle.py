@@ -176,3 +176,71 @@ def save_tiny_t5(
 
 def save_tiny_mt5(folder: str | os.PathLike, seed: int = 0, **overrides) -> str:
     return save_tiny_t5(folder, seed=seed, model_type="mt5", **overrides)
+
+
+# ---- M2M100 (NLLB-200 is an M2M100 checkpoint) -----------------------------------------------------------
+
+# Tiny M2M100 shapes. pad stays outside random_batch's id range, so its padding is at the end only.
+M2M100_VARIANTS = {
+    "scaled-tied-relu": dict(activation_function="relu", scale_embedding=True),
+    "unscaled-untied-gelu": dict(activation_function="gelu", scale_embedding=False, tie_word_embeddings=False),
+    # A far padding index moves every position (padding_idx + 1 + i: HF then grows its table, whose
+    # first max_position_embeddings + 2 rows must hold the padding row); odd d_model adds a zero column.
+    "pad98-odd-dim-deep-decoder": dict(
+        activation_function="gelu_new",
+        pad_token_id=98,
+        max_position_embeddings=100,
+        d_model=33,
+        encoder_attention_heads=3,
+        decoder_attention_heads=3,
+        encoder_layers=1,
+        decoder_layers=3,
+    ),
+}
+
+
+def tiny_m2m100_config(**overrides):
+    from transformers import M2M100Config
+
+    settings = dict(
+        vocab_size=99,
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=37,
+        decoder_ffn_dim=37,
+        max_position_embeddings=64,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        decoder_start_token_id=2,
+        dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        encoder_layerdrop=0.0,  # HF's default is 0.05: random layers would be skipped while training
+        decoder_layerdrop=0.0,
+    )
+    settings.update(overrides)
+    return M2M100Config(**settings)
+
+
+def save_tiny_m2m100(folder: str | os.PathLike, seed: int = 0, **overrides) -> str:
+    """Saves a random tiny HF M2M100ForConditionalGeneration and returns the folder.
+
+    The layer norms (every layer's and each stack's final one) start at ones and zeros: random
+    values make the tests see them.
+    """
+    from transformers import M2M100ForConditionalGeneration
+
+    torch.manual_seed(seed)
+    model = M2M100ForConditionalGeneration(tiny_m2m100_config(**overrides)).eval()
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("layer_norm.weight"):
+                parameter.uniform_(0.5, 1.5)
+            elif name.endswith("layer_norm.bias"):
+                parameter.uniform_(-0.5, 0.5)
+    model.save_pretrained(folder)
+    return os.fspath(folder)
