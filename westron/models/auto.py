@@ -9,8 +9,9 @@ import importlib
 import os
 from typing import Any, NamedTuple
 
-from westron.configuration_utils import HUB_KWARGS, PretrainedConfig, pop_hub_kwargs
+from westron.configuration_utils import HUB_KWARGS, JsonConfig, PretrainedConfig, pop_hub_kwargs
 from westron.errors import CheckpointError
+from westron.hub import cached_file
 
 
 class ModelFamily(NamedTuple):
@@ -40,6 +41,17 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
         pt_model="westron.models.t5.modeling_t5.T5ForConditionalGeneration",
         tf_model="westron.models.t5.modeling_tf_t5.TFT5ForConditionalGeneration",
     ),
+}
+
+
+# tokenizer_config.json's tokenizer_class -> Westron's class; a "...Fast" name means the same class.
+# It picks the tokenizer before model_type does (NLLB checkpoints are model_type m2m_100).
+TOKENIZER_CLASSES: dict[str, str] = {
+    "MarianTokenizer": "westron.models.marian.tokenization_marian.MarianTokenizer",
+    "T5Tokenizer": "westron.models.t5.tokenization_t5.T5Tokenizer",
+    "MT5Tokenizer": "westron.models.t5.tokenization_t5.T5Tokenizer",
+    "M2M100Tokenizer": "westron.models.m2m_100.tokenization_m2m_100.M2M100Tokenizer",
+    "NllbTokenizer": "westron.models.m2m_100.tokenization_nllb.NllbTokenizer",
 }
 
 
@@ -74,9 +86,15 @@ class AutoConfig:
 class AutoTokenizer:
     @staticmethod
     def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs: Any):
+        """The class named by tokenizer_config.json's tokenizer_class, else model_type's default."""
         hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
-        family, _ = _family_of_checkpoint(path_or_repo_id, hub_kwargs)
-        return import_object(family.tokenizer).from_pretrained(path_or_repo_id, **kwargs)
+        config_path = cached_file(path_or_repo_id, "tokenizer_config.json", required=False, **hub_kwargs)
+        name = JsonConfig.read_json(config_path).get("tokenizer_class") if config_path else None
+        if isinstance(name, str) and name.removesuffix("Fast") in TOKENIZER_CLASSES:
+            tokenizer_class = TOKENIZER_CLASSES[name.removesuffix("Fast")]
+        else:
+            tokenizer_class = _family_of_checkpoint(path_or_repo_id, hub_kwargs)[0].tokenizer
+        return import_object(tokenizer_class).from_pretrained(path_or_repo_id, **kwargs)
 
 
 class AutoModelForSeq2SeqLM:
