@@ -37,6 +37,13 @@ TINY_CONFIGS: dict[str, list[dict]] = {
         dict(vocab_size=99, d_model=16, d_kv=4, d_ff=24, num_layers=1, num_decoder_layers=1, num_heads=2,
              relative_attention_num_buckets=8, tie_word_embeddings=False),
     ],
+    "m2m_100": [
+        dict(vocab_size=99, d_model=16, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
+             decoder_attention_heads=2, encoder_ffn_dim=24, decoder_ffn_dim=24, max_position_embeddings=32),
+        dict(vocab_size=99, d_model=15, encoder_layers=1, decoder_layers=2, encoder_attention_heads=3,
+             decoder_attention_heads=3, encoder_ffn_dim=24, decoder_ffn_dim=24, max_position_embeddings=32,
+             pad_token_id=30, scale_embedding=False, tie_word_embeddings=False),
+    ],
 }
 
 CASES = [(model_type, i) for model_type in MODEL_FAMILIES for i in range(len(TINY_CONFIGS.get(model_type, [None])))]

@@ -26,6 +26,9 @@ _LAZY_NAMES = {
     "MarianMTModel": "westron.models.marian.modeling_marian",
     "TFMarianModel": "westron.models.marian.modeling_tf_marian",
     "TFMarianMTModel": "westron.models.marian.modeling_tf_marian",
+    "M2M100Config": "westron.models.m2m_100.configuration_m2m_100",
+    "M2M100Model": "westron.models.m2m_100.modeling_m2m_100",
+    "M2M100ForConditionalGeneration": "westron.models.m2m_100.modeling_m2m_100",
 }
 
 __all__ = sorted(_LAZY_NAMES) + ["__version__"]

@@ -41,6 +41,13 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
         pt_model="westron.models.t5.modeling_t5.T5ForConditionalGeneration",
         tf_model="westron.models.t5.modeling_tf_t5.TFT5ForConditionalGeneration",
     ),
+    # M2M100 and NLLB-200 (an M2M100 checkpoint whose tokenizer_config.json names NllbTokenizer).
+    "m2m_100": ModelFamily(
+        config="westron.models.m2m_100.configuration_m2m_100.M2M100Config",
+        tokenizer="westron.models.m2m_100.tokenization_m2m_100.M2M100Tokenizer",
+        pt_model="westron.models.m2m_100.modeling_m2m_100.M2M100ForConditionalGeneration",
+        tf_model="westron.models.m2m_100.modeling_tf_m2m_100.TFM2M100ForConditionalGeneration",
+    ),
 }
 
 
