@@ -7,8 +7,9 @@ returns the path of its .model file. `edge_case_texts()` are inputs a tokenizer 
 the empty string, blanks only, characters the models never saw, literal special tokens, language
 codes. `write_marian_folder()` lays out an opus-mt style tokenizer folder from two models.
 
-Nothing here is Marian-specific except `write_marian_folder`; T5, M2M100 and NLLB tokenizer tests
-can train their own recipe (e.g. with `user_defined_symbols` or other special ids) the same way.
+`write_t5_folder()`, `write_nllb_folder()` and `write_m2m100_folder()` lay out the folders of
+those families as the Hub has them (the files Hugging Face's tokenizer classes load offline),
+from their own recipes; the language code lists are taken from Hugging Face, the oracle.
 """
 
 from __future__ import annotations
@@ -135,6 +136,11 @@ def edge_case_texts() -> list[str]:
 SPM_RECIPES = {
     "source": dict(model_type="unigram", vocab_size=320),
     "target": dict(model_type="bpe", vocab_size=280),
+    # T5's spiece.model: unigram, <pad> = 0, </s> = 1, <unk> = 2 and no <s>.
+    "t5": dict(model_type="unigram", vocab_size=300, pad_id=0, eos_id=1, unk_id=2, bos_id=-1),
+    # NLLB's and M2M100's sentencepiece.bpe.model: BPE, SentencePiece's default <unk> = 0, <s> = 1, </s> = 2.
+    "nllb": dict(model_type="bpe", vocab_size=300),
+    "m2m100": dict(model_type="bpe", vocab_size=270),
 }
 
 _CACHE_DIR = None
@@ -226,3 +232,95 @@ def write_marian_folder(
 def _write_json(path: str, data) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(data, handle, ensure_ascii=False, indent=2)
+
+
+def write_t5_folder(folder: str | os.PathLike, *, tokenizer_config: dict | None = None) -> str:
+    """A T5 tokenizer folder: spiece.model and tokenizer_config.json (t5-small's: only model_max_length)."""
+    folder = os.fspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    shutil.copyfile(trained_spm("t5"), os.path.join(folder, "spiece.model"))
+    _write_json(os.path.join(folder, "tokenizer_config.json"), {"model_max_length": 512, **(tokenizer_config or {})})
+    return folder
+
+
+def _added_token(content: str, **flags) -> dict:
+    token = dict(content=content, lstrip=False, normalized=False, rstrip=False, single_word=False, special=True)
+    token.update(flags)
+    return token
+
+
+def write_nllb_folder(
+    folder: str | os.PathLike, *, with_ids: bool = True, tokenizer_config: dict | None = None
+) -> str:
+    """An nllb-200 tokenizer folder: sentencepiece.bpe.model and a tokenizer_config.json that lists
+    the 202 language codes and, `with_ids` (as the Hub's has it), their fairseq ids in
+    added_tokens_decoder: <s> <pad> </s> <unk> = 0..3, the codes after the pieces, <mask> last."""
+    from transformers.models.nllb.tokenization_nllb import FAIRSEQ_LANGUAGE_CODES
+
+    folder = os.fspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    path = shutil.copyfile(trained_spm("nllb"), os.path.join(folder, "sentencepiece.bpe.model"))
+    mask = dict(content="<mask>", lstrip=True, normalized=True, rstrip=False, single_word=False)
+    config = {
+        "bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>", "cls_token": "<s>", "unk_token": "<unk>",
+        "pad_token": "<pad>", "mask_token": {"__type": "AddedToken", **mask}, "src_lang": None, "tgt_lang": None,
+        "legacy_behaviour": False, "model_max_length": 1024, "sp_model_kwargs": {},
+        "additional_special_tokens": list(FAIRSEQ_LANGUAGE_CODES), "tokenizer_class": "NllbTokenizer",
+    }  # fmt: skip
+    if with_ids:
+        tokens = ["<s>", "<pad>", "</s>", "<unk>"]
+        decoder = {str(index): _added_token(token) for index, token in enumerate(tokens)}
+        first = len(spm_pieces(path)) + 1  # fairseq: piece k at k + 1
+        for index, code in enumerate(FAIRSEQ_LANGUAGE_CODES):
+            decoder[str(first + index)] = _added_token(code)
+        decoder[str(first + len(FAIRSEQ_LANGUAGE_CODES))] = _added_token(**mask, special=True)
+        config["added_tokens_decoder"] = decoder
+    config.update(tokenizer_config or {})
+    _write_json(os.path.join(folder, "tokenizer_config.json"), config)
+    return folder
+
+
+def m2m100_vocab(spm_path: str, *, missing: int = 5) -> dict[str, int]:
+    """A fairseq vocab.json: <s> <pad> </s> <unk> = 0..3, then the pieces in another order than
+    SentencePiece's (longest first), the last `missing` of them left out (they read as <unk>)."""
+    pieces = [piece for piece in spm_pieces(spm_path) if piece not in ("<unk>", "<s>", "</s>")]
+    pieces = sorted(pieces, key=lambda piece: (-len(piece), piece))[: len(pieces) - missing]
+    return {token: index for index, token in enumerate(["<s>", "<pad>", "</s>", "<unk>"] + pieces)}
+
+
+def write_m2m100_folder(
+    folder: str | os.PathLike,
+    *,
+    list_language_tokens: bool = True,
+    language_codes: str = "m2m100",
+    tokenizer_config: dict | None = None,
+) -> str:
+    """An m2m100 tokenizer folder: vocab.json, sentencepiece.bpe.model, tokenizer_config.json and
+    special_tokens_map.json; `list_language_tokens` (as the Hub's do) lists `__en__`... as
+    additional_special_tokens."""
+    from transformers.models.m2m_100.tokenization_m2m_100 import FAIRSEQ_LANGUAGE_CODES
+
+    folder = os.fspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    path = shutil.copyfile(trained_spm("m2m100"), os.path.join(folder, "sentencepiece.bpe.model"))
+    _write_json(os.path.join(folder, "vocab.json"), m2m100_vocab(path))
+    special = {"bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}
+    if list_language_tokens:
+        special["additional_special_tokens"] = [f"__{code}__" for code in FAIRSEQ_LANGUAGE_CODES[language_codes]]
+    config = {
+        **special, "src_lang": None, "tgt_lang": None, "language_codes": language_codes, "num_madeup_words": 8,
+        "sp_model_kwargs": {}, "model_max_length": 1024, "tokenizer_class": "M2M100Tokenizer",
+    }  # fmt: skip
+    config.update(tokenizer_config or {})
+    _write_json(os.path.join(folder, "tokenizer_config.json"), config)
+    _write_json(os.path.join(folder, "special_tokens_map.json"), special)
+    return folder
+
+
+def batches(texts: list, size: int = 8) -> list[list]:
+    return [texts[start : start + size] for start in range(0, len(texts), size)]
+
+
+def first_mismatches(results, limit: int = 3) -> list:
+    """The first few (input, ours, theirs) that differ: a readable assertion message."""
+    return [result for result in results if result[1] != result[2]][:limit]

@@ -29,6 +29,9 @@ _LAZY_NAMES = {
     "M2M100Config": "westron.models.m2m_100.configuration_m2m_100",
     "M2M100Model": "westron.models.m2m_100.modeling_m2m_100",
     "M2M100ForConditionalGeneration": "westron.models.m2m_100.modeling_m2m_100",
+    "M2M100Tokenizer": "westron.models.m2m_100.tokenization_m2m_100",
+    "NllbTokenizer": "westron.models.m2m_100.tokenization_nllb",
+    "T5Tokenizer": "westron.models.t5.tokenization_t5",
 }
 
 __all__ = sorted(_LAZY_NAMES) + ["__version__"]
