@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--max-new-tokens", type=positive_int, default=None)
     translate.add_argument("-i", "--input", default=None, help="input file, one sentence a line (default: stdin)")
     translate.add_argument("-o", "--output", default=None, help="output file, written atomically (default: stdout)")
+    translate.add_argument("--src-lang", default=None, help="source language (M2M100/NLLB codes; T5: picks the task prefix)")
+    translate.add_argument("--tgt-lang", default=None, help="target language (required by M2M100/NLLB)")
+    translate.add_argument("--source-prefix", default=None, help='text put before every source (T5: "translate English to German: ")')
     translate.add_argument("--no-truncate", action="store_true", help="refuse inputs longer than the model's limit")
     translate.add_argument("--allow-pickle", action="store_true", help="load pytorch_model.bin pickles (trusted sources only)")
     translate.add_argument("--eager", action="store_true", help="TensorFlow: run generation eagerly (debugging)")
@@ -153,6 +156,9 @@ def run_translate(args: argparse.Namespace) -> None:
             device=args.device,
             truncation=not args.no_truncate,
             allow_pickle=args.allow_pickle,
+            src_lang=args.src_lang,
+            tgt_lang=args.tgt_lang,
+            source_prefix=args.source_prefix,
         )
         if args.eager and translator.framework != "tf":
             raise WestronError("--eager applies to TensorFlow only (PyTorch always runs eagerly)")

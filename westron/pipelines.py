@@ -15,7 +15,7 @@ from typing import Any
 
 from westron.errors import WestronError
 
-SUPPORTED_TASK = re.compile(r"translation(_[a-z]+_to_[a-z]+)?")
+SUPPORTED_TASK = re.compile(r"translation(?:_(.+?)_to_(.+))?")
 
 
 def default_framework() -> str:
@@ -38,6 +38,9 @@ class TranslationPipeline:
         device: str | None = None,
         truncation: bool = True,
         allow_pickle: bool = False,
+        src_lang: str | None = None,
+        tgt_lang: str | None = None,
+        source_prefix: str | None = None,
         **generate_kwargs: Any,
     ):
         framework = framework or default_framework()
@@ -57,10 +60,44 @@ class TranslationPipeline:
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
+        self.source_prefix = self._configure_languages(src_lang, tgt_lang, source_prefix)
         if framework == "pt" and device is not None:
             from westron.modeling_utils import resolve_device
 
             self.model.to(resolve_device(device))
+
+    def _configure_languages(self, src_lang, tgt_lang, source_prefix) -> str:
+        """Sets what a translation direction needs; returns the text prefix for each source.
+
+        Multilingual tokenizers (M2M100, NLLB) take src_lang / tgt_lang and force the target
+        language as the first generated token. T5 takes a text prefix: `source_prefix`, or the
+        config's task_specific_params["translation_{src}_to_{tgt}"] (whose generation settings,
+        like num_beams, become defaults too), as Hugging Face's translation pipeline did.
+        """
+        if hasattr(self.tokenizer, "get_lang_id"):  # a multilingual tokenizer
+            if tgt_lang is None:
+                raise WestronError("this model translates into many languages: give the target language (tgt_lang / --tgt-lang)")
+            if src_lang is not None:
+                self.tokenizer.src_lang = src_lang
+            self.tokenizer.tgt_lang = tgt_lang
+            self.generate_kwargs.setdefault("forced_bos_token_id", self.tokenizer.get_lang_id(tgt_lang))
+            return source_prefix or ""
+        if source_prefix is not None:
+            return source_prefix
+        task_params = getattr(self.model.config, "task_specific_params", None) or {}
+        if src_lang and tgt_lang:
+            task = f"translation_{src_lang}_to_{tgt_lang}"
+            if task not in task_params:
+                if task_params:
+                    known = ", ".join(sorted(k for k in task_params if k.startswith("translation_")))
+                    raise WestronError(f"the model's config has no {task} (it has: {known}); pass a source prefix instead")
+                return ""
+            params = dict(task_params[task])
+            prefix = params.pop("prefix", "") or ""
+            for key, value in params.items():
+                self.generate_kwargs.setdefault(key, value)
+            return prefix
+        return ""
 
     @property
     def max_source_length(self) -> int:
@@ -86,6 +123,8 @@ class TranslationPipeline:
         """Translates one batch of non-empty texts; returns one string per text (per returned sequence)."""
         if not texts:
             return []
+        if self.source_prefix:
+            texts = [self.source_prefix + text for text in texts]
         input_ids, attention_mask = self.encode(texts)
         kwargs = {**self.generate_kwargs, **generate_kwargs}
         if self.framework == "pt":
@@ -127,7 +166,14 @@ class InputTooLongError(WestronError):
 
 
 def pipeline(task: str, model: Any, tokenizer: Any = None, framework: str | None = None, device: str | None = None, **kwargs: Any):
-    """Hugging Face's pipeline() for translation: `pipeline("translation", model=..., framework="pt"|"tf")`."""
-    if not SUPPORTED_TASK.fullmatch(task):
+    """Hugging Face's pipeline() for translation: `pipeline("translation", model=..., framework="pt"|"tf")`.
+
+    As in HF 4.x, "translation_en_to_de" names the direction (T5 then finds its prefix in the config).
+    """
+    match = SUPPORTED_TASK.fullmatch(task)
+    if not match:
         raise WestronError(f"unsupported task {task!r}: Westron's pipeline() supports 'translation'")
+    if match.group(1):
+        kwargs.setdefault("src_lang", match.group(1))
+        kwargs.setdefault("tgt_lang", match.group(2))
     return TranslationPipeline(model, tokenizer=tokenizer, framework=framework, device=device, **kwargs)
