@@ -1,0 +1,871 @@
+"""TensorFlow M2M100 (Keras 3, TF backend): the twin of modeling_m2m_100.py.
+
+M2M100 is the architecture of facebook/m2m100_* and of the NLLB-200 checkpoints: a pre-LayerNorm
+encoder-decoder Transformer (normalise, transform, add), a final LayerNorm after each stack,
+sinusoidal positions that count non-padding tokens from padding_idx + 1 (fairseq's make_positions),
+scaled embeddings shared by the encoder, the decoder and the tied LM head. Hugging Face never
+shipped it in TensorFlow; this file follows the numerics of HF's PyTorch model.
+
+Same classes in the same order as the PyTorch file, prefixed TF. Every Keras sublayer is named after
+its PyTorch attribute, so the variable
+`tfm2m100_for_conditional_generation/model/encoder/layers.0/self_attn/q_proj/kernel` is the
+checkpoint tensor `model.encoder.layers.0.self_attn.q_proj.weight` (transposed) by the one rule of
+`westron.checkpoint.tf_to_checkpoint_name`.
+
+Runs eagerly, inside `tf.function` and under XLA (`jit_compile=True`). The decoder's self-attention
+cache has a static size (B, heads, max_length, head_dim) and is written with dynamic_update_slice,
+so a whole decoding loop compiles. Decoding (greedy, beam, sampling) is not here: the model offers
+`encode`, `init_cache`, `decode` and `reorder_cache`, and westron/generation/tf_search.py searches.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorflow.compiler.tf2xla.python.xla import dynamic_update_slice
+
+from westron.errors import WestronError
+from westron.modeling_outputs import DecoderOutput, EncoderOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
+from westron.modeling_tf_utils import TFPreTrainedModel
+from westron.models.m2m_100.configuration_m2m_100 import M2M100Config
+
+# ---- activations: Hugging Face's ACT2FN names, the same numerics -------------------------------------
+
+
+# Copied from westron.models.marian.modeling_tf_marian.gelu
+def gelu(x: tf.Tensor) -> tf.Tensor:
+    return tf.nn.gelu(x, approximate=False)  # exact (erf), HF's "gelu"
+
+
+# Copied from westron.models.marian.modeling_tf_marian.gelu_new
+def gelu_new(x: tf.Tensor) -> tf.Tensor:
+    # HF's NewGELUActivation, written out as the PyTorch twin does.
+    return 0.5 * x * (1.0 + tf.math.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * tf.pow(x, 3.0))))
+
+
+# Copied from westron.models.marian.modeling_tf_marian.gelu_fast
+def gelu_fast(x: tf.Tensor) -> tf.Tensor:
+    return 0.5 * x * (1.0 + tf.math.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
+
+
+# Copied from westron.models.marian.modeling_tf_marian.quick_gelu
+def quick_gelu(x: tf.Tensor) -> tf.Tensor:
+    return x * tf.math.sigmoid(1.702 * x)
+
+
+# Copied from westron.models.marian.modeling_tf_marian.gelu_pytorch_tanh
+def gelu_pytorch_tanh(x: tf.Tensor) -> tf.Tensor:
+    return tf.nn.gelu(x, approximate=True)
+
+
+# Copied from westron.models.marian.modeling_tf_marian.leaky_relu
+def leaky_relu(x: tf.Tensor) -> tf.Tensor:
+    return tf.nn.leaky_relu(x, alpha=0.01)  # as nn.LeakyReLU()
+
+
+# Copied from westron.models.marian.modeling_tf_marian.mish
+def mish(x: tf.Tensor) -> tf.Tensor:
+    return x * tf.math.tanh(tf.math.softplus(x))
+
+
+# Copied from westron.models.marian.modeling_tf_marian.linear_activation
+def linear_activation(x: tf.Tensor) -> tf.Tensor:
+    return x
+
+
+# Copied from westron.models.marian.modeling_tf_marian.ACT2FN
+ACT2FN = {
+    "gelu": gelu,
+    "gelu_new": gelu_new,
+    "gelu_fast": gelu_fast,
+    "gelu_pytorch_tanh": gelu_pytorch_tanh,
+    "quick_gelu": quick_gelu,
+    "relu": tf.nn.relu,
+    "relu6": tf.nn.relu6,
+    "leaky_relu": leaky_relu,
+    "silu": tf.nn.silu,
+    "swish": tf.nn.silu,  # opus-mt's usual choice
+    "mish": mish,
+    "sigmoid": tf.math.sigmoid,
+    "tanh": tf.math.tanh,
+    "linear": linear_activation,
+}
+
+
+# Copied from westron.models.marian.modeling_tf_marian.get_activation
+def get_activation(name: str):
+    if name not in ACT2FN:
+        raise WestronError(f"activation_function {name!r} is not supported (known: {', '.join(sorted(ACT2FN))})")
+    return ACT2FN[name]
+
+
+# ---- helpers -----------------------------------------------------------------------------------------
+
+
+# Copied from westron.models.marian.modeling_tf_marian.shift_tokens_right
+def shift_tokens_right(labels: tf.Tensor, pad_token_id: int, decoder_start_token_id: int) -> tf.Tensor:
+    """Decoder inputs for teacher forcing: the start token, then labels[:-1], with -100 replaced by pad."""
+    if pad_token_id is None or decoder_start_token_id is None:
+        raise ValueError("config.pad_token_id and config.decoder_start_token_id must be set to shift labels")
+    labels = tf.convert_to_tensor(labels)
+    start = tf.fill((tf.shape(labels)[0], 1), tf.constant(decoder_start_token_id, labels.dtype))
+    shifted = tf.concat([start, labels[:, :-1]], axis=1)
+    return tf.where(shifted == -100, tf.constant(pad_token_id, labels.dtype), shifted)
+
+
+# Copied from westron.models.marian.modeling_tf_marian.additive_mask
+def additive_mask(allowed: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+    """Boolean "may attend" mask -> 0 where allowed, the dtype's minimum where not (added to the scores)."""
+    return tf.where(allowed, tf.zeros((), dtype), tf.constant(dtype.min, dtype))
+
+
+def sinusoidal_table(num_positions: int, dim: int, padding_idx: int) -> np.ndarray:
+    """M2M100's (fairseq's) position table (num_positions, dim), float32.
+
+    Sines in the first half, cosines in the second (not interleaved), a zero column when dim is odd,
+    and the padding row zero. The angles are Hugging Face's float32 products bit for bit; the
+    frequencies are exp() correctly rounded to float32, which torch's float32 exp (1-ulp accurate)
+    matches for all but a few of d_model // 2 frequencies, and the sines and cosines are correctly
+    rounded too. So the table equals HF's within one float32 ulp of sin/cos, except where a frequency
+    differs by its last bit: there the angle of position p moves by p ulps (< 6.2e-5 at p = 1026).
+    """
+    half = dim // 2
+    rate = math.log(10000) / (half - 1)
+    exponents = np.arange(half, dtype=np.float32) * np.float32(-rate)  # float32, as torch rounds them
+    frequencies = np.exp(exponents.astype(np.float64)).astype(np.float32)  # (half,)
+    angles = np.arange(num_positions, dtype=np.float32)[:, None] * frequencies[None, :]  # float32 products
+    angles = angles.astype(np.float64)
+    table = np.zeros((num_positions, dim), dtype=np.float32)  # an odd dim keeps its zero last column
+    table[:, :half] = np.sin(angles)
+    table[:, half : 2 * half] = np.cos(angles)
+    table[padding_idx] = 0.0
+    return table
+
+
+# Copied from westron.models.marian.modeling_tf_marian.masked_cross_entropy
+def masked_cross_entropy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Mean cross-entropy over the labels that are not -100 (torch's cross_entropy default), in float32."""
+    keep = labels != -100
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.where(keep, labels, tf.zeros_like(labels)), logits=tf.cast(logits, tf.float32)
+    )
+    keep = tf.cast(keep, tf.float32)
+    return tf.reduce_sum(losses * keep) / tf.reduce_sum(keep)
+
+
+# Copied from westron.models.marian.modeling_tf_marian._layer_norm
+def _layer_norm(name: str) -> keras.layers.LayerNormalization:
+    return keras.layers.LayerNormalization(epsilon=1e-5, name=name)  # torch's default epsilon, not Keras' 1e-3
+
+
+# ---- layers --------------------------------------------------------------------------------------------
+
+
+# Copied from westron.models.marian.modeling_tf_marian._Block
+class _Block(keras.layers.Layer):
+    """A layer made of sublayers. Its build() creates nothing: each sublayer builds itself on its first
+    call, inside this layer's name scope, so variable paths follow the attribute names. (Without a
+    build(), Keras would first trace call() symbolically to build the sublayers: several times slower.)"""
+
+    def build(self, input_shape=None):
+        pass
+
+
+class TFM2M100SinusoidalPositionalEmbedding(_Block):
+    """Static sinusoidal positions, counted over non-padding tokens: a constant computed at
+    construction, never a variable, loaded or saved.
+
+    As Hugging Face's create_position_ids_from_input_ids (fairseq's make_positions): a token at
+    sequence index i of a row has position padding_idx + 1 + past_length + (the number of non-padding
+    tokens among the row's new tokens up to i); a padding token has position padding_idx, whose row
+    is zero. So a right-padded row gets the same positions whether it is embedded whole or a chunk at
+    a time with past_length = the chunk's start (decoding with a cache); left padding shifts nothing.
+    """
+
+    def __init__(self, num_positions: int, embedding_dim: int, padding_idx: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_positions = num_positions
+        self.padding_idx = padding_idx
+        # HF grows its table on demand; a row depends only on its index, so one table holding every
+        # position that num_positions tokens can reach is the same table, and static (XLA-friendly).
+        # (`table`, not the PyTorch twin's `weights`: that name is Keras' list of variables.)
+        self.table = tf.constant(sinusoidal_table(num_positions + padding_idx + 1, embedding_dim, padding_idx))
+
+    def call(self, input_ids: tf.Tensor, past_length: int | tf.Tensor = 0) -> tf.Tensor:
+        # input_ids: (B, t), the tokens at sequence indices past_length .. past_length+t-1 -> (B, t, dim)
+        length = input_ids.shape[1]
+        if isinstance(past_length, int) and length is not None and past_length + length > self.num_positions:
+            raise ValueError(f"{past_length + length} positions exceed max_position_embeddings ({self.num_positions})")
+        not_pad = tf.cast(tf.not_equal(input_ids, tf.cast(self.padding_idx, input_ids.dtype)), tf.int32)
+        positions = (tf.cumsum(not_pad, axis=1) + tf.cast(past_length, tf.int32)) * not_pad + self.padding_idx
+        return tf.gather(self.table, positions)
+
+
+# Copied from westron.models.marian.modeling_tf_marian.TFMarianAttention with Marian->M2M100
+class TFM2M100Attention(_Block):
+    """Multi-head attention (self or cross), with an optional key/value cache."""
+
+    def __init__(
+        self, embed_dim: int, num_heads: int, dropout: float = 0.0, is_decoder: bool = False, bias: bool = True, **kwargs
+    ):
+        super().__init__(**kwargs)
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.head_dim = embed_dim // num_heads
+        self.scaling = self.head_dim**-0.5
+        self.dropout = keras.layers.Dropout(dropout)
+        self.is_decoder = is_decoder
+        self.k_proj = keras.layers.Dense(embed_dim, use_bias=bias, name="k_proj")
+        self.v_proj = keras.layers.Dense(embed_dim, use_bias=bias, name="v_proj")
+        self.q_proj = keras.layers.Dense(embed_dim, use_bias=bias, name="q_proj")
+        self.out_proj = keras.layers.Dense(embed_dim, use_bias=bias, name="out_proj")
+
+    def split_heads(self, x: tf.Tensor) -> tf.Tensor:
+        # (B, L, D) -> (B, heads, L, head_dim)
+        batch, length = tf.shape(x)[0], tf.shape(x)[1]
+        return tf.transpose(tf.reshape(x, (batch, length, self.num_heads, self.head_dim)), (0, 2, 1, 3))
+
+    def project_key_value(self, states: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return self.split_heads(self.k_proj(states)), self.split_heads(self.v_proj(states))
+
+    def call(
+        self,
+        hidden_states: tf.Tensor,
+        key_value_states: tf.Tensor | None = None,
+        attention_mask: tf.Tensor | None = None,
+        past_key_value: tuple[tf.Tensor, tf.Tensor] | None = None,
+        cache_position: int | tf.Tensor | None = None,
+        output_attentions: bool = False,
+        training: bool = False,
+    ) -> tuple[tf.Tensor, tf.Tensor | None, tuple[tf.Tensor, tf.Tensor] | None]:
+        """Returns (output (B, t, D), weights (B, heads, t, keys) or None, the key/value cache or None).
+
+        hidden_states: (B, t, D), the queries. attention_mask: additive, broadcastable to (B, heads, t, keys).
+        Self-attention (key_value_states None): keys and values come from hidden_states; with a
+        `past_key_value` of static buffers (B, heads, max_length, head_dim) they are written there at
+        positions cache_position .. cache_position+t-1 (dynamic_update_slice: XLA updates the buffer
+        in place) and the queries attend over the buffers (the first cache_position+t keys when
+        cache_position is an int, else all max_length: the mask hides the rest). Cross-attention:
+        keys and values come from key_value_states (B, S, D), or from `past_key_value` when they were
+        computed once already (init_cache).
+        """
+        query = self.split_heads(self.q_proj(hidden_states))  # (B, heads, t, head_dim)
+        if key_value_states is None:  # self-attention
+            key, value = self.project_key_value(hidden_states)
+            if past_key_value is not None:
+                start = tf.stack([0, 0, tf.cast(cache_position, tf.int32), 0])
+                key_cache = dynamic_update_slice(past_key_value[0], key, start)
+                value_cache = dynamic_update_slice(past_key_value[1], value, start)
+                past_key_value = (key_cache, value_cache)
+                if isinstance(cache_position, int):  # eager decoding: skip the empty tail of the buffer
+                    end = cache_position + hidden_states.shape[1]
+                    key, value = key_cache[:, :, :end], value_cache[:, :, :end]
+                else:
+                    key, value = key_cache, value_cache
+        elif past_key_value is not None:  # cross-attention, keys/values cached
+            key, value = past_key_value
+        else:
+            key, value = self.project_key_value(key_value_states)
+
+        scores = tf.matmul(query, key, transpose_b=True) * self.scaling  # (B, heads, t, keys)
+        if attention_mask is not None:
+            scores = scores + attention_mask
+        weights = tf.nn.softmax(scores, axis=-1)
+        output = tf.matmul(self.dropout(weights, training=training), value)  # (B, heads, t, head_dim)
+        batch, t = tf.shape(output)[0], tf.shape(output)[2]
+        output = tf.reshape(tf.transpose(output, (0, 2, 1, 3)), (batch, t, self.embed_dim))  # (B, t, D)
+        return self.out_proj(output), weights if output_attentions else None, past_key_value
+
+
+# Copied from westron.models.marian.modeling_tf_marian.TFMarianEncoderLayer with Marian->M2M100
+class TFM2M100EncoderLayer(_Block):
+    def __init__(self, config: M2M100Config, **kwargs):
+        super().__init__(**kwargs)
+        self.embed_dim = config.d_model
+        self.self_attn = TFM2M100Attention(
+            self.embed_dim, config.encoder_attention_heads, dropout=config.attention_dropout, name="self_attn"
+        )
+        self.self_attn_layer_norm = _layer_norm("self_attn_layer_norm")
+        self.dropout = keras.layers.Dropout(config.dropout)
+        self.activation_fn = get_activation(config.activation_function)
+        self.activation_dropout = keras.layers.Dropout(config.activation_dropout)
+        self.fc1 = keras.layers.Dense(config.encoder_ffn_dim, name="fc1")
+        self.fc2 = keras.layers.Dense(self.embed_dim, name="fc2")
+        self.final_layer_norm = _layer_norm("final_layer_norm")
+
+    # Ignore copy
+    def call(
+        self,
+        hidden: tf.Tensor,
+        attention_mask: tf.Tensor | None,
+        output_attentions: bool = False,
+        training: bool = False,
+    ) -> tuple[tf.Tensor, tf.Tensor | None]:
+        # hidden: (B, S, D); M2M100 is pre-LN: normalise, transform, add to the residual stream.
+        attended, weights, _ = self.self_attn(
+            self.self_attn_layer_norm(hidden),
+            attention_mask=attention_mask,
+            output_attentions=output_attentions,
+            training=training,
+        )
+        hidden = hidden + self._dropout(attended, training)
+        hidden = hidden + self._dropout(self._feed_forward(self.final_layer_norm(hidden), training), training)
+        if hidden.dtype == tf.float16:
+            # As HF's M2M100 (its Marian clamps only non-finite values): float16 is always clamped.
+            clamp = tf.float16.max - 1000
+            hidden = tf.clip_by_value(hidden, -clamp, clamp)
+        return hidden, weights
+
+    def _feed_forward(self, hidden: tf.Tensor, training: bool) -> tf.Tensor:
+        hidden = self.activation_fn(self.fc1(hidden))  # (B, L, ffn_dim)
+        return self.fc2(self.activation_dropout(hidden, training=training))
+
+    def _dropout(self, hidden: tf.Tensor, training: bool) -> tf.Tensor:
+        return self.dropout(hidden, training=training)
+
+
+# Copied from westron.models.marian.modeling_tf_marian.TFMarianDecoderLayer with Marian->M2M100, marian->m2m_100
+class TFM2M100DecoderLayer(_Block):
+    def __init__(self, config: M2M100Config, **kwargs):
+        super().__init__(**kwargs)
+        self.embed_dim = config.d_model
+        self.self_attn = TFM2M100Attention(
+            self.embed_dim,
+            config.decoder_attention_heads,
+            dropout=config.attention_dropout,
+            is_decoder=True,
+            name="self_attn",
+        )
+        self.dropout = keras.layers.Dropout(config.dropout)
+        self.activation_fn = get_activation(config.activation_function)
+        self.activation_dropout = keras.layers.Dropout(config.activation_dropout)
+        self.self_attn_layer_norm = _layer_norm("self_attn_layer_norm")
+        self.encoder_attn = TFM2M100Attention(
+            self.embed_dim,
+            config.decoder_attention_heads,
+            dropout=config.attention_dropout,
+            is_decoder=True,
+            name="encoder_attn",
+        )
+        self.encoder_attn_layer_norm = _layer_norm("encoder_attn_layer_norm")
+        self.fc1 = keras.layers.Dense(config.decoder_ffn_dim, name="fc1")
+        self.fc2 = keras.layers.Dense(self.embed_dim, name="fc2")
+        self.final_layer_norm = _layer_norm("final_layer_norm")
+
+    # Ignore copy
+    def call(
+        self,
+        hidden: tf.Tensor,
+        attention_mask: tf.Tensor | None,
+        encoder_hidden_states: tf.Tensor | None,
+        encoder_attention_mask: tf.Tensor | None,
+        layer_cache: tuple[tf.Tensor, ...] | None = None,
+        cache_position: int | tf.Tensor | None = None,
+        output_attentions: bool = False,
+        training: bool = False,
+    ):
+        """Returns (hidden (B, t, D), layer_cache, self-attention weights, cross-attention weights).
+
+        layer_cache: (self_k, self_v, cross_k, cross_v) or None (a full teacher-forced pass).
+        Pre-LN, as the encoder layer: each sublayer reads the normalised stream and adds to it.
+        """
+        self_kv = cross_kv = None
+        if layer_cache is not None:
+            self_kv, cross_kv = tuple(layer_cache[:2]), tuple(layer_cache[2:])
+        attended, self_weights, self_kv = self.self_attn(
+            self.self_attn_layer_norm(hidden),
+            attention_mask=attention_mask,
+            past_key_value=self_kv,
+            cache_position=cache_position,
+            output_attentions=output_attentions,
+            training=training,
+        )
+        hidden = hidden + self._dropout(attended, training)
+        attended, cross_weights, _ = self.encoder_attn(
+            self.encoder_attn_layer_norm(hidden),
+            key_value_states=encoder_hidden_states,
+            attention_mask=encoder_attention_mask,
+            past_key_value=cross_kv,
+            output_attentions=output_attentions,
+            training=training,
+        )
+        hidden = hidden + self._dropout(attended, training)
+        hidden = hidden + self._dropout(self._feed_forward(self.final_layer_norm(hidden), training), training)
+        if layer_cache is not None:
+            layer_cache = (*self_kv, *cross_kv)
+        return hidden, layer_cache, self_weights, cross_weights
+
+    # Copied from westron.models.m2m_100.modeling_tf_m2m_100.TFM2M100EncoderLayer._feed_forward
+    def _feed_forward(self, hidden: tf.Tensor, training: bool) -> tf.Tensor:
+        hidden = self.activation_fn(self.fc1(hidden))  # (B, L, ffn_dim)
+        return self.fc2(self.activation_dropout(hidden, training=training))
+
+    # Copied from westron.models.m2m_100.modeling_tf_m2m_100.TFM2M100EncoderLayer._dropout
+    def _dropout(self, hidden: tf.Tensor, training: bool) -> tf.Tensor:
+        return self.dropout(hidden, training=training)
+
+
+# ---- stacks ---------------------------------------------------------------------------------------------
+
+
+# Copied from westron.models.marian.modeling_tf_marian._layer_drop
+def _layer_drop(layer_output, layer_input, layerdrop: float, training: bool):
+    """LayerDrop (https://arxiv.org/abs/1909.11556) while training: keep the input instead of the layer's
+    output with probability `layerdrop`. A select rather than a Python branch, so the graph (and XLA)
+    has one shape and every layer's variables exist; the dropped layer's output gets no gradient.
+    (Unlike the PyTorch twin, a dropped layer still adds an entry to hidden_states / attentions.)"""
+    if not training or layerdrop <= 0.0:
+        return layer_output
+    return tf.where(tf.random.uniform([]) < layerdrop, layer_input, layer_output)
+
+
+class TFM2M100Encoder(_Block):
+    def __init__(self, config: M2M100Config, embed_tokens: keras.layers.Embedding, **kwargs):
+        super().__init__(**kwargs)
+        self.dropout = keras.layers.Dropout(config.dropout)
+        self.layerdrop = config.encoder_layerdrop
+        self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
+        self.embed_tokens = embed_tokens
+        self.embed_positions = TFM2M100SinusoidalPositionalEmbedding(
+            config.max_position_embeddings, config.d_model, config.pad_token_id, name="embed_positions"
+        )
+        self.layers = [TFM2M100EncoderLayer(config, name=f"layers.{i}") for i in range(config.encoder_layers)]
+        self.layer_norm = _layer_norm("layer_norm")
+
+    def call(
+        self,
+        input_ids: tf.Tensor,
+        attention_mask: tf.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        training: bool = False,
+    ) -> EncoderOutput:
+        """hidden_states, when asked for: the embeddings, each layer's output but the last, and the
+        final LayerNorm's output (Hugging Face's tuple)."""
+        # input_ids, attention_mask: (B, S); attention_mask 1 for tokens, 0 for padding.
+        hidden = self.embed_tokens(input_ids) * self.embed_scale + self.embed_positions(input_ids)  # (B, S, D)
+        hidden = self.dropout(hidden, training=training)
+        mask = None
+        if attention_mask is not None:  # (B, 1, 1, S): padding is hidden from every query
+            mask = additive_mask(tf.cast(attention_mask, tf.bool)[:, None, None, :], hidden.dtype)
+
+        all_hidden = (hidden,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for layer in self.layers:
+            layer_hidden, weights = layer(hidden, mask, output_attentions=output_attentions, training=training)
+            hidden = _layer_drop(layer_hidden, hidden, self.layerdrop, training)
+            if output_hidden_states:
+                all_hidden += (hidden,)
+            if output_attentions:
+                all_attentions += (weights,)
+        hidden = self.layer_norm(hidden)
+        if output_hidden_states:
+            all_hidden = all_hidden[:-1] + (hidden,)
+        return EncoderOutput(last_hidden_state=hidden, hidden_states=all_hidden, attentions=all_attentions)
+
+
+class TFM2M100Decoder(_Block):
+    def __init__(self, config: M2M100Config, embed_tokens: keras.layers.Embedding, **kwargs):
+        super().__init__(**kwargs)
+        self.dropout = keras.layers.Dropout(config.dropout)
+        self.layerdrop = config.decoder_layerdrop
+        self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
+        self.embed_tokens = embed_tokens
+        self.embed_positions = TFM2M100SinusoidalPositionalEmbedding(
+            config.max_position_embeddings, config.d_model, config.pad_token_id, name="embed_positions"
+        )
+        self.layers = [TFM2M100DecoderLayer(config, name=f"layers.{i}") for i in range(config.decoder_layers)]
+        self.layer_norm = _layer_norm("layer_norm")
+
+    # Copied from westron.models.marian.modeling_tf_marian.TFMarianDecoder.init_cache
+    def init_cache(self, encoder_hidden_states: tf.Tensor, max_length: int) -> tuple:
+        """Per layer (self_k, self_v, cross_k, cross_v); self buffers zeros (B, heads, max_length, head_dim),
+        cross keys/values projected once from encoder_hidden_states (B, S, D) -> (B, heads, S, head_dim)."""
+        batch = tf.shape(encoder_hidden_states)[0]
+        cache = []
+        for layer in self.layers:
+            attention = layer.self_attn
+            zeros = tf.zeros((batch, attention.num_heads, max_length, attention.head_dim), encoder_hidden_states.dtype)
+            cache.append((zeros, zeros, *layer.encoder_attn.project_key_value(encoder_hidden_states)))
+        return tuple(cache)
+
+    def call(
+        self,
+        input_ids: tf.Tensor,
+        encoder_hidden_states: tf.Tensor | None,
+        encoder_attention_mask: tf.Tensor | None = None,
+        attention_mask: tf.Tensor | None = None,
+        cache: tuple | None = None,
+        cache_position: int | tf.Tensor = 0,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        training: bool = False,
+    ) -> DecoderOutput:
+        """input_ids (B, t): the tokens at sequence indices cache_position .. cache_position+t-1.
+
+        Without a cache (teacher forcing) cache_position is 0 and the queries attend to each other
+        causally; attention_mask (B, t) hides padded target positions as keys. With a cache, the
+        queries attend to every cached position up to their own (masked by position only).
+        encoder_hidden_states may be None when the cache holds the cross keys/values.
+        hidden_states, when asked for, end with the final LayerNorm's output, as Hugging Face's.
+        """
+        t = tf.shape(input_ids)[1]
+        if not isinstance(cache_position, int):
+            cache_position = tf.cast(cache_position, tf.int32)
+        query_positions = cache_position + tf.range(t)  # (t,) for the causal mask
+        # The embedded positions skip padding tokens (see TFM2M100SinusoidalPositionalEmbedding).
+        positions = self.embed_positions(input_ids, past_length=cache_position)  # (B, t, D)
+        hidden = self.embed_tokens(input_ids) * self.embed_scale + positions
+        hidden = self.dropout(hidden, training=training)  # (B, t, D)
+
+        if cache is None:
+            num_keys = t
+        elif isinstance(cache_position, int):
+            num_keys = cache_position + input_ids.shape[1]
+            if num_keys > cache[0][0].shape[2]:
+                raise ValueError(f"the cache holds {cache[0][0].shape[2]} positions; decoding past it ({num_keys})")
+        else:
+            num_keys = tf.shape(cache[0][0])[2]  # static: all of the buffer, masked by position
+        allowed = tf.range(num_keys)[None, :] <= query_positions[:, None]  # (t, keys)
+        allowed = allowed[None, None]  # (1, 1, t, keys)
+        if attention_mask is not None:  # (B, keys)
+            allowed = tf.logical_and(allowed, tf.cast(attention_mask, tf.bool)[:, None, None, :])
+        self_mask = additive_mask(allowed, hidden.dtype)
+        cross_mask = None
+        if encoder_attention_mask is not None:  # (B, 1, 1, S)
+            cross_mask = additive_mask(tf.cast(encoder_attention_mask, tf.bool)[:, None, None, :], hidden.dtype)
+
+        all_hidden = (hidden,) if output_hidden_states else None
+        all_self = () if output_attentions else None
+        all_cross = () if output_attentions else None
+        new_cache = [] if cache is not None else None
+        for index, layer in enumerate(self.layers):
+            layer_hidden, layer_cache, self_weights, cross_weights = layer(
+                hidden,
+                self_mask,
+                encoder_hidden_states,
+                cross_mask,
+                layer_cache=cache[index] if cache is not None else None,
+                cache_position=cache_position,
+                output_attentions=output_attentions,
+                training=training,
+            )
+            # LayerDrop while training only (never with a cache)
+            hidden = _layer_drop(layer_hidden, hidden, self.layerdrop, training and cache is None)
+            if cache is not None:
+                new_cache.append(layer_cache)
+            if output_hidden_states:
+                all_hidden += (hidden,)
+            if output_attentions:
+                all_self += (self_weights,)
+                all_cross += (cross_weights,)
+        hidden = self.layer_norm(hidden)
+        if output_hidden_states:
+            all_hidden = all_hidden[:-1] + (hidden,)
+        return DecoderOutput(
+            last_hidden_state=hidden,
+            cache=tuple(new_cache) if cache is not None else None,
+            hidden_states=all_hidden,
+            attentions=all_self,
+            cross_attentions=all_cross,
+        )
+
+
+# ---- models ---------------------------------------------------------------------------------------------
+
+
+# Copied from westron.models.marian.modeling_tf_marian.TFMarianPreTrainedModel with Marian->M2M100
+class TFM2M100PreTrainedModel(TFPreTrainedModel):
+    config_class = M2M100Config
+    # Ignore copy
+    # Checkpoints of transformers 4 may hold the sinusoidal tables (`...embed_positions.weights`);
+    # they are computed here.
+    checkpoint_keys_to_ignore = [r"(^|\.)embed_positions\.weights?$"]
+
+    def _init_weights(self, layer: keras.layers.Layer) -> None:
+        """HF's initialisation, for training from scratch (from_pretrained overwrites it). Keras variables
+        do not exist yet: this sets the initializers each sublayer builds its variables with."""
+        std = self.config.init_std
+        if isinstance(layer, keras.layers.Dense):
+            layer.kernel_initializer = keras.initializers.RandomNormal(stddev=std)  # bias: zeros, Keras' default
+        elif isinstance(layer, _PaddingIdxEmbedding):
+            layer.embeddings_initializer = _PaddingRowZero(std, layer.padding_idx)
+        # LayerNormalization: ones and zeros, Keras' default.
+
+    def init_weights(self) -> None:
+        for layer in self._flatten_layers(include_self=False, recursive=True):
+            self._init_weights(layer)
+
+
+# Copied from westron.models.marian.modeling_tf_marian._PaddingRowZero
+class _PaddingRowZero(keras.initializers.Initializer):
+    """normal(0, stddev) with the padding row zeroed, as torch initialises nn.Embedding(padding_idx)."""
+
+    def __init__(self, stddev: float, padding_idx: int | None):
+        self.stddev = stddev
+        self.padding_idx = padding_idx
+
+    def __call__(self, shape, dtype=None):
+        values = keras.random.normal(shape, stddev=self.stddev, dtype=dtype)
+        if self.padding_idx is None:
+            return values
+        keep = tf.range(shape[0])[:, None] != self.padding_idx
+        return tf.where(keep, values, tf.zeros_like(values))
+
+    def get_config(self):
+        return {"stddev": self.stddev, "padding_idx": self.padding_idx}
+
+
+# Copied from westron.models.marian.modeling_tf_marian._PaddingIdxEmbedding
+class _PaddingIdxEmbedding(keras.layers.Embedding):
+    """keras Embedding with torch's nn.Embedding(padding_idx) semantics: the padding row starts at zero
+    and a lookup of the padding id sends no gradient to it (the tied LM head still trains it, as in torch)."""
+
+    def __init__(self, input_dim: int, output_dim: int, padding_idx: int | None, **kwargs):
+        super().__init__(input_dim, output_dim, embeddings_initializer=_PaddingRowZero(1.0, padding_idx), **kwargs)
+        self.padding_idx = padding_idx
+
+    def call(self, inputs):
+        embeds = super().call(inputs)
+        if self.padding_idx is None:
+            return embeds
+        is_padding = tf.equal(inputs, tf.cast(self.padding_idx, inputs.dtype))[..., None]
+        return tf.where(is_padding, tf.stop_gradient(embeds), embeds)
+
+
+# Copied from westron.models.marian.modeling_tf_marian._embedding with Marian->M2M100
+def _embedding(config: M2M100Config, vocab_size: int, name: str) -> keras.layers.Embedding:
+    padding_idx = config.pad_token_id if config.pad_token_id is not None and config.pad_token_id < vocab_size else None
+    return _PaddingIdxEmbedding(vocab_size, config.d_model, padding_idx, name=name)
+
+
+class TFM2M100Model(TFM2M100PreTrainedModel):
+    """The encoder and decoder; `shared` holds the vocabulary's embeddings.
+
+    Tying follows Hugging Face transformers 5: with tie_word_embeddings (every M2M100 and NLLB
+    checkpoint) the encoder's and decoder's embeddings are `shared` itself (one variable); with
+    tie_word_embeddings=False all three are separate variables (HF 5 saves and loads each one, and
+    `shared` is then unused).
+    """
+
+    def __init__(self, config: M2M100Config, **kwargs):
+        kwargs.setdefault("name", "tfm2m100_model")
+        super().__init__(config, **kwargs)
+        self.shared = _embedding(config, config.vocab_size, "shared")
+        if config.tie_word_embeddings:
+            encoder_embeddings = decoder_embeddings = self.shared
+        else:
+            encoder_embeddings = _embedding(config, config.vocab_size, "embed_tokens")
+            decoder_embeddings = _embedding(config, config.vocab_size, "embed_tokens")
+        self.encoder = TFM2M100Encoder(config, encoder_embeddings, name="encoder")
+        self.decoder = TFM2M100Decoder(config, decoder_embeddings, name="decoder")
+        self.init_weights()
+
+    def tied_weights(self) -> dict[str, str]:
+        if self.config.tie_word_embeddings:
+            return {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"}
+        return {}
+
+    # Copied from westron.models.marian.modeling_tf_marian.TFMarianModel.build
+    def build(self, input_shape=None):
+        # `shared` is built here, in this model's name scope, so its one variable is
+        # `<...>/model/shared/embeddings` (-> model.shared.weight) and not under the encoder, its first user.
+        if self.shared is not None and not self.shared.built:
+            self.shared.build(None)
+        self.built = True
+
+    # Copied from westron.models.marian.modeling_tf_marian.TFMarianModel.call with Marian->M2M100, M2M100MTModel->M2M100ForConditionalGeneration
+    def call(
+        self,
+        input_ids: tf.Tensor | None = None,
+        attention_mask: tf.Tensor | None = None,
+        decoder_input_ids: tf.Tensor | None = None,
+        decoder_attention_mask: tf.Tensor | None = None,
+        encoder_outputs: EncoderOutput | tuple | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        training: bool = False,
+    ) -> Seq2SeqModelOutput:
+        if output_attentions is None:
+            output_attentions = self.config.output_attentions
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        if encoder_outputs is None:
+            if input_ids is None:
+                raise ValueError("pass input_ids or encoder_outputs")
+            encoder_outputs = self.encoder(
+                input_ids,
+                attention_mask,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+                training=training,
+            )
+        elif not isinstance(encoder_outputs, EncoderOutput):  # HF style: a tuple, hidden states first
+            encoder_outputs = EncoderOutput(*encoder_outputs)
+        if decoder_input_ids is None:
+            raise ValueError("pass decoder_input_ids (or labels to the TFM2M100ForConditionalGeneration)")
+        decoder_outputs = self.decoder(
+            decoder_input_ids,
+            encoder_outputs.last_hidden_state,
+            encoder_attention_mask=attention_mask,
+            attention_mask=decoder_attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            training=training,
+        )
+        return Seq2SeqModelOutput(
+            last_hidden_state=decoder_outputs.last_hidden_state,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            decoder_hidden_states=decoder_outputs.hidden_states,
+            decoder_attentions=decoder_outputs.attentions,
+            cross_attentions=decoder_outputs.cross_attentions,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+            encoder_attentions=encoder_outputs.attentions,
+        )
+
+
+class TFM2M100ForConditionalGeneration(TFM2M100PreTrainedModel):
+    """TFM2M100Model with the language-model head: logits = lm_head(decoder states).
+
+    Tied, the head is the shared embedding matrix transposed (no variable of its own); untied, a
+    Dense layer `lm_head` without bias.
+    """
+
+    def __init__(self, config: M2M100Config, **kwargs):
+        kwargs.setdefault("name", "tfm2m100_for_conditional_generation")
+        super().__init__(config, **kwargs)
+        self.model = TFM2M100Model(config, name="model")
+        self.lm_head = None
+        if not config.tie_word_embeddings:
+            self.lm_head = keras.layers.Dense(config.vocab_size, use_bias=False, name="lm_head")
+        self.init_weights()
+
+    def build(self, input_shape=None):
+        # Nothing of its own to create (M2M100 has no final_logits_bias); without a build(), Keras
+        # would trace call() symbolically first.
+        self.built = True
+
+    def tied_weights(self) -> dict[str, str]:
+        if not self.config.tie_word_embeddings:
+            return {}
+        tied = {f"model.{name}": f"model.{source}" for name, source in self.model.tied_weights().items()}
+        tied["lm_head.weight"] = "model.shared.weight"
+        return tied
+
+    def lm_head_logits(self, hidden: tf.Tensor) -> tf.Tensor:
+        """(B, t, D) -> (B, t, V): the head, own or tied."""
+        if self.lm_head is not None:
+            return self.lm_head(hidden)
+        # As a 2-D matmul with transpose_b: no copy of the (V, D) matrix per call.
+        batch, t = tf.shape(hidden)[0], tf.shape(hidden)[1]
+        embeddings = self.model.shared.embeddings  # (V, D)
+        flat = tf.reshape(hidden, (-1, hidden.shape[-1]))
+        logits = tf.matmul(flat, tf.cast(embeddings, hidden.dtype), transpose_b=True)
+        return tf.reshape(logits, (batch, t, -1))
+
+    # Copied from westron.models.marian.modeling_tf_marian.TFMarianMTModel.call
+    def call(
+        self,
+        input_ids: tf.Tensor | None = None,
+        attention_mask: tf.Tensor | None = None,
+        decoder_input_ids: tf.Tensor | None = None,
+        decoder_attention_mask: tf.Tensor | None = None,
+        encoder_outputs: EncoderOutput | tuple | None = None,
+        labels: tf.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        training: bool = False,
+    ) -> Seq2SeqLMOutput:
+        """A full teacher-forced pass. labels (B, t), -100 where ignored -> loss (mean cross-entropy)."""
+        if labels is not None and decoder_input_ids is None:
+            decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+        outputs = self.model(
+            input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            training=training,
+        )
+        logits = self.lm_head_logits(outputs.last_hidden_state)  # (B, t, V)
+        loss = None
+        if labels is not None:
+            loss = masked_cross_entropy(logits, labels)
+        return Seq2SeqLMOutput(
+            logits=logits,
+            loss=loss,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            decoder_hidden_states=outputs.decoder_hidden_states,
+            decoder_attentions=outputs.decoder_attentions,
+            cross_attentions=outputs.cross_attentions,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+            encoder_attentions=outputs.encoder_attentions,
+        )
+
+    # ---- what generation needs (docs/internals.md) ------------------------------------------------------
+
+    # Copied from westron.models.marian.modeling_tf_marian.TFMarianMTModel.encode
+    def encode(self, input_ids: tf.Tensor, attention_mask: tf.Tensor | None = None) -> EncoderOutput:
+        self.build_weights()
+        return self.model.encoder(input_ids, attention_mask)
+
+    # Copied from westron.models.marian.modeling_tf_marian.TFMarianMTModel.init_cache
+    def init_cache(self, encoder_hidden_states: tf.Tensor, max_length: int) -> tuple:
+        self.build_weights()
+        return self.model.decoder.init_cache(encoder_hidden_states, max_length)
+
+    # Copied from westron.models.marian.modeling_tf_marian.TFMarianMTModel.decode
+    def decode(
+        self,
+        decoder_input_ids: tf.Tensor,
+        encoder_hidden_states: tf.Tensor | None,
+        encoder_attention_mask: tf.Tensor | None,
+        cache: tuple,
+        cache_position: int | tf.Tensor,
+        output_attentions: bool = False,
+    ) -> tuple[tf.Tensor, tuple, tuple | None]:
+        """One decoder step over t new tokens: (logits (B, t, V), cache, cross-attentions or None).
+
+        TensorFlow tensors are immutable: the returned cache holds the updated self-attention
+        buffers (under XLA, dynamic_update_slice in a loop updates them in place).
+        cache_position: a Python int (eager: attends only to the filled part of the buffers) or a
+        scalar int tensor (inside tf.function / XLA: one shape for every step). cache_position + t
+        must not pass max_length: an int is checked; a tensor is not (XLA clamps the write).
+        """
+        self.build_weights()
+        outputs = self.model.decoder(
+            decoder_input_ids,
+            encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask,
+            cache=cache,
+            cache_position=cache_position,
+            output_attentions=output_attentions,
+        )
+        logits = self.lm_head_logits(outputs.last_hidden_state)
+        return logits, outputs.cache, outputs.cross_attentions
+
+    # Copied from westron.models.marian.modeling_tf_marian.TFMarianMTModel.reorder_cache
+    @staticmethod
+    def reorder_cache(cache: tuple, beam_indices: tf.Tensor) -> tuple:
+        """Picks the batch rows beam_indices (B,) of the self-attention keys/values; the cross
+        keys/values are the same for every beam of a sentence and stay as they are.
+
+        The cache keeps its static shapes (B is the cache's batch size), so it can be a
+        tf.while_loop variable even when beam_indices has a dynamic length.
+        """
+        return tuple(
+            (
+                tf.ensure_shape(tf.gather(self_k, beam_indices), self_k.shape),
+                tf.ensure_shape(tf.gather(self_v, beam_indices), self_v.shape),
+                cross_k,
+                cross_v,
+            )
+            for self_k, self_v, cross_k, cross_v in cache
+        )
