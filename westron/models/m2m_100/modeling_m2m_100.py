@@ -453,7 +453,8 @@ class M2M100Decoder(nn.Module):
         Without a cache (teacher forcing) cache_position is 0 and the queries attend to each other
         causally; attention_mask (B, t) hides padded target positions as keys. With a cache, the
         queries attend to every cached position up to their own (masked by position only).
-        encoder_hidden_states may be None when the cache holds the cross keys/values.
+        encoder_hidden_states is always given: with a cache, the cross keys/values come from the
+        cache, but the tensor still tells self- from cross-attention.
         hidden_states, when asked for, end with the final LayerNorm's output, as Hugging Face's.
         """
         t = input_ids.shape[1]
