@@ -159,7 +159,8 @@ def _load_pt_safetensors_into_hf4_tf(model, path):
     for variable in model.weights:
         # HF TF names: "tf_marian_mt_model/model/encoder/layers.0/self_attn/q_proj/kernel:0"
         name = variable.name.split(":")[0]
-        parts = name.split("/")[1:]
+        parts = name.split("/")
+        parts = parts[1:] if len(parts) > 1 else parts  # "final_logits_bias" has no model prefix
         leaf = {"kernel": "weight", "embeddings": "weight", "gamma": "weight", "beta": "bias"}.get(parts[-1], parts[-1])
         key = ".".join(parts[:-1] + [leaf])
         if key.endswith("shared.weight") or "embed_tokens" in key:
