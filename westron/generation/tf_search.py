@@ -1,0 +1,481 @@
+"""TensorFlow search: greedy, beam search and sampling over a model's encode / init_cache / decode / reorder_cache.
+
+One implementation serves both modes. `generate(..., eager=True)` runs it step by step in Python
+(tf.while_loop executes eagerly), for debugging; the default runs the very same code as ONE
+`tf.function(jit_compile=True)`: the encoder, a tf.while_loop over decoding steps with fixed-size
+buffers (static shapes, no Python work per step) and the final selection. The loop stops as soon as
+every row is finished. Batch size and source length are padded up to a few buckets and the compiled
+functions are kept on the model per (bucket shapes, settings), so translating a file compiles a
+handful of functions, not one per batch.
+
+The ids are those of Hugging Face transformers' `generate` for the same settings: the same logits
+processors in the same order (repetition penalty, no-repeat n-grams, bad words, min length, forced
+BOS / EOS, then temperature, top-k, top-p when sampling), and beam search as HF 4.5x+ vectorised it
+(2 * num_beams candidates per step, length penalty on finished hypotheses, the `early_stopping`
+heuristics, -1e9 for impossible beams). Sampling uses stateless random ops (the Gumbel-max trick),
+so a seed reproduces a result in eager and compiled mode alike, but not PyTorch's random stream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from westron.errors import WestronError
+from westron.generation.utils import (
+    GenerationSettings,
+    best_hypothetical_length,
+    can_infer_attention_mask,
+    length_penalty_divisor,
+    resolve_generation_settings,
+)
+
+NEG_INF = float("-inf")
+# Hugging Face's beam search marks impossible beams with -1e9 (not -inf, so sums stay ordered).
+BEAM_MASK = -1.0e9
+_FUNCTIONS_ATTRIBUTE = "_westron_tf_search_functions"
+
+
+# ---- buckets -------------------------------------------------------------------------------------------
+
+
+def bucket_batch_size(batch_size: int) -> int:
+    """Batch sizes are padded to the next power of two (padded rows are dropped from the output)."""
+    return 1 << max(0, int(batch_size) - 1).bit_length()
+
+
+def bucket_length(length: int, max_length: int | None = None) -> int:
+    """Source lengths are padded to 16, 32, 48, 64, 96, 128, 192, 256, ... (at most 1.5x, few shapes).
+
+    `max_length` (the model's max_position_embeddings) caps the bucket, never below `length` itself.
+    """
+    length = int(length)
+    bucket, power = 16, 32
+    while bucket < length:  # 32, 48, 64, 96, 128, 192, ...: each power of two p, then 1.5 p
+        bucket, power = (power, power) if bucket < power else (power * 3 // 2, power * 2)
+    if max_length is not None and length <= max_length < bucket:
+        bucket = max_length
+    return bucket
+
+
+# ---- logits processors (graph code: static settings, a tensor cur_len) -------------------------------
+
+
+def _token_presence(tokens: tf.Tensor, valid: tf.Tensor, vocab_size: int) -> tf.Tensor:
+    """(N, W) tokens and a broadcastable validity mask -> (N, vocab) bool: token v occurs at a valid place.
+
+    Invalid places (and ids past the vocabulary) go to a spare column that is cut off at the end.
+    """
+    valid = tf.broadcast_to(valid, tf.shape(tokens))
+    ids = tf.where(valid, tf.minimum(tokens, vocab_size), vocab_size)
+    rows = tf.broadcast_to(tf.range(tf.shape(tokens)[0])[:, None], tf.shape(tokens))
+    indices = tf.reshape(tf.stack([rows, ids], axis=-1), (-1, 2))
+    counts = tf.scatter_nd(indices, tf.ones(tf.shape(indices)[:1], tf.int32), (tf.shape(tokens)[0], vocab_size + 1))
+    return counts[:, :vocab_size] > 0
+
+
+def _ngram_bans(sequences: tf.Tensor, cur_len: tf.Tensor, n: int, vocab_size: int) -> tf.Tensor | None:
+    """(N, vocab) bool: tokens that would repeat an n-gram of sequences[:, :cur_len] (HF's NoRepeatNGram)."""
+    windows = sequences.shape[1] - n + 1  # static: every n-gram start in the buffer
+    if windows <= 0:
+        return None
+    # The window starting at j is complete iff j + n <= cur_len; it bans its last token when its
+    # first n - 1 tokens equal the last n - 1 tokens so far.
+    match = (tf.range(windows) + n <= cur_len)[None, :]
+    for k in range(n - 1):
+        prefix_k = tf.gather(sequences, tf.maximum(cur_len - (n - 1) + k, 0), axis=1)  # (N,)
+        match = tf.logical_and(match, tf.equal(sequences[:, k : k + windows], prefix_k[:, None]))
+    return _token_presence(sequences[:, n - 1 : n - 1 + windows], match, vocab_size)
+
+
+def _bad_words_bans(sequences: tf.Tensor, cur_len: tf.Tensor, bad_words, vocab_size: int) -> tf.Tensor:
+    """(N, vocab) bool: tokens that would complete a bad word (HF's NoBadWordsLogitsProcessor)."""
+    single = np.zeros((1, vocab_size), dtype=bool)
+    single[0, list(bad_words.single)] = True
+    banned = tf.constant(single)
+    for prefixes, last in bad_words.multi:
+        length = len(prefixes[0])
+        tail = tf.gather(sequences, tf.maximum(cur_len - length + tf.range(length), 0), axis=1)  # (N, length)
+        hit = tf.reduce_all(tf.equal(tail[:, None, :], tf.constant(prefixes, tf.int32)[None]), axis=-1)  # (N, W)
+        hit = tf.logical_and(hit, cur_len >= length)
+        last_tokens = tf.one_hot(last, vocab_size, dtype=tf.float32)  # (W, vocab)
+        banned = tf.logical_or(banned, tf.matmul(tf.cast(hit, tf.float32), last_tokens) > 0)
+    return banned
+
+
+def _one_hot_row(token_ids, vocab_size: int, on, off) -> np.ndarray:
+    row = np.full((1, vocab_size), off)
+    row[0, [t for t in token_ids if t < vocab_size]] = on
+    return row
+
+
+def process_scores(
+    scores: tf.Tensor, sequences: tf.Tensor, cur_len: tf.Tensor, settings: GenerationSettings
+) -> tf.Tensor:
+    """HF's logits processors, then its warpers when sampling, in HF's order; only the enabled ones.
+
+    scores (N, vocab) float32: logits for greedy search and sampling, log-probabilities for beam
+    search. sequences (N, max_length): the tokens so far, of which only the first cur_len count.
+    """
+    s = settings
+    vocab_size = scores.shape[-1]
+    if s.repetition_penalty != 1.0:
+        seen = _token_presence(sequences, tf.range(sequences.shape[1])[None, :] < cur_len, vocab_size)
+        penalized = tf.where(scores < 0, scores * s.repetition_penalty, scores / s.repetition_penalty)
+        scores = tf.where(seen, penalized, scores)
+    if s.no_repeat_ngram_size:
+        banned = _ngram_bans(sequences, cur_len, s.no_repeat_ngram_size, vocab_size)
+        if banned is not None:
+            scores = tf.where(banned, NEG_INF, scores)
+    if s.bad_words is not None:
+        scores = tf.where(_bad_words_bans(sequences, cur_len, s.bad_words, vocab_size), NEG_INF, scores)
+    if s.min_length > 1 and s.eos_token_ids:  # cur_len >= 1 always: min_length 1 bans nothing
+        eos = _one_hot_row(s.eos_token_ids, vocab_size, True, False)
+        scores = tf.where(tf.logical_and(cur_len < s.min_length, eos), NEG_INF, scores)
+    if s.forced_bos_token_id is not None:
+        forced = _one_hot_row([s.forced_bos_token_id], vocab_size, 0.0, NEG_INF).astype(np.float32)
+        scores = tf.where(cur_len == 1, forced, scores)
+    if s.forced_eos_token_ids is not None:
+        forced = _one_hot_row(s.forced_eos_token_ids, vocab_size, 0.0, NEG_INF).astype(np.float32)
+        scores = tf.where(cur_len == s.max_length - 1, forced, scores)
+    if s.do_sample:
+        if s.temperature != 1.0:
+            scores = scores / s.temperature
+        if s.top_k:
+            k = min(max(s.top_k, s.min_tokens_to_keep), vocab_size)
+            kth = tf.math.top_k(scores, k=k).values[:, -1:]
+            scores = tf.where(scores < kth, NEG_INF, scores)
+        if s.top_p < 1.0:
+            scores = _top_p(scores, s.top_p, s.min_tokens_to_keep)
+    if s.renormalize_logits:
+        scores = tf.nn.log_softmax(scores, axis=-1)
+    return scores
+
+
+def _top_p(scores: tf.Tensor, top_p: float, min_tokens_to_keep: int) -> tf.Tensor:
+    """Nucleus filtering as HF does it: drop the tokens whose ascending cumulative probability is <= 1 - top_p."""
+    vocab_size = scores.shape[-1]
+    order = tf.argsort(scores, axis=-1, direction="ASCENDING", stable=True)
+    cumulative = tf.cumsum(tf.nn.softmax(tf.gather(scores, order, batch_dims=1), axis=-1), axis=-1)
+    remove = tf.logical_and(cumulative <= 1 - top_p, tf.range(vocab_size) < vocab_size - min_tokens_to_keep)
+    remove = tf.gather(remove, tf.argsort(order, axis=-1), batch_dims=1)  # back to vocabulary order
+    return tf.where(remove, NEG_INF, scores)
+
+
+def _gumbel(shape, seed: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
+    """Gumbel(0, 1) noise from a stateless generator: argmax(scores + noise) samples softmax(scores)."""
+    step_seed = tf.stack([seed[0], seed[1] + tf.cast(step, seed.dtype)])
+    # Random bits are the same from TF's kernels and from XLA (stateless floats are not), so eager and
+    # compiled runs sample alike. 23 bits -> (k + 0.5) / 2**23: exact, strictly inside (0, 1).
+    bits = tf.random.stateless_uniform(shape, seed=step_seed, minval=None, maxval=None, dtype=tf.int32, alg="philox")
+    uniform = (tf.cast(tf.bitwise.right_shift(bits, 9) & 0x7FFFFF, tf.float32) + 0.5) * 2.0**-23
+    return -tf.math.log(-tf.math.log(uniform))
+
+
+def _is_eos(tokens: tf.Tensor, eos_token_ids: tuple[int, ...]) -> tf.Tensor:
+    hit = tf.zeros_like(tokens, tf.bool)
+    for token in eos_token_ids:
+        hit = tf.logical_or(hit, tf.equal(tokens, token))
+    return hit
+
+
+# ---- the search ----------------------------------------------------------------------------------------
+
+
+def run_search(model, settings: GenerationSettings, input_ids, attention_mask, num_rows, seed):
+    """Encodes once, then greedy search, sampling or beam search. Runs eagerly and inside tf.function.
+
+    input_ids, attention_mask: (B, S) int32; num_rows: how many rows are real (the others pad a
+    bucket: they start finished and never keep the loop going); seed: (2,) int32. Returns
+    (sequences (B * num_return_sequences, max_length), the length to trim them to).
+    """
+    s = settings
+    encoder_states = model.encode(input_ids, attention_mask).last_hidden_state
+    item_active = tf.range(tf.shape(input_ids)[0]) < num_rows
+    # Self-attention positions 0 .. max_length - 2: the last token is never fed back.
+    cache = model.init_cache(encoder_states, s.max_length - 1)
+    if s.expand_size > 1:  # the beams / samples of a sentence share its encoder states
+        repeat = lambda tensor: tf.repeat(tensor, s.expand_size, axis=0)  # noqa: E731
+        encoder_states, attention_mask = repeat(encoder_states), repeat(attention_mask)
+        cache = tf.nest.map_structure(repeat, cache)
+    if s.num_beams > 1:
+        return _beam_search(model, s, encoder_states, attention_mask, cache, item_active, seed)
+    row_active = tf.repeat(item_active, s.expand_size) if s.expand_size > 1 else item_active
+    return _greedy_search(model, s, encoder_states, attention_mask, cache, row_active, seed)
+
+
+def _greedy_search(model, s: GenerationSettings, encoder_states, attention_mask, cache, row_active, seed):
+    """Greedy search or multinomial sampling: one token per row and step until every row has ended."""
+    rows = tf.shape(encoder_states)[0]
+    positions = tf.range(s.max_length)[None, :]
+    start = tf.fill([rows], s.decoder_start_token_id)
+    # Places past the end are never returned (the output is cut at the final length).
+    sequences = tf.where(positions == 0, start[:, None], s.pad_token_id or 0)
+
+    def keep_going(cur_len, tokens, sequences, unfinished, cache):
+        return tf.logical_and(cur_len < s.max_length, tf.reduce_any(unfinished))
+
+    def step(cur_len, tokens, sequences, unfinished, cache):
+        logits, cache, _ = model.decode(tokens[:, None], encoder_states, attention_mask, cache, cur_len - 1)
+        scores = tf.cast(logits[:, -1, :], tf.float32)
+        if s.uses_processors:
+            scores = process_scores(scores, sequences, cur_len, s)
+        if s.do_sample:
+            scores = scores + _gumbel(tf.shape(scores), seed, cur_len)
+        tokens = tf.argmax(scores, axis=-1, output_type=tf.int32)
+        if s.eos_token_ids:  # a finished row gets padding; a row finishes on any eos token
+            tokens = tf.where(unfinished, tokens, s.pad_token_id)
+            unfinished = tf.logical_and(unfinished, tf.logical_not(_is_eos(tokens, s.eos_token_ids)))
+        sequences = tf.where(positions == cur_len, tokens[:, None], sequences)
+        return cur_len + 1, tokens, sequences, unfinished, cache
+
+    cur_len, _, sequences, _, _ = tf.while_loop(
+        keep_going, step, (tf.constant(1), start, sequences, row_active, cache), maximum_iterations=s.max_length - 1
+    )
+    return sequences, cur_len
+
+
+def _beam_search(model, s: GenerationSettings, encoder_states, attention_mask, cache, item_active, seed):
+    """HF's vectorised beam search (and beam sampling): running beams plus the best finished hypotheses."""
+    num_beams, max_length, keep = s.num_beams, s.max_length, s.beams_to_keep
+    batch = tf.shape(item_active)[0]
+    # Divisors computed in Python doubles and rounded once, like HF's `tensor / length ** penalty`.
+    divisor = tf.constant(
+        [1.0] + [length_penalty_divisor(n, s.length_penalty) for n in range(1, max_length + 1)], tf.float32
+    )
+    best_length = tf.constant(  # the length the early-stopping bound assumes, by cur_len
+        [
+            max(1, best_hypothetical_length(n, max_length, s.early_stopping, s.length_penalty))
+            for n in range(max_length + 1)
+        ]
+    )
+    positions = tf.range(max_length)[None, None, :]
+    top_beams = tf.range(keep) < num_beams  # only the best num_beams candidates may become hypotheses
+    active = item_active[:, None]
+
+    running = tf.where(
+        positions == 0, s.decoder_start_token_id, tf.fill([batch, num_beams, max_length], s.beam_fill_token_id)
+    )
+    state = dict(
+        cur_len=tf.constant(1),
+        tokens=tf.fill([batch * num_beams], s.decoder_start_token_id),  # each beam's last token
+        running=running,
+        # Only the first beam starts alive, so the first step does not pick the same token num_beams times.
+        running_scores=tf.concat([tf.zeros([batch, 1]), tf.fill([batch, num_beams - 1], BEAM_MASK)], axis=1),
+        sequences=running,  # finished hypotheses, best first
+        scores=tf.fill([batch, num_beams], BEAM_MASK),
+        finished=tf.zeros([batch, num_beams], tf.bool),
+        lengths=tf.zeros([batch, num_beams], tf.int32),  # generated tokens of each hypothesis
+        improvable=active,  # HF's is_early_stop_heuristic_unsatisfied; padding rows start settled
+        all_ended=tf.constant(False),  # every candidate of the last step ended (eos or max_length)
+        cache=cache,
+    )
+
+    def keep_going(state):
+        go = tf.logical_and(tf.reduce_any(state["improvable"]), tf.logical_not(state["all_ended"]))
+        if s.early_stopping is True:  # stop once every sentence has num_beams hypotheses
+            full = tf.reduce_all(tf.logical_or(state["finished"], tf.logical_not(active)))
+            go = tf.logical_and(go, tf.logical_not(full))
+        return go
+
+    def step(state):
+        cur_len = state["cur_len"]
+        last_tokens = state["tokens"][:, None]
+        logits, cache, _ = model.decode(last_tokens, encoder_states, attention_mask, state["cache"], cur_len - 1)
+        log_probs = tf.nn.log_softmax(tf.cast(logits[:, -1, :], tf.float32), axis=-1)
+        vocab_size = log_probs.shape[-1]
+        if s.uses_processors:
+            log_probs = process_scores(log_probs, tf.reshape(state["running"], [-1, max_length]), cur_len, s)
+        log_probs = tf.reshape(log_probs, [batch, num_beams, vocab_size]) + state["running_scores"][:, :, None]
+        log_probs = tf.reshape(log_probs, [batch, num_beams * vocab_size])
+
+        # The best `keep` continuations over all beams of a sentence (or `keep` samples without replacement).
+        if s.do_sample:
+            top = tf.math.top_k(log_probs + _gumbel(tf.shape(log_probs), seed, cur_len), k=keep).indices
+            top_scores = tf.gather(log_probs, top, batch_dims=1)
+        else:
+            top_scores, top = tf.math.top_k(log_probs, k=keep)
+        source_beam, top_tokens = top // vocab_size, top % vocab_size  # (batch, keep)
+        top_sequences = tf.gather(state["running"], source_beam, batch_dims=1)
+        top_sequences = tf.where(positions == cur_len, top_tokens[:, :, None], top_sequences)
+        ended = tf.logical_or(_is_eos(top_tokens, s.eos_token_ids), cur_len + 1 >= max_length)
+
+        # The best candidates that did not end keep running.
+        running_scores = top_scores + tf.cast(ended, tf.float32) * BEAM_MASK
+        next_beams = tf.math.top_k(running_scores, k=num_beams).indices
+        running = tf.gather(top_sequences, next_beams, batch_dims=1)
+        running_scores = tf.gather(running_scores, next_beams, batch_dims=1)
+        tokens = tf.reshape(tf.gather(top_tokens, next_beams, batch_dims=1), [-1])
+        beam_indices = tf.gather(source_beam, next_beams, batch_dims=1) + tf.range(batch)[:, None] * num_beams
+
+        # Candidates among the top num_beams that ended join the hypotheses if they score better
+        # (each +BEAM_MASK term below rules a candidate out, in HF's order of float additions).
+        just_ended = tf.logical_and(ended, top_beams[None, :])
+        candidate_scores = top_scores / divisor[cur_len]
+        if s.early_stopping is True:
+            full = tf.reduce_all(state["finished"], axis=-1, keepdims=True)
+            candidate_scores += tf.cast(full, tf.float32) * BEAM_MASK
+        candidate_scores += tf.cast(tf.logical_not(state["improvable"]), tf.float32) * BEAM_MASK
+        candidate_scores += tf.cast(tf.logical_not(just_ended), tf.float32) * BEAM_MASK
+        merged_scores = tf.concat([state["scores"], candidate_scores], axis=1)
+        best = tf.math.top_k(merged_scores, k=num_beams).indices
+        pick = lambda old, new: tf.gather(tf.concat([old, new], axis=1), best, batch_dims=1)  # noqa: E731
+        sequences = pick(state["sequences"], top_sequences)
+        finished = pick(state["finished"], just_ended)
+        lengths = pick(state["lengths"], tf.fill(tf.shape(top_tokens), cur_len))
+        scores = tf.gather(merged_scores, best, batch_dims=1)
+
+        cache = model.reorder_cache(cache, tf.reshape(beam_indices, [-1]))
+        cur_len = cur_len + 1
+
+        # Can the best running beam still beat the worst hypothesis? (HF's early-stopping heuristic.)
+        best_running = running_scores[:, :1] / divisor[best_length[cur_len]]
+        worst = tf.where(finished, tf.reduce_min(scores, axis=1, keepdims=True), BEAM_MASK)
+        improvable = tf.logical_and(state["improvable"], tf.reduce_any(best_running > worst, axis=-1, keepdims=True))
+        all_ended = tf.reduce_all(tf.logical_or(ended, tf.logical_not(active)))
+        new_state = dict(
+            cur_len=cur_len,
+            tokens=tokens,
+            running=running,
+            running_scores=running_scores,
+            sequences=sequences,
+            scores=scores,
+            finished=finished,
+            lengths=lengths,
+            improvable=improvable,
+            all_ended=all_ended,
+            cache=cache,
+        )
+        return (new_state,)
+
+    (state,) = tf.while_loop(keep_going, step, (state,), maximum_iterations=max_length - 1)
+    returned = s.num_return_sequences
+    sequences = tf.reshape(state["sequences"][:, :returned], [-1, max_length])
+    length = 1 + tf.reduce_max(tf.where(active, state["lengths"][:, :returned], 0))
+    return sequences, length
+
+
+# ---- entry point ---------------------------------------------------------------------------------------
+
+
+def generate(
+    model,
+    input_ids,
+    attention_mask=None,
+    generation_config=None,
+    seed: int | None = None,
+    eager: bool = False,
+    jit_compile: bool = True,
+    **kwargs: Any,
+) -> tf.Tensor:
+    """Generated ids (batch * num_return_sequences, length) as an int32 tf.Tensor.
+
+    Each row starts with decoder_start_token_id; finished rows are padded with pad_token_id; the
+    batch is cut to its longest row. kwargs are GenerationConfig fields and override
+    `generation_config` (default: the model's). `seed` makes sampling reproducible. `eager=True`
+    runs the search step by step in Python; otherwise one compiled tf.function runs it
+    (`jit_compile=False`: a plain TF graph instead of XLA).
+    """
+    config = model.config
+    settings = resolve_generation_settings(
+        generation_config if generation_config is not None else model.generation_config,
+        kwargs,
+        seed=seed,
+        vocab_size=getattr(config, "decoder_vocab_size", None) or getattr(config, "vocab_size", None),
+        max_position_embeddings=getattr(config, "max_position_embeddings", None),
+    )
+    ids, mask = _prepare_inputs(input_ids, attention_mask, settings)
+    batch, source_length = ids.shape
+    max_positions = getattr(config, "max_position_embeddings", None)
+    if max_positions is not None and source_length > max_positions:
+        raise WestronError(f"input_ids hold {source_length} tokens but the model reads at most {max_positions}")
+    source_vocab = getattr(config, "vocab_size", None)
+    if ids.min() < 0 or (source_vocab is not None and ids.max() >= source_vocab):
+        # (XLA would clamp an out-of-range id silently instead of failing)
+        raise WestronError(f"input_ids must be token ids in [0, {source_vocab}), got {ids.min()} .. {ids.max()}")
+    seed_pair = _seed_pair(settings.seed)
+    settings = dataclasses.replace(settings, seed=None)  # the seed is an input, not part of the compiled program
+    if eager:
+        ids, mask, num_rows = tf.constant(ids), tf.constant(mask), tf.constant(batch)
+        sequences, length = run_search(model, settings, ids, mask, num_rows, seed_pair)
+    else:
+        bucket_batch = bucket_batch_size(batch)
+        bucket_source = bucket_length(source_length, max_positions)
+        # Padding rows repeat the first sentence (a valid input); they start finished and are dropped.
+        ids = np.concatenate([ids, np.repeat(ids[:1], bucket_batch - batch, axis=0)])
+        mask = np.concatenate([mask, np.repeat(mask[:1], bucket_batch - batch, axis=0)])
+        pad = settings.pad_token_id if settings.pad_token_id is not None and settings.pad_token_id >= 0 else 0
+        ids = np.pad(ids, ((0, 0), (0, bucket_source - source_length)), constant_values=pad)
+        mask = np.pad(mask, ((0, 0), (0, bucket_source - source_length)))
+        function = compiled_search(model, settings, bucket_batch, bucket_source, jit_compile=jit_compile)
+        sequences, length = function(tf.constant(ids), tf.constant(mask), tf.constant(batch, tf.int32), seed_pair)
+    return sequences[: batch * settings.num_return_sequences, : int(length)]
+
+
+def compiled_search(model, settings: GenerationSettings, batch: int, source_length: int, jit_compile: bool = True):
+    """The tf.function for one bucket shape and settings: created once, kept on the model, traced once."""
+    functions = compiled_functions(model)
+    key = (batch, source_length, settings, bool(jit_compile))
+    function = functions.get(key)
+    if function is None:
+
+        def search(input_ids, attention_mask, num_rows, seed):
+            return run_search(model, settings, input_ids, attention_mask, num_rows, seed)
+
+        signature = [
+            tf.TensorSpec((batch, source_length), tf.int32, name="input_ids"),
+            tf.TensorSpec((batch, source_length), tf.int32, name="attention_mask"),
+            tf.TensorSpec((), tf.int32, name="num_rows"),
+            tf.TensorSpec((2,), tf.int32, name="seed"),
+        ]
+        # No autograph: the search has no Python control flow on tensors, and the model code stays as written.
+        function = tf.function(search, input_signature=signature, jit_compile=bool(jit_compile), autograph=False)
+        functions[key] = function
+    return function
+
+
+def compiled_functions(model) -> dict:
+    """{(batch bucket, source bucket, settings, jit_compile): tf.function}, cached on the model."""
+    # Straight into __dict__: Keras would otherwise track the dict and its functions as model state.
+    return vars(model).setdefault(_FUNCTIONS_ATTRIBUTE, {})
+
+
+def _prepare_inputs(input_ids, attention_mask, settings: GenerationSettings) -> tuple[np.ndarray, np.ndarray]:
+    ids = _to_numpy(input_ids, "input_ids")
+    if ids.ndim != 2 or ids.shape[0] == 0 or ids.shape[1] == 0:
+        raise WestronError(f"input_ids must be a non-empty (batch, length) array, got shape {ids.shape}")
+    if attention_mask is None:  # padding is found from pad_token_id, as in the PyTorch search
+        if can_infer_attention_mask(settings.pad_token_id, settings.eos_token_ids):
+            mask = (ids != settings.pad_token_id).astype(np.int32)
+        else:
+            mask = np.ones_like(ids)
+    else:
+        mask = _to_numpy(attention_mask, "attention_mask")
+        if mask.shape != ids.shape:
+            raise WestronError(f"attention_mask has shape {mask.shape} but input_ids {ids.shape}")
+    return ids.astype(np.int32), mask.astype(np.int32)
+
+
+def _to_numpy(value, name: str) -> np.ndarray:
+    if isinstance(value, tf.Tensor):
+        value = value.numpy()
+    elif hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    try:
+        array = np.asarray(value)
+    except ValueError:  # ragged lists
+        raise WestronError(f"{name} must be a rectangular (batch, length) array of token ids") from None
+    if not (np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_):
+        raise WestronError(f"{name} must hold integers, got {array.dtype}")
+    return array
+
+
+def _seed_pair(seed: int | None) -> tf.Tensor:
+    """A stateless RNG seed (2,) int32; without a seed, a fresh random one (no recompilation either way)."""
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+    return tf.constant([seed % 2**31, seed // 2**31 % 2**31], tf.int32)
