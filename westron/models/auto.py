@@ -104,29 +104,33 @@ class AutoTokenizer:
         return import_object(tokenizer_class).from_pretrained(path_or_repo_id, **kwargs)
 
 
-class AutoModelForSeq2SeqLM:
+class _AutoModel:
+    """Picks a family's model class by model_type; `framework_field` names the ModelFamily field."""
+
+    framework_field = ""
+
+    @classmethod
+    def model_class(cls, model_type: str | None, source: str):
+        return import_object(getattr(family_for(model_type, source), cls.framework_field))
+
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id: str | os.PathLike, **kwargs: Any):
+        hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
+        family, _ = _family_of_checkpoint(path_or_repo_id, hub_kwargs)
+        return import_object(getattr(family, cls.framework_field)).from_pretrained(path_or_repo_id, **kwargs)
+
+    @classmethod
+    def from_config(cls, config: PretrainedConfig):
+        return cls.model_class(config.model_type, "from_config")(config)
+
+
+class AutoModelForSeq2SeqLM(_AutoModel):
     """The PyTorch seq2seq model for a checkpoint (`MarianMTModel` for an opus-mt folder)."""
 
-    @staticmethod
-    def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs: Any):
-        hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
-        family, _ = _family_of_checkpoint(path_or_repo_id, hub_kwargs)
-        return import_object(family.pt_model).from_pretrained(path_or_repo_id, **kwargs)
-
-    @staticmethod
-    def from_config(config: PretrainedConfig):
-        return import_object(family_for(config.model_type, "from_config").pt_model)(config)
+    framework_field = "pt_model"
 
 
-class TFAutoModelForSeq2SeqLM:
+class TFAutoModelForSeq2SeqLM(_AutoModel):
     """The TensorFlow seq2seq model for a checkpoint (`TFMarianMTModel` for an opus-mt folder)."""
 
-    @staticmethod
-    def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs: Any):
-        hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
-        family, _ = _family_of_checkpoint(path_or_repo_id, hub_kwargs)
-        return import_object(family.tf_model).from_pretrained(path_or_repo_id, **kwargs)
-
-    @staticmethod
-    def from_config(config: PretrainedConfig):
-        return import_object(family_for(config.model_type, "from_config").tf_model)(config)
+    framework_field = "tf_model"

@@ -88,7 +88,40 @@ def load_vocab(path: str) -> dict[str, int]:
     return vocab
 
 
-class M2M100Tokenizer(SentencePieceTokenizer):
+class LanguageCodesMixin:
+    """src_lang / tgt_lang and language ids for a many-to-many tokenizer (M2M100, NLLB).
+
+    The tokenizer provides `lang_code_to_id`; `get_lang_id(tgt_lang)` is generation's forced BOS id.
+    """
+
+    def _check_lang(self, lang: str) -> str:
+        codes = self.lang_code_to_id
+        if lang not in codes:
+            raise unknown_language_error(lang, codes)
+        return lang
+
+    @property
+    def src_lang(self) -> str:
+        return self._src_lang
+
+    @src_lang.setter
+    def src_lang(self, lang: str) -> None:
+        self._src_lang = self._check_lang(lang)
+
+    @property
+    def tgt_lang(self) -> str | None:
+        return self._tgt_lang
+
+    @tgt_lang.setter
+    def tgt_lang(self, lang: str | None) -> None:
+        self._tgt_lang = None if lang is None else self._check_lang(lang)
+
+    def get_lang_id(self, lang: str) -> int:
+        """The id of a language's token (`get_lang_id(tgt_lang)` is generation's forced BOS id)."""
+        return self.lang_code_to_id[self._check_lang(lang)]
+
+
+class M2M100Tokenizer(LanguageCodesMixin, SentencePieceTokenizer):
     vocab_files_names = {"vocab_file": "vocab.json", "spm_file": "sentencepiece.bpe.model"}
 
     def __init__(
@@ -143,33 +176,8 @@ class M2M100Tokenizer(SentencePieceTokenizer):
 
     # ---- languages --------------------------------------------------------------------------------
 
-    def _check_lang(self, lang: str) -> str:
-        if lang not in self.lang_code_to_id:
-            raise unknown_language_error(lang, self.lang_code_to_id)
-        return lang
-
-    @property
-    def src_lang(self) -> str:
-        return self._src_lang
-
-    @src_lang.setter
-    def src_lang(self, lang: str) -> None:
-        self._src_lang = self._check_lang(lang)
-
-    @property
-    def tgt_lang(self) -> str | None:
-        return self._tgt_lang
-
-    @tgt_lang.setter
-    def tgt_lang(self, lang: str | None) -> None:
-        self._tgt_lang = None if lang is None else self._check_lang(lang)
-
     def get_lang_token(self, lang: str) -> str:
         return f"__{lang}__"
-
-    def get_lang_id(self, lang: str) -> int:
-        """The id of a language's token (`get_lang_id(tgt_lang)` is generation's forced BOS id)."""
-        return self.lang_code_to_id[self._check_lang(lang)]
 
     # ---- hooks ------------------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ import re
 from typing import Any
 
 from westron.file_utils import atomic_write
-from westron.models.m2m_100.tokenization_m2m_100 import load_spm, unknown_language_error
+from westron.models.m2m_100.tokenization_m2m_100 import LanguageCodesMixin, load_spm
 from westron.tokenization_utils import AddedToken, SentencePieceTokenizer, copy_file_atomically, token_text
 
 SPIECE_UNDERLINE = "▁"
@@ -95,7 +95,7 @@ def metaspace_decode(tokens: list[str]) -> str:
     return "".join(token.replace(SPIECE_UNDERLINE, " " if i else "") for i, token in enumerate(tokens))
 
 
-class NllbTokenizer(SentencePieceTokenizer):
+class NllbTokenizer(LanguageCodesMixin, SentencePieceTokenizer):
     vocab_files_names = {"vocab_file": "sentencepiece.bpe.model"}
 
     def __init__(
@@ -172,33 +172,6 @@ class NllbTokenizer(SentencePieceTokenizer):
         """The language codes (the extra special tokens that look like one) and their ids."""
         codes = [token for token in self._extra_special_tokens if LANGUAGE_CODE_PATTERN.fullmatch(token)]
         return {code: self._added_ids[code] for code in codes}
-
-    def _check_lang(self, lang: str) -> str:
-        codes = self.lang_code_to_id
-        if lang not in codes:
-            raise unknown_language_error(lang, codes)
-        return lang
-
-    @property
-    def src_lang(self) -> str:
-        return self._src_lang
-
-    @src_lang.setter
-    def src_lang(self, lang: str) -> None:
-        self._src_lang = self._check_lang(lang)
-
-    @property
-    def tgt_lang(self) -> str | None:
-        """The target language; when unset, targets are framed with src_lang (as Hugging Face does)."""
-        return self._tgt_lang
-
-    @tgt_lang.setter
-    def tgt_lang(self, lang: str | None) -> None:
-        self._tgt_lang = None if lang is None else self._check_lang(lang)
-
-    def get_lang_id(self, lang: str) -> int:
-        """The id of a language code (`get_lang_id(tgt_lang)` is generation's forced BOS id)."""
-        return self._added_ids[self._check_lang(lang)]
 
     # ---- hooks ------------------------------------------------------------------------------------
 
