@@ -1,0 +1,113 @@
+"""pipeline("translation") across families: source prefixes (T5) and languages (NLLB), HF as the oracle."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+import westron
+from westron.errors import WestronError
+from tests import hf_oracle, spm_fixtures
+
+SOURCES = ["The road goes ever on.", "Speak, friend, and enter.", "Not all those who wander are lost, said the wizard."]
+
+
+@pytest.fixture(scope="module")
+def nllb_folder(tmp_path_factory):
+    folder = spm_fixtures.write_nllb_folder(tmp_path_factory.mktemp("nllb"))
+    vocab_size = len(westron.AutoTokenizer.from_pretrained(folder))
+    hf_oracle.save_tiny_m2m100(folder, seed=3, vocab_size=vocab_size, max_position_embeddings=128, init_std=0.5)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def t5_folder(tmp_path_factory):
+    folder = spm_fixtures.write_t5_folder(tmp_path_factory.mktemp("t5"))
+    vocab_size = len(westron.T5Tokenizer.from_pretrained(folder))  # no config.json yet for AutoTokenizer
+    hf_oracle.save_tiny_t5(folder, seed=3, vocab_size=vocab_size, initializer_factor=5.0)
+    config_path = os.path.join(folder, "config.json")
+    config = json.load(open(config_path))
+    config["task_specific_params"] = {
+        "translation_en_to_de": {"prefix": "translate English to German: ", "num_beams": 2, "max_length": 12},
+        "translation_en_to_fr": {"prefix": "translate English to French: ", "num_beams": 2, "max_length": 12},
+    }
+    json.dump(config, open(config_path, "w"))
+    return folder
+
+
+def hf_translate(folder, texts, prefix="", **generate_kwargs):
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+    batch = tokenizer([prefix + text for text in texts], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        ids = model.generate(**batch, **generate_kwargs)
+    return tokenizer.batch_decode(ids, skip_special_tokens=True)
+
+
+@pytest.mark.parametrize("framework", ["pt", "tf"])
+def test_nllb_forces_the_target_language_like_hf(nllb_folder, framework):
+    from transformers import AutoTokenizer
+
+    hf_tokenizer = AutoTokenizer.from_pretrained(nllb_folder, src_lang="eng_Latn")
+    want = hf_translate_nllb(nllb_folder, hf_tokenizer, "heb_Hebr")
+    translator = westron.pipeline(
+        "translation", model=nllb_folder, framework=framework, src_lang="eng_Latn", tgt_lang="heb_Hebr"
+    )
+    assert translator.generate_kwargs["forced_bos_token_id"] == hf_tokenizer.convert_tokens_to_ids("heb_Hebr")
+    got = [r["translation_text"] for r in translator(SOURCES, max_new_tokens=8, num_beams=2)]
+    assert got == want
+
+
+def hf_translate_nllb(folder, hf_tokenizer, tgt_lang):
+    from transformers import AutoModelForSeq2SeqLM
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+    batch = hf_tokenizer(SOURCES, return_tensors="pt", padding=True)
+    forced = hf_tokenizer.convert_tokens_to_ids(tgt_lang)
+    with torch.no_grad():
+        ids = model.generate(**batch, forced_bos_token_id=forced, max_new_tokens=8, num_beams=2)
+    assert (ids[:, 1] == forced).all()
+    return hf_tokenizer.batch_decode(ids, skip_special_tokens=True)
+
+
+def test_task_name_gives_the_languages(nllb_folder):
+    translator = westron.pipeline("translation_eng_Latn_to_kat_Geor", model=nllb_folder, framework="pt")
+    assert translator.tokenizer.src_lang == "eng_Latn" and translator.tokenizer.tgt_lang == "kat_Geor"
+
+
+def test_unknown_or_missing_target_language(nllb_folder):
+    with pytest.raises(WestronError, match="did you mean: heb_Hebr"):
+        westron.pipeline("translation", model=nllb_folder, framework="pt", tgt_lang="heb_hebr")
+    with pytest.raises(WestronError, match="target language"):
+        westron.pipeline("translation", model=nllb_folder, framework="pt")
+
+
+@pytest.mark.parametrize("framework", ["pt", "tf"])
+def test_t5_prefix_and_settings_from_task_specific_params(t5_folder, framework):
+    want = hf_translate(t5_folder, SOURCES, prefix="translate English to German: ", num_beams=2, max_length=12)
+    translator = westron.pipeline("translation_en_to_de", model=t5_folder, framework=framework)
+    assert translator.source_prefix == "translate English to German: "
+    assert [r["translation_text"] for r in translator(SOURCES)] == want
+
+
+def test_t5_explicit_prefix_wins(t5_folder):
+    want = hf_translate(t5_folder, SOURCES, prefix="translate English to Hebrew: ", max_new_tokens=6)
+    translator = westron.pipeline(
+        "translation", model=t5_folder, framework="pt", source_prefix="translate English to Hebrew: "
+    )
+    assert [r["translation_text"] for r in translator(SOURCES, max_new_tokens=6)] == want
+
+
+def test_t5_unknown_direction_lists_the_known_ones(t5_folder):
+    with pytest.raises(WestronError, match="translation_en_to_de, translation_en_to_fr"):
+        westron.pipeline("translation_en_to_he", model=t5_folder, framework="pt")
+
+
+def test_unsupported_task():
+    with pytest.raises(WestronError, match="unsupported task 'summarization'"):
+        westron.pipeline("summarization", model="unused")
