@@ -9,6 +9,7 @@ with TensorFlow models, which needs tf-keras) runs from its own virtual environm
 
     .venv/bin/python benchmarks/generate.py                       # every system, every row
     .venv/bin/python benchmarks/generate.py --systems westron-pt,hf-pt --rows greedy-32
+    .venv/bin/python benchmarks/generate.py --model t5        # t5-small shapes; --model nllb: NLLB-600M shapes
 
 Results: a markdown table on stdout (sentences/s, generated tokens/s, median of --repeats runs
 after --warmup runs; first-call compile time apart). Copy it, with the command and the machine,
@@ -54,7 +55,43 @@ MODELS = {
         decoder_start_token_id=58100,
         forced_eos_token_id=None,
     ),
+    # t5-small: d_model 512, 6+6 layers, 8 heads, FFN 2048 (relu), vocab 32128, tied head.
+    "t5": dict(
+        model_type="t5",
+        vocab_size=32128,
+        d_model=512,
+        d_kv=64,
+        d_ff=2048,
+        num_layers=6,
+        num_heads=8,
+        feed_forward_proj="relu",
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+    ),
+    # nllb-200-distilled-600M: d_model 1024, 12+12 layers, 16 heads, FFN 4096, vocab 256206.
+    "nllb": dict(
+        model_type="m2m_100",
+        vocab_size=256206,
+        d_model=1024,
+        encoder_layers=12,
+        decoder_layers=12,
+        encoder_attention_heads=16,
+        decoder_attention_heads=16,
+        encoder_ffn_dim=4096,
+        decoder_ffn_dim=4096,
+        activation_function="relu",
+        scale_embedding=True,
+        max_position_embeddings=1024,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        decoder_start_token_id=2,
+        forced_eos_token_id=None,
+    ),
 }
+# HF 4.57 has TensorFlow Marian and T5, but never had TensorFlow M2M100.
+HF4_TF_MODELS = {"marian", "t5"}
 
 
 def checkpoint_folder(model: str) -> str:
@@ -150,34 +187,22 @@ def load_system(system: str, folder: str):
 
 
 def _load_pt_safetensors_into_hf4_tf(model, path):
-    """transformers 4.57 cannot read a PyTorch model.safetensors into a TF model (issue 40028): map by name."""
-    import numpy as np
+    """transformers 4.57 cannot read a PyTorch model.safetensors into a TF model (issue 40028).
+
+    The small wrapper: read the file with safetensors.numpy, restore the tied copies HF 5 no longer
+    saves, and hand the dict to HF 4's own PT->TF loader.
+    """
     from safetensors.numpy import load_file
+    from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
 
     state = load_file(path)
-    shared = state.get("model.shared.weight")
-    for variable in model.weights:
-        # HF TF names: "tf_marian_mt_model/model/encoder/layers.0/self_attn/q_proj/kernel:0"
-        name = variable.name.split(":")[0]
-        parts = name.split("/")
-        parts = parts[1:] if len(parts) > 1 else parts  # "final_logits_bias" has no model prefix
-        leaf = {"kernel": "weight", "embeddings": "weight", "gamma": "weight", "beta": "bias"}.get(parts[-1], parts[-1])
-        key = ".".join(parts[:-1] + [leaf])
-        if key.endswith("shared.weight") or "embed_tokens" in key:
-            array = shared
-        elif key.endswith("final_logits_bias"):
-            array = state["final_logits_bias"]
-        elif key.startswith("model.") or key in state:
-            array = state.get(key)
-        else:
-            array = state.get("model." + key)
-        if array is None:
-            if "embed_positions" in key:
-                continue  # sinusoidal, computed by HF TF
-            raise KeyError(f"no checkpoint tensor for {variable.name} ({key})")
-        if parts[-1] == "kernel":
-            array = array.T
-        variable.assign(np.asarray(array).reshape(variable.shape))
+    shared = "model.shared.weight" if "model.shared.weight" in state else "shared.weight"
+    prefix = "model." if shared.startswith("model.") else ""
+    for tied in (f"{prefix}encoder.embed_tokens.weight", f"{prefix}decoder.embed_tokens.weight", "lm_head.weight"):
+        state.setdefault(tied, state[shared])
+    load_pytorch_state_dict_in_tf2_model(
+        model, state, tf_to_pt_weight_rename=getattr(model, "tf_to_pt_weight_rename", None), skip_logger_warnings=True
+    )
 
 
 def run_worker(args) -> None:
@@ -237,6 +262,8 @@ def main() -> None:
     folder = checkpoint_folder(args.model)
     rows = []
     for system in args.systems.split(","):
+        if system.startswith("hf4") and args.model not in HF4_TF_MODELS:
+            continue
         python = HF4_PYTHON if system.startswith("hf4") else sys.executable
         if not os.path.exists(python):
             print(f"skipping {system}: {python} missing (make benchmark-env)", file=sys.stderr)
