@@ -200,6 +200,8 @@ def _load_pt_safetensors_into_hf4_tf(model, path):
     prefix = "model." if shared.startswith("model.") else ""
     for tied in (f"{prefix}encoder.embed_tokens.weight", f"{prefix}decoder.embed_tokens.weight", "lm_head.weight"):
         state.setdefault(tied, state[shared])
+    # HF 4's TF Marian keeps its sinusoidal tables as variables, already filled when built.
+    model._keys_to_ignore_on_load_missing = [*(model._keys_to_ignore_on_load_missing or []), r"embed_positions"]
     load_pytorch_state_dict_in_tf2_model(
         model, state, tf_to_pt_weight_rename=getattr(model, "tf_to_pt_weight_rename", None), skip_logger_warnings=True
     )

@@ -109,7 +109,8 @@ def test_too_long_input_truncates_with_one_warning_or_fails_with_no_truncate(tmp
     long_line = " ".join(["translation"] * 400)
     source = write_input(tmp_path, ["short", long_line, long_line])
     argv = ["translate", "--model", demo_folder, "--framework", "pt", "-i", str(source), "--max-new-tokens", "3"]
-    code, stdout, stderr = run_cli(argv, monkeypatch=monkeypatch)
+    # --batch-size 1: the two long lines are truncated in different batches, still one warning.
+    code, stdout, stderr = run_cli(argv + ["--batch-size", "1"], monkeypatch=monkeypatch)
     assert code == 0 and stdout.count("\n") == 3
     assert stderr.count("westron: warning:") == 1 and "truncated" in stderr
 
@@ -140,3 +141,16 @@ def test_real_process_exit_code_and_no_traceback(tmp_path):
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().startswith("westron: error:") and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_real_process_tensorflow_start_up_notices_stay_off_stderr(demo_folder):
+    """TensorFlow writes C++ notices to file descriptor 2 on import; the user sees Westron's one line only."""
+    done = subprocess.run(
+        [sys.executable, "-m", "westron.cli", "translate", "--model", demo_folder, "--framework", "tf", "--device", "gpu:3"],
+        capture_output=True,
+        text=True,
+        input="hello\n",
+        env={key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"},
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["westron: error: device gpu:3 requested but TensorFlow sees no GPU"]

@@ -136,8 +136,36 @@ def translate_window(translator, window: list[str], first_line: int, batch_size:
     return outputs
 
 
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Sends file descriptor 2 to /dev/null for a moment.
+
+    TensorFlow's C++ start-up notices (oneDNN, absl) are written straight to descriptor 2 while it
+    is imported, past TF_CPP_MIN_LOG_LEVEL; a user of the CLI should see Westron's lines only.
+    """
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced by an in-memory stream
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    try:
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
 def run_translate(args: argparse.Namespace) -> None:
-    from westron.pipelines import TranslationPipeline
+    from westron.pipelines import TranslationPipeline, default_framework
+
+    if (args.framework or default_framework()) == "tf":
+        with native_stderr_silenced():
+            import tensorflow  # noqa: F401  (imported here only to keep its notices off the terminal)
 
     generate_kwargs = {}
     if args.num_beams is not None:
@@ -188,20 +216,29 @@ def run_demo(args: argparse.Namespace) -> None:
 # ---- entry point -----------------------------------------------------------------------------------
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"westron: warning: {message}", file=sys.stderr)
+def one_line_warnings():
+    """A showwarning that prints each distinct warning once, as one `westron: warning:` line."""
+    shown: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if str(message) not in shown:
+            shown.add(str(message))
+            print(f"westron: warning: {message}", file=sys.stderr)
+
+    return show
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter is not for users
     args = build_parser().parse_args(argv)
-    warnings.showwarning = _show_warning
-    warnings.simplefilter("once", UserWarning)
     try:
-        if args.command == "translate":
-            run_translate(args)
-        else:
-            run_demo(args)
+        with warnings.catch_warnings():  # restores the caller's warning settings (main() may be called in-process)
+            warnings.simplefilter("always", UserWarning)
+            warnings.showwarning = one_line_warnings()
+            if args.command == "translate":
+                run_translate(args)
+            else:
+                run_demo(args)
     except WestronError as error:
         print(f"westron: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -115,7 +115,8 @@ class TranslationPipeline:
         if too_long:
             if not self.truncation:
                 raise InputTooLongError(too_long[0], int(lengths[too_long[0]]), limit)
-            warnings.warn(f"{len(too_long)} input(s) longer than {limit} tokens were truncated", stacklevel=3)
+            # One fixed message, so a "once" warnings filter (the CLI's) shows it once per run.
+            warnings.warn(f"inputs longer than the model's limit of {limit} tokens are truncated", stacklevel=3)
             encoded = self.tokenizer(list(texts), padding=True, truncation=True, max_length=limit, return_tensors="np")
         return encoded["input_ids"], encoded["attention_mask"]
 
