@@ -53,8 +53,9 @@ def linear_activation(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-# The same table as modeling_marian.ACT2FN (a model folder imports no other model's folder).
 # T5 uses relu (t5), gelu_new (t5 v1.1 / flan-t5 / mT5: "gated-gelu"), silu, gelu_pytorch_tanh.
+
+# Copied from westron.models.marian.modeling_marian.ACT2FN
 ACT2FN = {
     "gelu": F.gelu,  # exact (erf)
     "gelu_new": gelu_new,
@@ -65,7 +66,7 @@ ACT2FN = {
     "relu6": F.relu6,
     "leaky_relu": F.leaky_relu,  # slope 0.01, as nn.LeakyReLU()
     "silu": F.silu,
-    "swish": F.silu,
+    "swish": F.silu,  # opus-mt's usual choice
     "mish": F.mish,
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
