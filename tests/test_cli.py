@@ -154,3 +154,12 @@ def test_real_process_tensorflow_start_up_notices_stay_off_stderr(demo_folder):
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["westron: error: device gpu:3 requested but TensorFlow sees no GPU"]
+
+
+def test_demo_translates_identically_in_both_frameworks(tmp_path, monkeypatch):
+    code, stdout, stderr = run_cli(["demo", "--folder", str(tmp_path / "demo")], monkeypatch=monkeypatch)
+    assert code == 0, stderr
+    assert "outputs are identical" in stdout
+    pt_lines = [line for line in stdout.splitlines() if line.startswith("  pt: ")]
+    tf_lines = [line for line in stdout.splitlines() if line.startswith("  tf: ")]
+    assert len(pt_lines) == 4 and [line[6:] for line in pt_lines] == [line[6:] for line in tf_lines]

@@ -208,8 +208,13 @@ def progress_bar():
 
 
 def run_demo(args: argparse.Namespace) -> None:
+    import importlib.util
+
     from westron.demo import run_demo as demo
 
+    if args.framework != "pt" and importlib.util.find_spec("tensorflow") is not None:
+        with native_stderr_silenced():
+            import tensorflow  # noqa: F401  (imported here only to keep its notices off the terminal)
     demo(args.folder, framework=args.framework)
 
 
