@@ -90,3 +90,15 @@ def test_every_pytorch_class_has_its_tf_twin_in_the_same_order(model_type):
     assert not missing, f"{tf_file.name} lacks the twins {missing}"
     in_order = [name for name in tf_classes if name in expected]
     assert in_order == expected, f"{tf_file.name} classes are not in {pt_file.name}'s order"
+
+
+def test_public_names_resolve_and_cover_every_family():
+    """Every lazy name imports, and each family's config, tokenizer, PT and TF classes are exported."""
+    import westron
+
+    for name in westron._LAZY_NAMES:
+        assert getattr(westron, name).__name__ == name
+    exported = set(westron._LAZY_NAMES)
+    for family in MODEL_FAMILIES.values():
+        for dotted in family:
+            assert dotted.rsplit(".", 1)[1] in exported, f"westron does not export {dotted}"

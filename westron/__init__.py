@@ -26,12 +26,20 @@ _LAZY_NAMES = {
     "MarianMTModel": "westron.models.marian.modeling_marian",
     "TFMarianModel": "westron.models.marian.modeling_tf_marian",
     "TFMarianMTModel": "westron.models.marian.modeling_tf_marian",
+    "T5Config": "westron.models.t5.configuration_t5",
+    "MT5Config": "westron.models.t5.configuration_t5",
+    "T5Tokenizer": "westron.models.t5.tokenization_t5",
+    "T5Model": "westron.models.t5.modeling_t5",
+    "T5ForConditionalGeneration": "westron.models.t5.modeling_t5",
+    "TFT5Model": "westron.models.t5.modeling_tf_t5",
+    "TFT5ForConditionalGeneration": "westron.models.t5.modeling_tf_t5",
     "M2M100Config": "westron.models.m2m_100.configuration_m2m_100",
-    "M2M100Model": "westron.models.m2m_100.modeling_m2m_100",
-    "M2M100ForConditionalGeneration": "westron.models.m2m_100.modeling_m2m_100",
     "M2M100Tokenizer": "westron.models.m2m_100.tokenization_m2m_100",
     "NllbTokenizer": "westron.models.m2m_100.tokenization_nllb",
-    "T5Tokenizer": "westron.models.t5.tokenization_t5",
+    "M2M100Model": "westron.models.m2m_100.modeling_m2m_100",
+    "M2M100ForConditionalGeneration": "westron.models.m2m_100.modeling_m2m_100",
+    "TFM2M100Model": "westron.models.m2m_100.modeling_tf_m2m_100",
+    "TFM2M100ForConditionalGeneration": "westron.models.m2m_100.modeling_tf_m2m_100",
 }
 
 __all__ = sorted(_LAZY_NAMES) + ["__version__"]
