@@ -111,3 +111,14 @@ def test_t5_unknown_direction_lists_the_known_ones(t5_folder):
 def test_unsupported_task():
     with pytest.raises(WestronError, match="unsupported task 'summarization'"):
         westron.pipeline("summarization", model="unused")
+
+
+def test_model_objects_bring_their_framework(t5_folder):
+    """pipeline(model=<TF model object>) runs TensorFlow without framework="tf", and agrees with PyTorch."""
+    tokenizer = westron.AutoTokenizer.from_pretrained(t5_folder)
+    tf_model = westron.TFAutoModelForSeq2SeqLM.from_pretrained(t5_folder)
+    pt_model = westron.AutoModelForSeq2SeqLM.from_pretrained(t5_folder)
+    tf_translator = westron.pipeline("translation", model=tf_model, tokenizer=tokenizer, source_prefix="x: ")
+    pt_translator = westron.pipeline("translation", model=pt_model, tokenizer=tokenizer, source_prefix="x: ")
+    assert (tf_translator.framework, pt_translator.framework) == ("tf", "pt")
+    assert tf_translator(SOURCES, max_new_tokens=5) == pt_translator(SOURCES, max_new_tokens=5)

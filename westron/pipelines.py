@@ -43,13 +43,15 @@ class TranslationPipeline:
         source_prefix: str | None = None,
         **generate_kwargs: Any,
     ):
-        framework = framework or default_framework()
+        is_path = isinstance(model, str) or hasattr(model, "__fspath__")
+        if framework is None:  # a model object tells its framework (TF classes are named TF...)
+            framework = default_framework() if is_path else ("tf" if type(model).__name__.startswith("TF") else "pt")
         if framework not in ("pt", "tf"):
             raise WestronError(f"framework must be 'pt' or 'tf', not {framework!r}")
         self.framework = framework
         self.truncation = truncation
         self.generate_kwargs = generate_kwargs
-        if isinstance(model, str) or hasattr(model, "__fspath__"):
+        if is_path:
             from westron.models.auto import AutoModelForSeq2SeqLM, AutoTokenizer, TFAutoModelForSeq2SeqLM
 
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
@@ -57,14 +59,14 @@ class TranslationPipeline:
             model = auto.from_pretrained(model, device=device, allow_pickle=allow_pickle)
         elif tokenizer is None:
             raise WestronError("pass tokenizer= when model is a model object rather than a path")
+        elif framework == "pt" and device is not None:
+            from westron.modeling_utils import resolve_device
+
+            model.to(resolve_device(device))
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
         self.source_prefix = self._configure_languages(src_lang, tgt_lang, source_prefix)
-        if framework == "pt" and device is not None:
-            from westron.modeling_utils import resolve_device
-
-            self.model.to(resolve_device(device))
 
     def _configure_languages(self, src_lang, tgt_lang, source_prefix) -> str:
         """Sets what a translation direction needs; returns the text prefix for each source.
