@@ -785,3 +785,56 @@ def copy_file_atomically(source: str, destination: str) -> None:
     with open(source, "rb") as reader, atomic_write(destination, "wb") as writer:
         while chunk := reader.read(1 << 20):
             writer.write(chunk)
+
+
+# ---- SentencePiece files: shared by every tokenizer --------------------------------------------------
+
+SPIECE_UNDERLINE = "▁"
+
+
+def load_spm(path: str, sp_model_kwargs: dict[str, Any]):
+    """A SentencePieceProcessor for a model file; a file that is no model is a CheckpointError."""
+    import sentencepiece
+
+    processor = sentencepiece.SentencePieceProcessor(**sp_model_kwargs)
+    try:
+        processor.Load(os.fspath(path))
+    except (OSError, RuntimeError) as error:
+        raise CheckpointError(f"{path} is not a SentencePiece model ({error})") from None
+    return processor
+
+
+def load_vocab(path: str) -> dict[str, int]:
+    """A vocab.json: token -> integer id."""
+    vocab = JsonConfig.read_json(os.fspath(path))
+    if not all(isinstance(index, int) for index in vocab.values()):
+        raise CheckpointError(f"{path} must map tokens to integer ids")
+    return vocab
+
+
+def load_charsmap_normalizer(processor):
+    """The model's character normalisation alone (Hugging Face's `Precompiled` normalizer): no
+    blank is added, removed or escaped, so whitespace is left for the pre-tokenizer to handle."""
+    import sentencepiece
+
+    return sentencepiece.SentencePieceNormalizer(
+        model_proto=processor.serialized_model_proto(),
+        add_dummy_prefix=False,
+        escape_whitespaces=False,
+        remove_extra_whitespaces=False,
+    )
+
+
+def metaspace_decode(tokens: list[str]) -> str:
+    """Hugging Face's Metaspace decoder: "▁" is a blank, except in the first token, which loses every "▁"."""
+    return "".join(token.replace(SPIECE_UNDERLINE, " " if i else "") for i, token in enumerate(tokens))
+
+
+def save_spm_model(processor, source: str, path: str) -> str:
+    """Copies the loaded SentencePiece model file to `path` (or writes the model it holds if the file is gone)."""
+    if os.path.isfile(source):
+        copy_file_atomically(source, path)
+    else:  # a temporary download that is gone
+        with atomic_write(path, "wb") as handle:
+            handle.write(processor.serialized_model_proto())
+    return path

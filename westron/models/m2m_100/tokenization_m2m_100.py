@@ -30,10 +30,15 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from westron.configuration_utils import JsonConfig
 from westron.errors import CheckpointError, WestronError
-from westron.file_utils import atomic_write
-from westron.tokenization_utils import SentencePieceTokenizer, copy_file_atomically, token_text, write_json
+from westron.tokenization_utils import (
+    SentencePieceTokenizer,
+    load_spm,
+    load_vocab,
+    save_spm_model,
+    token_text,
+    write_json,
+)
 
 FAIRSEQ_LANGUAGE_CODES = {
     "m2m100": """
@@ -66,26 +71,6 @@ def unknown_language_error(lang: Any, known: Iterable[str]) -> WestronError:
         shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
         hint = f"this tokenizer knows {len(known)} languages ({shown})"
     return WestronError(f"unknown language {lang!r}; {hint}")
-
-
-# Copied from westron.models.marian.tokenization_marian.load_spm
-def load_spm(path: str, sp_model_kwargs: dict[str, Any]):
-    import sentencepiece
-
-    processor = sentencepiece.SentencePieceProcessor(**sp_model_kwargs)
-    try:
-        processor.Load(os.fspath(path))
-    except (OSError, RuntimeError) as error:
-        raise CheckpointError(f"{path} is not a SentencePiece model ({error})") from None
-    return processor
-
-
-# Copied from westron.models.marian.tokenization_marian.load_vocab
-def load_vocab(path: str) -> dict[str, int]:
-    vocab = JsonConfig.read_json(os.fspath(path))
-    if not all(isinstance(index, int) for index in vocab.values()):
-        raise CheckpointError(f"{path} must map tokens to integer ids")
-    return vocab
 
 
 class LanguageCodesMixin:
@@ -238,9 +223,4 @@ class M2M100Tokenizer(LanguageCodesMixin, SentencePieceTokenizer):
         vocab_path = os.path.join(save_directory, "vocab.json")
         write_json(vocab_path, self.encoder)
         spm_path = os.path.join(save_directory, "sentencepiece.bpe.model")
-        if os.path.isfile(self.spm_file):
-            copy_file_atomically(self.spm_file, spm_path)
-        else:  # a temporary download that is gone
-            with atomic_write(spm_path, "wb") as handle:
-                handle.write(self.sp_model.serialized_model_proto())
-        return [vocab_path, spm_path]
+        return [vocab_path, save_spm_model(self.sp_model, self.spm_file, spm_path)]

@@ -34,11 +34,18 @@ import os
 import re
 from typing import Any
 
-from westron.file_utils import atomic_write
-from westron.models.m2m_100.tokenization_m2m_100 import LanguageCodesMixin, load_spm
-from westron.tokenization_utils import AddedToken, SentencePieceTokenizer, copy_file_atomically, token_text
+from westron.models.m2m_100.tokenization_m2m_100 import LanguageCodesMixin
+from westron.tokenization_utils import (
+    SPIECE_UNDERLINE,
+    AddedToken,
+    SentencePieceTokenizer,
+    load_charsmap_normalizer,
+    load_spm,
+    metaspace_decode,
+    save_spm_model,
+    token_text,
+)
 
-SPIECE_UNDERLINE = "▁"
 
 # FLORES-200 codes, in the order of the nllb-200 checkpoints' vocabulary.
 FAIRSEQ_LANGUAGE_CODES = """
@@ -73,26 +80,6 @@ FAIRSEQ_SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>")
 FAIRSEQ_OFFSET = 1
 
 _BLANK_RUNS = re.compile(" {2,}")
-
-
-# Copied from westron.models.t5.tokenization_t5.load_charsmap_normalizer
-def load_charsmap_normalizer(processor):
-    """The model's character normalisation alone (Hugging Face's `Precompiled` normalizer): no
-    blank is added, removed or escaped, so whitespace is left for the pre-tokenizer to handle."""
-    import sentencepiece
-
-    return sentencepiece.SentencePieceNormalizer(
-        model_proto=processor.serialized_model_proto(),
-        add_dummy_prefix=False,
-        escape_whitespaces=False,
-        remove_extra_whitespaces=False,
-    )
-
-
-# Copied from westron.models.t5.tokenization_t5.metaspace_decode
-def metaspace_decode(tokens: list[str]) -> str:
-    """Hugging Face's Metaspace decoder: "▁" is a blank, except in the first token, which loses every "▁"."""
-    return "".join(token.replace(SPIECE_UNDERLINE, " " if i else "") for i, token in enumerate(tokens))
 
 
 class NllbTokenizer(LanguageCodesMixin, SentencePieceTokenizer):
@@ -224,9 +211,4 @@ class NllbTokenizer(LanguageCodesMixin, SentencePieceTokenizer):
 
     def save_vocabulary(self, save_directory: str) -> list[str]:
         path = os.path.join(save_directory, "sentencepiece.bpe.model")
-        if os.path.isfile(self.vocab_file):
-            copy_file_atomically(self.vocab_file, path)
-        else:  # a temporary download that is gone
-            with atomic_write(path, "wb") as handle:
-                handle.write(self.sp_model.serialized_model_proto())
-        return [path]
+        return [save_spm_model(self.sp_model, self.vocab_file, path)]

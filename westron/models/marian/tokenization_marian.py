@@ -22,30 +22,17 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from westron.configuration_utils import JsonConfig
 from westron.errors import CheckpointError
-from westron.file_utils import atomic_write
-from westron.tokenization_utils import SentencePieceTokenizer, copy_file_atomically, token_text, write_json
+from westron.tokenization_utils import (
+    SPIECE_UNDERLINE,
+    SentencePieceTokenizer,
+    load_spm,
+    load_vocab,
+    save_spm_model,
+    token_text,
+    write_json,
+)
 
-SPIECE_UNDERLINE = "▁"
-
-
-def load_spm(path: str, sp_model_kwargs: dict[str, Any]):
-    import sentencepiece
-
-    processor = sentencepiece.SentencePieceProcessor(**sp_model_kwargs)
-    try:
-        processor.Load(os.fspath(path))
-    except (OSError, RuntimeError) as error:
-        raise CheckpointError(f"{path} is not a SentencePiece model ({error})") from None
-    return processor
-
-
-def load_vocab(path: str) -> dict[str, int]:
-    vocab = JsonConfig.read_json(os.fspath(path))
-    if not all(isinstance(index, int) for index in vocab.values()):
-        raise CheckpointError(f"{path} must map tokens to integer ids")
-    return vocab
 
 
 class MarianTokenizer(SentencePieceTokenizer):
@@ -191,13 +178,7 @@ class MarianTokenizer(SentencePieceTokenizer):
         for name, source, processor in zip(
             ("source.spm", "target.spm"), self.spm_files, (self.spm_source, self.spm_target)
         ):
-            path = os.path.join(save_directory, name)
-            if os.path.isfile(source):
-                copy_file_atomically(source, path)
-            else:  # the loaded file is gone (a temporary download): write the model it held
-                with atomic_write(path, "wb") as handle:
-                    handle.write(processor.serialized_model_proto())
-            written.append(path)
+            written.append(save_spm_model(processor, source, os.path.join(save_directory, name)))
         return written
 
     def get_src_vocab(self) -> dict[str, int]:

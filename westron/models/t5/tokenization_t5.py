@@ -31,51 +31,16 @@ import re
 from typing import Any
 
 from westron.errors import CheckpointError
-from westron.file_utils import atomic_write
-from westron.tokenization_utils import SentencePieceTokenizer, copy_file_atomically, token_text
+from westron.tokenization_utils import (
+    SentencePieceTokenizer,
+    load_charsmap_normalizer,
+    load_spm,
+    metaspace_decode,
+    save_spm_model,
+    token_text,
+)
 
-SPIECE_UNDERLINE = "▁"
 SENTINEL_PATTERN = re.compile(r"<extra_id_(\d+)>")
-
-
-# Copied from westron.models.marian.tokenization_marian.load_spm
-def load_spm(path: str, sp_model_kwargs: dict[str, Any]):
-    import sentencepiece
-
-    processor = sentencepiece.SentencePieceProcessor(**sp_model_kwargs)
-    try:
-        processor.Load(os.fspath(path))
-    except (OSError, RuntimeError) as error:
-        raise CheckpointError(f"{path} is not a SentencePiece model ({error})") from None
-    return processor
-
-
-def load_charsmap_normalizer(processor):
-    """The model's character normalisation alone (Hugging Face's `Precompiled` normalizer): no
-    blank is added, removed or escaped, so whitespace is left for the pre-tokenizer to handle."""
-    import sentencepiece
-
-    return sentencepiece.SentencePieceNormalizer(
-        model_proto=processor.serialized_model_proto(),
-        add_dummy_prefix=False,
-        escape_whitespaces=False,
-        remove_extra_whitespaces=False,
-    )
-
-
-def metaspace_decode(tokens: list[str]) -> str:
-    """Hugging Face's Metaspace decoder: "▁" is a blank, except in the first token, which loses every "▁"."""
-    return "".join(token.replace(SPIECE_UNDERLINE, " " if i else "") for i, token in enumerate(tokens))
-
-
-def save_spm_model(processor, source: str, path: str) -> str:
-    """Copies the loaded SentencePiece model file to `path` (or writes the model it holds if the file is gone)."""
-    if os.path.isfile(source):
-        copy_file_atomically(source, path)
-    else:  # a temporary download that is gone
-        with atomic_write(path, "wb") as handle:
-            handle.write(processor.serialized_model_proto())
-    return path
 
 
 class T5Tokenizer(SentencePieceTokenizer):
