@@ -297,6 +297,9 @@ def _beam_search(model, s: GenerationSettings, encoder_states, attention_mask, c
         if s.do_sample:
             top = tf.math.top_k(log_probs + _gumbel(tf.shape(log_probs), seed, cur_len), k=keep).indices
             top_scores = tf.gather(log_probs, top, batch_dims=1)
+            # Best first, as HF 4.x and HF >= 5.24 order them: only the first num_beams may finish.
+            order = tf.argsort(top_scores, axis=-1, direction="DESCENDING", stable=True)
+            top, top_scores = tf.gather(top, order, batch_dims=1), tf.gather(top_scores, order, batch_dims=1)
         else:
             top_scores, top = tf.math.top_k(log_probs, k=keep)
         source_beam, top_tokens = top // vocab_size, top % vocab_size  # (batch, keep)

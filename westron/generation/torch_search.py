@@ -398,6 +398,9 @@ def _beam_search(decoder: _Decoder, s: GenerationSettings, batch: int, processor
         if s.do_sample:
             candidates = torch.multinomial(F.softmax(log_probs, dim=-1), num_samples=keep, generator=generator)
             candidate_scores = log_probs.gather(1, candidates)
+            # Best first, as HF 4.x and HF >= 5.24 order them: only the first `beams` may finish.
+            candidate_scores, order = candidate_scores.sort(dim=-1, descending=True)
+            candidates = candidates.gather(1, order)
         else:
             candidate_scores, candidates = torch.topk(log_probs, keep)
         source_beam = candidates // vocab  # (B, keep)
