@@ -23,6 +23,8 @@ import os
 import shutil
 import tempfile
 
+from tests.hf_pinned import hf_language_codes
+
 # A few sentences per language; the corpus combines them with digits and punctuation.
 _SENTENCES = {
     "en": [
@@ -255,7 +257,7 @@ def write_nllb_folder(
     """An nllb-200 tokenizer folder: sentencepiece.bpe.model and a tokenizer_config.json that lists
     the 202 language codes and, `with_ids` (as the Hub's has it), their fairseq ids in
     added_tokens_decoder: <s> <pad> </s> <unk> = 0..3, the codes after the pieces, <mask> last."""
-    from transformers.models.nllb.tokenization_nllb import FAIRSEQ_LANGUAGE_CODES
+    FAIRSEQ_LANGUAGE_CODES = hf_language_codes()["nllb"]
 
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
@@ -298,7 +300,7 @@ def write_m2m100_folder(
     """An m2m100 tokenizer folder: vocab.json, sentencepiece.bpe.model, tokenizer_config.json and
     special_tokens_map.json; `list_language_tokens` (as the Hub's do) lists `__en__`... as
     additional_special_tokens."""
-    from transformers.models.m2m_100.tokenization_m2m_100 import FAIRSEQ_LANGUAGE_CODES
+    FAIRSEQ_LANGUAGE_CODES = hf_language_codes()["m2m100"]
 
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)

@@ -2,10 +2,10 @@ import json
 
 import pytest
 
+from tests.hf_oracle import tiny_marian_config
 from westron import AutoConfig, GenerationConfig
 from westron.errors import CheckpointError, WestronError
 from westron.models.marian.configuration_marian import MarianConfig
-from tests.hf_oracle import tiny_marian_config
 
 
 def test_hf_config_json_round_trips_unknown_keys(tmp_path):

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import westron
-from westron.errors import WestronError
 from tests import hf_oracle, spm_fixtures
+from westron.errors import WestronError
 
 SOURCES = ["The road goes ever on.", "Speak, friend, and enter.", "Not all those who wander are lost, said the wizard."]
 

@@ -335,7 +335,7 @@ def test_attention_mask_must_match_input_ids(models):
 
 
 def _hf_processors(name: str, max_length: int):
-    from transformers.generation import logits_process as lp
+    import transformers as lp  # the processors are public top-level names
 
     return {
         "repetition_penalty": [lp.RepetitionPenaltyLogitsProcessor(1.7)],

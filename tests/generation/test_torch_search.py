@@ -487,7 +487,7 @@ def _same(ours, theirs, input_ids, scores):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_processors_equal_hf_processors(seed):
-    from transformers.generation import logits_process as hf
+    import transformers as hf  # the processors are public top-level names
 
     input_ids, scores = _random_case(seed=seed)
     for penalty in (1.3, 0.7):
@@ -525,7 +525,7 @@ def test_processors_on_a_hand_made_case():
     # Exactly 1 - top_p of probability in the tail: that tail goes (HF's <=).
     uniform = torch.zeros(1, 4)
     assert torch.isfinite(TopP(0.75)(None, uniform.clone())).sum() == 3
-    from transformers.generation.logits_process import TopPLogitsWarper
+    from transformers import TopPLogitsWarper
 
     assert torch.isfinite(TopPLogitsWarper(0.75)(None, uniform.clone())).sum() == 3
 

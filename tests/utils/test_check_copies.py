@@ -489,7 +489,7 @@ def test_command_prints_path_line_and_diff_and_exits_1_without_importing_the_cod
     assert json.loads(last) == [1, []], result.stderr
     assert report[0] == f"{M2M}:{line_of(tree, M2M, '# new')}: M2M100Attention differs from {REF}.MarianAttention"
     assert "-        # new" in report  # the diff turns the copy into what it should read
-    assert f"westron/models/m2m100/modeling_tf_m2m100.py:1: TensorFlow file imports torch" in "\n".join(report)
+    assert "westron/models/m2m100/modeling_tf_m2m100.py:1: TensorFlow file imports torch" in "\n".join(report)
     assert "2 problem(s)" in result.stderr
 
     command = [sys.executable, str(SCRIPT), "--root", str(tree)]

@@ -12,9 +12,11 @@ import transformers
 from safetensors.torch import save_file
 
 from tests.hf_oracle import M2M100_VARIANTS, save_tiny_m2m100
+from tests.hf_pinned import hf_internal
 from tests.test_modeling_common import (
-    CACHE_ATOL,
+    CACHE_TOL,
     Seq2SeqModelTesterMixin,
+    assert_float32_close,
     batch_for,
     copy_config_files,
     hf_checkpoint_folder,
@@ -82,9 +84,7 @@ def padded_ids(pad: int, left: bool) -> torch.Tensor:
 
 @pytest.mark.parametrize("num_positions, dim, padding_idx", [(66, 32, 1), (199, 33, 98), (12, 6, 0), (1026, 64, 1)])
 def test_sinusoidal_table_equals_hf_bit_for_bit(num_positions, dim, padding_idx):
-    from transformers.models.m2m_100.modeling_m2m_100 import M2M100SinusoidalPositionalEmbedding as HFPositions
-
-    expected = HFPositions.get_embedding(num_positions, dim, padding_idx)
+    expected = torch.from_numpy(hf_internal(f"m2m100_table_{num_positions}x{dim}_pad{padding_idx}"))
     actual = sinusoidal_table(num_positions, dim, padding_idx)
     assert actual.dtype == torch.float32 and not actual[padding_idx].any()
     torch.testing.assert_close(actual, expected, rtol=0, atol=0)
@@ -94,11 +94,10 @@ def test_sinusoidal_table_equals_hf_bit_for_bit(num_positions, dim, padding_idx)
 @pytest.mark.parametrize("padding_idx", [1, 50])
 @pytest.mark.parametrize("past_length", [0, 3])
 def test_positions_equal_hf(left, padding_idx, past_length):
-    """HF's create_position_ids_from_input_ids: count non-padding tokens from padding_idx + 1 (+ past)."""
-    from transformers.models.m2m_100.modeling_m2m_100 import M2M100SinusoidalPositionalEmbedding as HFPositions
-
+    """HF's position ids (pinned): non-padding tokens count from padding_idx + 1 (+ past); padding keeps padding_idx."""
     ids = padded_ids(padding_idx, left)
-    expected = HFPositions(60, 16, padding_idx)(ids, past_key_values_length=past_length)
+    positions = hf_internal(f"m2m100_positions_{'left' if left else 'right'}_pad{padding_idx}_past{past_length}")
+    expected = sinusoidal_table(60, 16, padding_idx)[torch.from_numpy(positions)]
     actual = M2M100SinusoidalPositionalEmbedding(60, 16, padding_idx)(ids, past_length)
     torch.testing.assert_close(actual, expected, rtol=0, atol=0)
     assert not actual[ids == padding_idx].any()  # padding sits at the zero row
@@ -134,7 +133,7 @@ def test_left_padded_source_equals_hf(hf_model, model, batch):
         decoder_input_ids=batch["decoder_input_ids"],
         decoder_attention_mask=batch["decoder_attention_mask"],
     )
-    torch.testing.assert_close(logits(model, **inputs), logits(hf_model, **inputs), rtol=0, atol=CACHE_ATOL)
+    assert_float32_close(logits(model, **inputs), logits(hf_model, **inputs), CACHE_TOL)
 
 
 def test_positions_are_neither_parameters_nor_saved(model, tmp_path):

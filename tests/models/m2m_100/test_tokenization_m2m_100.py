@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pytest
 
+from tests.hf_pinned import hf_language_codes
 from tests.spm_fixtures import batches, edge_case_texts, first_mismatches, multilingual_corpus, write_m2m100_folder
 from westron.errors import CheckpointError, WestronError
 from westron.models.m2m_100.tokenization_m2m_100 import FAIRSEQ_LANGUAGE_CODES, M2M100Tokenizer
@@ -196,9 +197,7 @@ def test_listed_language_tokens_keep_their_language_ids(tmp_path):
 
 
 def test_language_codes_match_hf():
-    from transformers.models.m2m_100.tokenization_m2m_100 import FAIRSEQ_LANGUAGE_CODES as HF_CODES
-
-    assert FAIRSEQ_LANGUAGE_CODES == HF_CODES
+    assert FAIRSEQ_LANGUAGE_CODES == hf_language_codes()["m2m100"]
 
 
 def test_unknown_language_is_an_error_with_close_matches(tmp_path):

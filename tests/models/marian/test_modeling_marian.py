@@ -12,9 +12,11 @@ import transformers
 from safetensors.torch import save_file
 
 from tests.hf_oracle import MARIAN_VARIANTS, save_tiny_marian
+from tests.hf_pinned import hf_internal
 from tests.test_modeling_common import (
-    CACHE_ATOL,
+    CACHE_TOL,
     Seq2SeqModelTesterMixin,
+    assert_float32_close,
     batch_for,
     copy_config_files,
     hf_checkpoint_folder,
@@ -22,12 +24,7 @@ from tests.test_modeling_common import (
 )
 from westron.errors import CheckpointError, WestronError
 from westron.models.marian.configuration_marian import MarianConfig
-from westron.models.marian.modeling_marian import (
-    ACT2FN,
-    MarianMTModel,
-    MarianSinusoidalPositionalEmbedding,
-    sinusoidal_table,
-)
+from westron.models.marian.modeling_marian import ACT2FN, MarianMTModel, MarianSinusoidalPositionalEmbedding
 
 
 class TestMarianModeling(Seq2SeqModelTesterMixin):
@@ -73,9 +70,7 @@ def logits(model, batch):
 
 @pytest.mark.parametrize("num_positions, dim", [(64, 32), (11, 7), (5, 2)])
 def test_sinusoidal_table_equals_hf(num_positions, dim):
-    from transformers.models.marian.modeling_marian import MarianSinusoidalPositionalEmbedding as HFPositions
-
-    expected = HFPositions(num_positions, dim).create_weight()
+    expected = torch.from_numpy(hf_internal(f"marian_table_{num_positions}x{dim}"))
     actual = MarianSinusoidalPositionalEmbedding(num_positions, dim).weight
     torch.testing.assert_close(actual, expected, rtol=0, atol=0)
     assert actual.dtype == torch.float32
@@ -112,7 +107,7 @@ def test_final_logits_bias_is_loaded_and_used(hf_model, model, batch):
         hidden = model.model(
             batch["input_ids"], batch["attention_mask"], batch["decoder_input_ids"]
         ).last_hidden_state
-        torch.testing.assert_close(logits(model, batch), model.lm_head(hidden) + expected, rtol=0, atol=1e-6)
+        assert_float32_close(logits(model, batch), model.lm_head(hidden) + expected, CACHE_TOL)
 
 
 def test_sharded_save_and_load(model, batch, tmp_path):
@@ -126,7 +121,7 @@ def test_sharded_save_and_load(model, batch, tmp_path):
     reloaded = MarianMTModel.from_pretrained(tmp_path)
     torch.testing.assert_close(logits(reloaded, batch), logits(model, batch), rtol=0, atol=0)
     hf_reloaded = transformers.MarianMTModel.from_pretrained(tmp_path).eval()
-    torch.testing.assert_close(logits(hf_reloaded, batch), logits(model, batch), rtol=0, atol=CACHE_ATOL)
+    assert_float32_close(logits(hf_reloaded, batch), logits(model, batch), CACHE_TOL)
 
 
 def test_pickle_checkpoint_needs_allow_pickle(hf_folder, model, batch, tmp_path):
@@ -164,10 +159,8 @@ def test_decode_with_autograd_recording_leaves_the_cache_alone(model, batch):
 
 @pytest.mark.parametrize("name", sorted(ACT2FN))
 def test_activation_numerics_equal_hf(name):
-    from transformers.activations import ACT2FN as HF_ACT2FN
-
     x = torch.linspace(-8, 8, 4001)
-    torch.testing.assert_close(ACT2FN[name](x), HF_ACT2FN[name](x), rtol=0, atol=0)
+    torch.testing.assert_close(ACT2FN[name](x), torch.from_numpy(hf_internal(f"activation_{name}")), rtol=0, atol=0)
 
 
 def test_gelu_new_model_equals_hf(tmp_path):
@@ -175,7 +168,7 @@ def test_gelu_new_model_equals_hf(tmp_path):
     model = MarianMTModel.from_pretrained(folder)
     hf_model = transformers.MarianMTModel.from_pretrained(folder).eval()
     batch = batch_for(model.config)
-    torch.testing.assert_close(logits(model, batch), logits(hf_model, batch), rtol=0, atol=CACHE_ATOL)
+    assert_float32_close(logits(model, batch), logits(hf_model, batch), CACHE_TOL)
 
 
 def test_unknown_activation_is_a_clear_error():

@@ -15,9 +15,11 @@ import transformers
 from safetensors.torch import save_file
 
 from tests.hf_oracle import MARIAN_VARIANTS, save_tiny_marian, tiny_marian_config
+from tests.hf_pinned import hf_internal
 from tests.test_modeling_common import (
-    CACHE_ATOL,
-    LOGITS_ATOL,
+    CACHE_TOL,
+    LOGITS_TOL,
+    assert_float32_close,
     batch_for,
     copy_config_files,
     hf_checkpoint_folder,
@@ -114,7 +116,7 @@ def test_tied_head_has_no_variable_of_its_own(model, hf_model, batch, tf_batch):
         shared.assign(original * 0.5)
         with torch.no_grad():
             hf_model.model.shared.weight.mul_(0.5)
-        np.testing.assert_allclose(logits(model, tf_batch), hf_logits(hf_model, batch), rtol=0, atol=LOGITS_ATOL)
+        assert_float32_close(logits(model, tf_batch), hf_logits(hf_model, batch), LOGITS_TOL)
     finally:
         shared.assign(original)
         with torch.no_grad():
@@ -123,9 +125,7 @@ def test_tied_head_has_no_variable_of_its_own(model, hf_model, batch, tf_batch):
 
 @pytest.mark.parametrize("num_positions, dim", [(64, 32), (11, 7), (5, 2)])
 def test_sinusoidal_table_equals_hf(num_positions, dim):
-    from transformers.models.marian.modeling_marian import MarianSinusoidalPositionalEmbedding as HFPositions
-
-    expected = HFPositions(num_positions, dim).create_weight().numpy()
+    expected = hf_internal(f"marian_table_{num_positions}x{dim}")
     actual = TFMarianSinusoidalPositionalEmbedding(num_positions, dim).weight
     assert actual.dtype == tf.float32
     np.testing.assert_array_equal(actual.numpy(), expected)
@@ -160,7 +160,7 @@ def test_final_logits_bias_is_loaded_used_and_not_trained(hf_model, model, tf_ba
         tf_batch["input_ids"], tf_batch["attention_mask"], tf_batch["decoder_input_ids"]
     ).last_hidden_state
     without_bias = tf.einsum("btd,vd->btv", hidden, model.model.shared.embeddings).numpy()
-    np.testing.assert_allclose(logits(model, tf_batch), without_bias + expected, rtol=0, atol=1e-5)
+    assert_float32_close(logits(model, tf_batch), without_bias + expected, CACHE_TOL)
 
 
 def test_sharded_save_and_load(model, tf_batch, batch, tmp_path):
@@ -174,7 +174,7 @@ def test_sharded_save_and_load(model, tf_batch, batch, tmp_path):
     reloaded = TFMarianMTModel.from_pretrained(tmp_path)
     np.testing.assert_array_equal(logits(reloaded, tf_batch), logits(model, tf_batch))
     hf_reloaded = transformers.MarianMTModel.from_pretrained(tmp_path).eval()
-    np.testing.assert_allclose(hf_logits(hf_reloaded, batch), logits(model, tf_batch), rtol=0, atol=LOGITS_ATOL)
+    assert_float32_close(hf_logits(hf_reloaded, batch), logits(model, tf_batch), LOGITS_TOL)
 
 
 def test_checkpoint_error_for_a_lone_wrong_shape(hf_folder, tmp_path):
@@ -210,7 +210,7 @@ def test_decode_accepts_int64_positions_and_ids(model, tf_batch):
     cache = model.init_cache(encoded, max_length=6)
     a, _, _ = model.decode(ids[:, :1], encoded, tf_batch["attention_mask"], cache, tf.constant(0, tf.int64))
     b, _, _ = model.decode(tf.cast(ids, tf.int32)[:, :1], encoded, tf_batch["attention_mask"], cache, 0)
-    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=CACHE_ATOL)
+    assert_float32_close(a.numpy(), b.numpy(), CACHE_TOL)
 
 
 def test_marian_model_alone_loads_hf_marian_model(tmp_path):
@@ -224,16 +224,14 @@ def test_marian_model_alone_loads_hf_marian_model(tmp_path):
     with torch.no_grad():
         expected = hf_base(**inputs).last_hidden_state.numpy()
     actual = model(**to_tf(inputs)).last_hidden_state.numpy()
-    np.testing.assert_allclose(actual, expected, rtol=0, atol=LOGITS_ATOL)
+    assert_float32_close(actual, expected, LOGITS_TOL)
     assert model.tied_weights() == dict(hf_base.all_tied_weights_keys)
 
 
 @pytest.mark.parametrize("name", sorted(ACT2FN))
 def test_activation_numerics_equal_hf(name):
-    from transformers.activations import ACT2FN as HF_ACT2FN
-
     x = np.linspace(-8, 8, 4001, dtype=np.float32)
-    expected = HF_ACT2FN[name](torch.from_numpy(x)).numpy()
+    expected = hf_internal(f"activation_{name}")
     np.testing.assert_allclose(ACT2FN[name](tf.constant(x)).numpy(), expected, rtol=1e-6, atol=1e-6)
 
 
@@ -243,7 +241,7 @@ def test_activation_model_equals_hf(activation, tmp_path):
     model = TFMarianMTModel.from_pretrained(folder)
     hf_model = transformers.MarianMTModel.from_pretrained(folder).eval()
     batch = batch_for(model.config)
-    np.testing.assert_allclose(logits(model, to_tf(batch)), hf_logits(hf_model, batch), rtol=0, atol=LOGITS_ATOL)
+    assert_float32_close(logits(model, to_tf(batch)), hf_logits(hf_model, batch), LOGITS_TOL)
 
 
 def test_unknown_activation_is_a_clear_error():

@@ -13,9 +13,11 @@ import transformers
 from safetensors.torch import save_file
 
 from tests.hf_oracle import MT5_VARIANTS, T5_VARIANTS, save_tiny_mt5, save_tiny_t5
+from tests.hf_pinned import hf_internal
 from tests.test_modeling_common import (
-    CACHE_ATOL,
+    CACHE_TOL,
     Seq2SeqModelTesterMixin,
+    assert_float32_close,
     batch_for,
     copy_config_files,
     hf_checkpoint_folder,
@@ -70,10 +72,8 @@ def logits(model, batch):
 @pytest.mark.parametrize("bidirectional", [True, False])
 @pytest.mark.parametrize("num_buckets, max_distance", [(32, 128), (8, 6), (6, 20)])
 def test_relative_position_bucket_equals_hf(bidirectional, num_buckets, max_distance):
-    from transformers.models.t5.modeling_t5 import T5Attention as HFAttention
-
-    relative = torch.arange(-300, 301)[None, :] - torch.arange(3)[:, None]  # (3, 601), every distance class
-    expected = HFAttention._relative_position_bucket(relative, bidirectional, num_buckets, max_distance)
+    relative = torch.from_numpy(hf_internal("t5_relative"))  # (3, 601), every distance class
+    expected = torch.from_numpy(hf_internal(f"t5_buckets_{bidirectional}_{num_buckets}_{max_distance}")).long()
     actual = relative_position_bucket(relative, bidirectional, num_buckets, max_distance)
     assert actual.dtype == torch.int64
     torch.testing.assert_close(actual, expected, rtol=0, atol=0)
@@ -83,26 +83,21 @@ def test_relative_position_bucket_equals_hf(bidirectional, num_buckets, max_dist
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_layer_norm_is_hfs_rms_norm(dtype):
-    from transformers.models.t5.modeling_t5 import T5LayerNorm as HFLayerNorm
-
-    torch.manual_seed(0)
-    ours, theirs = T5LayerNorm(16, eps=1e-6), HFLayerNorm(16, eps=1e-6)
+    ours = T5LayerNorm(16, eps=1e-6)
     with torch.no_grad():
-        ours.weight.uniform_(0.5, 1.5)
-        theirs.weight.copy_(ours.weight)
-    ours.to(dtype), theirs.to(dtype)
-    x = (torch.randn(2, 3, 16) * 5 + 3).to(dtype)  # a mean far from 0: no mean subtraction shows
-    torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
+        ours.weight.copy_(torch.from_numpy(hf_internal("t5_norm_weight")))
+    ours.to(dtype)
+    x = torch.from_numpy(hf_internal("t5_norm_input")).to(dtype)  # a mean far from 0: no mean subtraction shows
+    expected = torch.from_numpy(hf_internal(f"t5_norm_output_{str(dtype).split('.')[-1]}")).to(dtype)
+    torch.testing.assert_close(ours(x), expected, rtol=0, atol=0)
     assert ours(x).dtype == dtype
     assert [name for name, _ in ours.named_parameters()] == ["weight"]
 
 
 @pytest.mark.parametrize("name", ["relu", "gelu_new", "silu", "gelu", "gelu_pytorch_tanh"])
 def test_t5_activations_equal_hf(name):
-    from transformers.activations import ACT2FN as HF_ACT2FN
-
     x = torch.linspace(-8, 8, 4001)
-    torch.testing.assert_close(ACT2FN[name](x), HF_ACT2FN[name](x), rtol=0, atol=0)
+    torch.testing.assert_close(ACT2FN[name](x), torch.from_numpy(hf_internal(f"activation_{name}")), rtol=0, atol=0)
 
 
 def test_original_t5_rescales_before_its_tied_head(tmp_path_factory):
@@ -116,7 +111,7 @@ def test_original_t5_rescales_before_its_tied_head(tmp_path_factory):
             encoder_attention_mask=batch["attention_mask"],
         ).last_hidden_state
     expected = hidden @ model.shared.weight.T * model.config.d_model**-0.5
-    torch.testing.assert_close(logits(model, batch), expected, rtol=0, atol=1e-5)
+    assert_float32_close(logits(model, batch), expected, CACHE_TOL)
 
 
 @pytest.mark.parametrize(
@@ -172,7 +167,7 @@ def test_untied_config_without_lm_head_ties_it_as_hf(tmp_path_factory, tmp_path)
     hf_model = transformers.T5ForConditionalGeneration.from_pretrained(tmp_path).eval()
     assert model.lm_head.weight is model.shared.weight and hf_model.lm_head.weight is hf_model.shared.weight
     batch = batch_for(model.config)
-    torch.testing.assert_close(logits(model, batch), logits(hf_model, batch), rtol=0, atol=CACHE_ATOL)
+    assert_float32_close(logits(model, batch), logits(hf_model, batch), CACHE_TOL)
 
 
 def test_t5_model_without_head_equals_hf(tmp_path_factory):
@@ -185,9 +180,7 @@ def test_t5_model_without_head_equals_hf(tmp_path_factory):
     batch = batch_for(model.config)
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "decoder_input_ids", "decoder_attention_mask")}
     with torch.no_grad():
-        torch.testing.assert_close(
-            model(**inputs).last_hidden_state, hf_model(**inputs).last_hidden_state, rtol=0, atol=CACHE_ATOL
-        )
+        assert_float32_close(model(**inputs).last_hidden_state, hf_model(**inputs).last_hidden_state, CACHE_TOL)
 
 
 def test_decode_with_tensor_position_and_long_cache_crosses_max_distance(tmp_path_factory):
@@ -203,7 +196,7 @@ def test_decode_with_tensor_position_and_long_cache_crosses_max_distance(tmp_pat
         cache = model.init_cache(encoded, max_length=16)
         for position in range(10):
             step, cache, _ = model.decode(target[:, position : position + 1], None, None, cache, torch.tensor(position))
-            torch.testing.assert_close(step, full[:, position : position + 1], rtol=0, atol=CACHE_ATOL)
+            assert_float32_close(step, full[:, position : position + 1], CACHE_TOL)
 
 
 # ---- the config --------------------------------------------------------------------------------------------
@@ -308,8 +301,8 @@ def test_training_dropout_is_hfs_under_the_same_seed(variant, tmp_path_factory):
     expected = hf_model(**inputs, output_attentions=True)
     torch.manual_seed(3)
     actual = model(**inputs, output_attentions=True)
-    torch.testing.assert_close(actual.logits, expected.logits, rtol=0, atol=CACHE_ATOL)
-    torch.testing.assert_close(actual.loss, expected.loss, rtol=0, atol=CACHE_ATOL)
+    assert_float32_close(actual.logits, expected.logits, CACHE_TOL)
+    assert_float32_close(actual.loss, expected.loss, CACHE_TOL)
     torch.manual_seed(4)
     assert not torch.allclose(model(**inputs, output_attentions=True).logits, actual.logits)
 

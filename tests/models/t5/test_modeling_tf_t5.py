@@ -17,9 +17,11 @@ import transformers
 from safetensors.torch import save_file
 
 from tests.hf_oracle import MT5_VARIANTS, T5_VARIANTS, save_tiny_mt5, save_tiny_t5
+from tests.hf_pinned import hf_internal
 from tests.test_modeling_common import (
-    CACHE_ATOL,
-    LOGITS_ATOL,
+    CACHE_TOL,
+    LOGITS_TOL,
+    assert_float32_close,
     batch_for,
     copy_config_files,
     hf_checkpoint_folder,
@@ -81,15 +83,13 @@ def hf_logits(model, batch) -> np.ndarray:
 @pytest.mark.parametrize("num_buckets, max_distance", [(32, 128), (8, 6), (6, 20)])
 def test_relative_position_bucket_equals_hf_eager_and_xla(bidirectional, num_buckets, max_distance):
     """Exact equality, log-bucket boundaries included (the float32 log is where the frameworks could part)."""
-    from transformers.models.t5.modeling_t5 import T5Attention as HFAttention
-
-    relative = torch.arange(-300, 301)[None, :] - torch.arange(3)[:, None]  # (3, 601), every distance class
-    expected = HFAttention._relative_position_bucket(relative, bidirectional, num_buckets, max_distance).numpy()
+    relative = hf_internal("t5_relative")  # (3, 601), every distance class
+    expected = hf_internal(f"t5_buckets_{bidirectional}_{num_buckets}_{max_distance}").astype(np.int64)
 
     def buckets(positions):
         return relative_position_bucket(positions, bidirectional, num_buckets, max_distance)
 
-    positions = tf.constant(relative.numpy(), tf.int32)
+    positions = tf.constant(relative, tf.int32)
     for mode, function in (("eager", buckets), ("xla", tf.function(buckets, jit_compile=True))):
         actual = function(positions).numpy()
         np.testing.assert_array_equal(actual, expected, err_msg=mode)
@@ -100,19 +100,12 @@ def test_relative_position_bucket_equals_hf_eager_and_xla(bidirectional, num_buc
 
 
 def test_layer_norm_is_hfs_rms_norm():
-    from transformers.models.t5.modeling_t5 import T5LayerNorm as HFLayerNorm
-
-    torch.manual_seed(0)
-    theirs = HFLayerNorm(16, eps=1e-6)
-    with torch.no_grad():
-        theirs.weight.uniform_(0.5, 1.5)
     ours = TFT5LayerNorm(16, eps=1e-6, name="layer_norm")
     ours.build(None)
-    ours.weight.assign(theirs.weight.detach().numpy())
-    x = torch.randn(2, 3, 16) * 5 + 3  # a mean far from 0: a mean subtraction would show
-    with torch.no_grad():
-        expected = theirs(x).numpy()
-    np.testing.assert_allclose(ours(tf.constant(x.numpy())).numpy(), expected, rtol=0, atol=1e-6)
+    ours.weight.assign(hf_internal("t5_norm_weight"))
+    x = hf_internal("t5_norm_input")  # a mean far from 0: a mean subtraction would show
+    expected = hf_internal("t5_norm_output_float32")
+    assert_float32_close(ours(tf.constant(x)).numpy(), expected, CACHE_TOL)
     assert [variable.path for variable in ours.weights] == ["layer_norm/weight"]
 
 
@@ -147,7 +140,7 @@ def test_original_t5_rescales_before_its_tied_head(tmp_path_factory):
     ).last_hidden_state
     expected = tf.einsum("btd,vd->btv", hidden, model.shared.embeddings) * model.config.d_model**-0.5
     actual = model(batch["input_ids"], batch["attention_mask"], batch["decoder_input_ids"]).logits
-    np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=0, atol=1e-5)
+    assert_float32_close(actual.numpy(), expected.numpy(), CACHE_TOL)
 
 
 @pytest.mark.parametrize(
@@ -204,7 +197,7 @@ def test_untied_config_without_lm_head_ties_it_as_hf(tmp_path_factory, tmp_path)
     assert model.config.tie_word_embeddings and not model.lm_head.built
     assert hf_model.lm_head.weight is hf_model.shared.weight
     batch = batch_for(model.config)
-    np.testing.assert_allclose(tf_logits(model, batch), hf_logits(hf_model, batch), rtol=0, atol=LOGITS_ATOL)
+    assert_float32_close(tf_logits(model, batch), hf_logits(hf_model, batch), LOGITS_TOL)
 
 
 def test_built_model_unties_its_head_for_an_untied_checkpoint(tmp_path_factory):
@@ -224,7 +217,7 @@ def test_built_model_unties_its_head_for_an_untied_checkpoint(tmp_path_factory):
     np.testing.assert_array_equal(head.numpy().T, state_dict["lm_head.weight"])
     hf_model = transformers.T5ForConditionalGeneration.from_pretrained(folder).eval()
     batch = batch_for(model.config)
-    np.testing.assert_allclose(tf_logits(model, batch), hf_logits(hf_model, batch), rtol=0, atol=LOGITS_ATOL)
+    assert_float32_close(tf_logits(model, batch), hf_logits(hf_model, batch), LOGITS_TOL)
 
     tied_state = {name: array for name, array in state_dict.items() if name != "lm_head.weight"}
     with pytest.raises(CheckpointError, match="lm_head"):
@@ -243,7 +236,7 @@ def test_t5_model_without_head_equals_hf(tmp_path_factory):
     with torch.no_grad():
         expected = hf_model(**{name: batch[name] for name in INPUTS}).last_hidden_state.numpy()
     actual = model(**to_tf({name: batch[name] for name in INPUTS})).last_hidden_state.numpy()
-    np.testing.assert_allclose(actual, expected, rtol=0, atol=LOGITS_ATOL)
+    assert_float32_close(actual, expected, LOGITS_TOL)
 
 
 def test_xla_decoding_past_max_distance_with_a_long_cache_equals_full_pass(tmp_path_factory):
@@ -265,7 +258,7 @@ def test_xla_decoding_past_max_distance_with_a_long_cache_equals_full_pass(tmp_p
 
     for position in range(10):
         logits, cache = step(target[:, position : position + 1], cache, tf.constant(position))
-        np.testing.assert_allclose(logits.numpy(), full[:, position : position + 1], rtol=0, atol=CACHE_ATOL)
+        assert_float32_close(logits.numpy(), full[:, position : position + 1], CACHE_TOL)
 
 
 def test_mt5_folder_runs_on_the_t5_classes(tmp_path_factory):
@@ -274,7 +267,7 @@ def test_mt5_folder_runs_on_the_t5_classes(tmp_path_factory):
     assert model.config.model_type == "mt5" and not model.config.scale_decoder_outputs
     hf_model = transformers.MT5ForConditionalGeneration.from_pretrained(folder).eval()
     batch = batch_for(model.config)
-    np.testing.assert_allclose(tf_logits(model, batch), hf_logits(hf_model, batch), rtol=0, atol=LOGITS_ATOL)
+    assert_float32_close(tf_logits(model, batch), hf_logits(hf_model, batch), LOGITS_TOL)
 
 
 def test_fresh_model_is_initialised_like_hf():
