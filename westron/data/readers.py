@@ -170,7 +170,7 @@ def open_binary(path: str) -> BinaryIO:
         raise WestronError(f"cannot read input file {path}: {error.strerror}") from None
 
 
-def decode_line(raw: bytes, name: str, number: int, problems: _Problems) -> str | None:
+def decode_line(raw: bytes, name: str, number: int, problems: _Problems, keep_ends: bool = False) -> str | None:
     """One line's text without its line ending (and a first line's byte-order mark); None if not UTF-8."""
     try:
         text = raw.decode("utf-8")
@@ -179,14 +179,14 @@ def decode_line(raw: bytes, name: str, number: int, problems: _Problems) -> str 
         return None
     if number == 1 and text.startswith("\ufeff"):  # the byte-order mark some editors write
         text = text[1:]
-    return text.rstrip("\r\n")
+    return text if keep_ends else text.rstrip("\r\n")
 
 
-def decoded_lines(stream: BinaryIO, name: str, problems: _Problems) -> Iterator[tuple[int, str]]:
+def decoded_lines(stream: BinaryIO, name: str, problems: _Problems, keep_ends: bool = False) -> Iterator[tuple[int, str]]:
     """(line number, text); lines with invalid UTF-8 are problems."""
     try:
         for number, raw in enumerate(stream, start=1):
-            text = decode_line(raw, name, number, problems)
+            text = decode_line(raw, name, number, problems, keep_ends)
             if text is not None:
                 yield number, text
     except (OSError, EOFError) as error:  # a truncated or corrupt .gz, a read error
@@ -279,8 +279,9 @@ def read_table(
     by_index = all(isinstance(c, int) or c.isdigit() for c in (source_column, target_column))
     has_header = (not by_index) if header is None else header
     with open_binary(path) as stream:
-        lines = decoded_lines(stream, name, problems)
-        rows = tsv_rows(lines) if delimiter == "\t" else csv_rows(lines, delimiter)
+        is_tsv = delimiter == "\t"
+        lines = decoded_lines(stream, name, problems, keep_ends=not is_tsv)  # a CSV field may hold a newline
+        rows = tsv_rows(lines) if is_tsv else csv_rows(lines, delimiter)
         titles = None
         if has_header:
             first = next(rows, None)
@@ -307,23 +308,24 @@ def tsv_rows(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, list[str]]
 
 def csv_rows(lines: Iterator[tuple[int, str]], delimiter: str) -> Iterator[tuple[int, list[str]]]:
     """CSV rows with the line they start on; a quoted field may span lines."""
-    current = [0]
+    last_line = [0]
 
     def texts():
         for number, line in lines:
-            current[0] = number
+            last_line[0] = number
             yield line
 
     reader = csv.reader(texts(), delimiter=delimiter, strict=False)
     while True:
+        first_line = last_line[0] + 1
         try:
             fields = next(reader)
         except StopIteration:
             return
         except csv.Error as error:
-            raise WestronError(f"CSV line {current[0]}: {error}") from None
+            raise WestronError(f"CSV line {last_line[0]}: {error}") from None
         if fields:
-            yield current[0], fields
+            yield first_line, fields
 
 
 # ---- Moses file pairs ------------------------------------------------------------------------------
@@ -419,7 +421,10 @@ def load_hf_dataset(path_or_name: str, hf_config: str | None = None, split: str 
 
 
 def read_hf_dataset(dataset, path_or_name: str, source_lang: str, target_lang: str, problems: _Problems) -> Iterator[Pair]:
-    """Rows of a `translation` column ({"en": ..., "es": ...}) or of two columns named after the languages."""
+    """Rows of a `translation` column ({"en": ..., "es": ...}) or of two columns named after the languages.
+
+    The columns are checked at the call; the rows are read as the iterator is consumed.
+    """
     name = os.path.basename(os.path.normpath(path_or_name)) if os.path.isdir(path_or_name) else path_or_name
     columns = list(dataset.column_names)
     if "translation" in columns:
@@ -428,20 +433,13 @@ def read_hf_dataset(dataset, path_or_name: str, source_lang: str, target_lang: s
         absent = [lang for lang in (source_lang, target_lang) if languages and lang not in languages]
         if absent:
             raise WestronError(f"{name} has no {', '.join(absent)} translations; languages present: {', '.join(languages)}")
-        rows = (row for batch in dataset.select_columns(["translation"]).iter(batch_size=HF_BATCH) for row in batch["translation"])
-        yield from translation_dicts(rows, name, source_lang, target_lang, problems)
-        return
+        batches = dataset.select_columns(["translation"]).iter(batch_size=HF_BATCH)
+        rows = (row for batch in batches for row in batch["translation"])
+        return translation_dicts(rows, name, source_lang, target_lang, problems)
     if source_lang in columns and target_lang in columns:
-        subset = dataset.select_columns([source_lang, target_lang])
-        number = 0
-        for batch in subset.iter(batch_size=HF_BATCH):
-            for source, target in zip(batch[source_lang], batch[target_lang]):
-                if isinstance(source, str) and isinstance(target, str):
-                    yield Pair(source, target, f"{name}:{number}")
-                else:
-                    problems("missing_language", f"{name}: row {number}: the {source_lang} or {target_lang} text is missing")
-                number += 1
-        return
+        batches = dataset.select_columns([source_lang, target_lang]).iter(batch_size=HF_BATCH)
+        rows = ({source_lang: source, target_lang: target} for batch in batches for source, target in zip(batch[source_lang], batch[target_lang]))
+        return translation_dicts(rows, name, source_lang, target_lang, problems)
     raise WestronError(
         f"{name} has neither a 'translation' column nor columns {source_lang!r} and {target_lang!r}; "
         f"its columns: {', '.join(columns)}"
@@ -453,7 +451,7 @@ def translation_dicts(rows: Iterable, name: str, source_lang: str, target_lang: 
     pairs_read, missing, seen = 0, 0, set()
     for number, translation in enumerate(rows):
         translation = translation or {}
-        present = {lang for lang, text in translation.items() if text is not None}
+        present = {lang for lang, text in translation.items() if isinstance(text, str)}
         seen.update(present)
         absent = [lang for lang in (source_lang, target_lang) if lang not in present]
         if absent:
