@@ -89,6 +89,8 @@ def test_same_seed_same_bytes_other_seed_other_batches(data):
     # Epochs differ from each other (tie order and batch order are reshuffled).
     per_epoch = len(batcher(data))
     assert first[:per_epoch] != first[per_epoch : 2 * per_epoch]
+    b = batcher(data, seed=7)
+    assert {tuple(sorted(x)) for x in b.epoch_batches(0)} != {tuple(sorted(x)) for x in b.epoch_batches(1)}
 
 
 def test_no_shuffle_is_sorted_by_length_and_fixed(data):
@@ -122,8 +124,9 @@ def test_load_state_dict_refuses_another_plan(data):
 @pytest.mark.parametrize("num_shards", [2, 3])
 def test_shards_are_disjoint_per_step_and_cover_an_epoch(data, num_shards):
     shards = [batcher(data, num_shards=num_shards, shard_index=k) for k in range(num_shards)]
-    assert len({len(shard) for shard in shards}) == 1  # every worker takes the same number of steps
+    assert shards[0].num_global_batches % 3 != 0  # 3 shards exercise the padding of the last step
     plans = [shard.epoch_batches(1) for shard in shards]
+    assert {len(plan) for plan in plans} == {len(shards[0])}  # every worker takes the same number of steps
     for step in zip(*plans):
         together = np.concatenate(step)
         assert len(np.unique(together)) == len(together)  # disjoint within a global batch
