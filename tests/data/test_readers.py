@@ -210,10 +210,12 @@ def test_options_that_do_not_apply_are_refused(tmp_path):
 
 # ---- Hugging Face datasets -------------------------------------------------------------------------
 
-datasets = pytest.importorskip("datasets")
+@pytest.fixture
+def datasets():
+    return pytest.importorskip("datasets")
 
 
-def test_hf_dataset_saved_to_disk(tmp_path):
+def test_hf_dataset_saved_to_disk(tmp_path, datasets):
     rows = [{"en": s, "es": t} for s, t in PAIRS] + [{"en": "lonely", "es": None}]
     dataset = datasets.Dataset.from_dict({"translation": rows})
     datasets.DatasetDict({"train": dataset, "test": dataset.select([0])}).save_to_disk(tmp_path / "dd")
@@ -229,14 +231,14 @@ def test_hf_dataset_saved_to_disk(tmp_path):
         read_pairs(tmp_path / "dd", "en", "es", split="dev")
 
 
-def test_hf_dataset_with_language_columns(tmp_path):
+def test_hf_dataset_with_language_columns(tmp_path, datasets):
     datasets.Dataset.from_dict({"en": [s for s, _ in PAIRS], "es": [t for _, t in PAIRS]}).save_to_disk(tmp_path / "d")
     assert read_all(tmp_path / "d", "en", "es") == PAIRS
     with pytest.raises(WestronError, match="neither a 'translation' column nor columns 'en' and 'fr'; its columns: en, es"):
         read_pairs(tmp_path / "d", "en", "fr")
 
 
-def test_hf_hub_name_from_the_local_cache(tmp_path, monkeypatch):
+def test_hf_hub_name_from_the_local_cache(tmp_path, monkeypatch, datasets):
     """A Hub dataset read offline from the datasets cache (laid out as a download would leave it)."""
     source = write_bytes(tmp_path / "rows.jsonl", [jsonl_line({"en": s, "es": t}) for s, t in PAIRS])
     cache = tmp_path / "cache"
@@ -270,10 +272,9 @@ MEMORY_PROBE = textwrap.dedent(
 
     path, mode = sys.argv[1], sys.argv[2]
     pairs = read_pairs(path, "en", "es")
-    first = next(pairs)  # modules and buffers in place
     before = peak()
-    keep = [first] if mode == "keep" else None
-    count = 1
+    keep = [] if mode == "keep" else None
+    count = 0
     for pair in pairs:
         count += 1
         if keep is not None:
@@ -285,12 +286,12 @@ MEMORY_PROBE = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def big_jsonl(tmp_path_factory) -> tuple[Path, int]:
-    """About 40 MB of JSON lines: 20,000 pairs of 1 KB sentences."""
+    """About 20 MB of JSON lines: 10,000 pairs of 1 KB sentences."""
     path = tmp_path_factory.mktemp("big") / "big.jsonl"
     with open(path, "w", encoding="utf-8") as handle:
-        for i in range(20_000):
+        for i in range(10_000):
             handle.write(jsonl_line({"en": f"{i} " + "a" * 1000, "es": f"{i} " + "b" * 1000}) + "\n")
-    return path, 20_000
+    return path, 10_000
 
 
 def grown_memory(path: Path, mode: str) -> dict:
