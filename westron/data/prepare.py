@@ -41,9 +41,15 @@ SUMMARY_FILE = "summary.json"
 WHITESPACE = re.compile(r"[^\S\u00a0\u2007\u202f]+")
 
 
+NO_BREAK_SPACES = ("\u00a0", "\u2007", "\u202f")
+
+
 def normalize_text(text: str) -> str:
     """NFC, whitespace runs as one space, no leading or trailing whitespace."""
-    return WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    text = unicodedata.normalize("NFC", text)
+    if any(space in text for space in NO_BREAK_SPACES):
+        return WHITESPACE.sub(" ", text).strip()
+    return " ".join(text.split())  # the same result without no-break spaces, several times faster
 
 
 @dataclass
