@@ -2,6 +2,7 @@
 
     westron translate --model PATH [--framework pt|tf] [--device cpu|cuda:N|gpu:N] [-i FILE] [-o FILE]
     westron demo
+    westron data prepare --input F --source-lang en --target-lang es -o DIR   (westron/data/cli.py)
 
 User mistakes (a missing folder, bad UTF-8, an unknown device) print one line,
 `westron: error: ...`, and exit with status 2; no traceback, no partial output file.
@@ -61,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="build a tiny demo checkpoint and translate a few lines with it")
     demo.add_argument("--folder", default="demo-model", help="where to write the demo checkpoint")
     demo.add_argument("--framework", choices=("pt", "tf"), default=None)
+
+    from westron.data.cli import add_data_commands
+
+    add_data_commands(commands)
     return parser
 
 
@@ -242,8 +247,10 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = one_line_warnings()
             if args.command == "translate":
                 run_translate(args)
-            else:
+            elif args.command == "demo":
                 run_demo(args)
+            else:
+                args.run(args)  # command groups (westron data ...) name their runner with set_defaults(run=...)
     except WestronError as error:
         print(f"westron: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
