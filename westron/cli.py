@@ -2,6 +2,8 @@
 
     westron translate --model PATH [--framework pt|tf] [--device cpu|cuda:N|gpu:N] [-i FILE] [-o FILE]
     westron demo
+    westron data gettext --target-lang es -o DIR
+    westron tokenizer train --model-type marian --train-file F --source-lang en --target-lang es -o DIR
 
 User mistakes (a missing folder, bad UTF-8, an unknown device) print one line,
 `westron: error: ...`, and exit with status 2; no traceback, no partial output file.
@@ -61,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="build a tiny demo checkpoint and translate a few lines with it")
     demo.add_argument("--folder", default="demo-model", help="where to write the demo checkpoint")
     demo.add_argument("--framework", choices=("pt", "tf"), default=None)
+
+    from westron.data.gettext_cli import add_gettext_command
+    from westron.data.tokenizer_cli import add_tokenizer_commands
+
+    data = commands.add_parser("data", help="build and prepare parallel corpora")
+    add_gettext_command(data.add_subparsers(dest="data_command", required=True, metavar="COMMAND"))
+    add_tokenizer_commands(commands)
     return parser
 
 
@@ -242,8 +251,10 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = one_line_warnings()
             if args.command == "translate":
                 run_translate(args)
-            else:
+            elif args.command == "demo":
                 run_demo(args)
+            else:
+                args.run(args)  # the commands that register themselves (data, tokenizer) name their function
     except WestronError as error:
         print(f"westron: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
