@@ -8,8 +8,9 @@ give the same model, byte for byte.
 Layouts (what Westron's and Hugging Face's tokenizers load):
 - marian: source.spm and target.spm (the same model when joint; one per language when separate,
   as opus-mt has them), vocab.json holding the pieces of both in one vocabulary (</s> = 0,
-  <unk> = 1, the pieces, <pad> last), tokenizer_config.json and special_tokens_map.json. The model
-  config: eos 0, pad = decoder_start = the last id, vocab_size = decoder_vocab_size = len(vocab.json).
+  <unk> = 1, the pieces, <pad> last), tokenizer_config.json and special_tokens_map.json. Each model
+  gets vocab_size - 1 pieces, so that a joint vocabulary with <pad> has exactly vocab_size ids. The
+  model config: eos 0, pad = decoder_start = the last id, vocab_size = decoder_vocab_size = len(vocab.json).
 - t5: spiece.model whose ids are the model's (<pad> = 0, </s> = 1, <unk> = 2, no <s>), then
   `extra_ids` sentinels <extra_id_N> after the pieces, and tokenizer_config.json. The model config:
   pad = decoder_start = 0, eos 1, vocab_size = pieces + extra_ids. T5 has one vocabulary: joint only.
@@ -253,7 +254,8 @@ def train_tokenizer(
 
     options = dict(
         model_type=model_kind,
-        vocab_size=vocab_size,
+        # Marian appends <pad> to the pieces: a joint vocabulary then has exactly vocab_size ids.
+        vocab_size=vocab_size - 1 if model_type == "marian" else vocab_size,
         character_coverage=character_coverage,
         user_defined_symbols=symbols,
         input_sentence_size=input_sentence_size,
