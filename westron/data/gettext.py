@@ -396,8 +396,9 @@ def collect_corpus(
     catalogs = select_catalogs(found, target_lang)
     reports: dict[str, CatalogReport] = {}
     unreadable: dict[str, str] = {}
-    # (catalog name, context, source, target) in a fixed order: catalogs by name, entries as in the file.
-    rows: list[tuple[str, str, str, str]] = []
+    # (catalog name, context, source, target, overlap key) in a fixed order: catalogs by name,
+    # entries as in the file.
+    rows: list[tuple[str, str, str, str, str]] = []
     for catalog in catalogs:
         try:
             parsed = read_catalog(catalog.path)
@@ -407,24 +408,24 @@ def collect_corpus(
             continue
         report = reports[catalog.name] = CatalogReport(catalog.path, catalog.locale)
         for context, source, target in candidate_pairs(catalog_messages(parsed, report), report, max_chars):
-            rows.append((catalog.name, context, source, target))
+            rows.append((catalog.name, context, source, target, overlap_key(source)))
 
     catalog_split = {name: split_of(name, validation_fraction, test_fraction, seed) for name in reports}
     # A source's split: its catalog's (by-catalog) or its own hash (random); then the first split
     # that has the sentence at all, so that validation and test hold no sentence seen before them.
+    def own_split(name: str, key: str) -> str:
+        return catalog_split[name] if split == "by-catalog" else split_of(key, validation_fraction, test_fraction, seed)
+
     first_split: dict[str, int] = {}
-    for name, _, source, _ in rows:
-        key = overlap_key(source)
-        own = catalog_split[name] if split == "by-catalog" else split_of(key, validation_fraction, test_fraction, seed)
-        first_split[key] = min(first_split.get(key, len(SPLITS)), SPLITS.index(own))
+    for name, _, _, _, key in rows:
+        first_split[key] = min(first_split.get(key, len(SPLITS)), SPLITS.index(own_split(name, key)))
 
     dropped = collections.Counter()
     votes: dict[str, dict[tuple[str, str], collections.Counter]] = {name: {} for name in SPLITS}
     origins: dict[tuple[str, str, str], str] = {}
-    for name, context, source, target in rows:
-        own = catalog_split[name] if split == "by-catalog" else split_of(overlap_key(source), validation_fraction, test_fraction, seed)
-        chosen = SPLITS[first_split[overlap_key(source)]]
-        if chosen != own:
+    for name, context, source, target, key in rows:
+        chosen = SPLITS[first_split[key]]
+        if chosen != own_split(name, key):
             dropped["seen_in_earlier_split"] += 1
             continue
         votes[chosen].setdefault((context, source), collections.Counter())[target] += 1
