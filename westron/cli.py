@@ -3,6 +3,8 @@
     westron translate --model PATH [--framework pt|tf] [--device cpu|cuda:N|gpu:N] [-i FILE] [-o FILE]
     westron demo
     westron data prepare --input F --source-lang en --target-lang es -o DIR   (westron/data/cli.py)
+    westron data gettext --target-lang es -o DIR
+    westron tokenizer train --model-type marian --train-file F --source-lang en --target-lang es -o DIR
 
 User mistakes (a missing folder, bad UTF-8, an unknown device) print one line,
 `westron: error: ...`, and exit with status 2; no traceback, no partial output file.
@@ -64,8 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--framework", choices=("pt", "tf"), default=None)
 
     from westron.data.cli import add_data_commands
+    from westron.data.tokenizer_cli import add_tokenizer_commands
 
     add_data_commands(commands)
+    add_tokenizer_commands(commands)
     return parser
 
 
@@ -250,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             elif args.command == "demo":
                 run_demo(args)
             else:
-                args.run(args)  # command groups (westron data ...) name their runner with set_defaults(run=...)
+                args.run(args)  # command groups (westron data ..., westron tokenizer ...) name their runner with set_defaults(run=...)
     except WestronError as error:
         print(f"westron: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR

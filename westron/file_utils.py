@@ -110,3 +110,16 @@ def atomic_directory(path: str | os.PathLike):
     except BaseException:
         shutil.rmtree(tmp_path, ignore_errors=True)
         raise
+
+
+def check_replaceable_folder(path: str | os.PathLike, marker: str) -> None:
+    """Refuses an output folder that exists, is not empty and lacks `marker` (a file the same tool
+    writes there): `atomic_directory` replaces a folder as a whole, so a wrong -o must not cost
+    the user their files."""
+    from westron.errors import WestronError
+
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        raise WestronError(f"{path} is a file; the output is a folder")
+    if os.path.isdir(path) and os.listdir(path) and not os.path.isfile(os.path.join(path, marker)):
+        raise WestronError(f"{path} exists and holds other files (no {marker}): choose a new or empty folder")

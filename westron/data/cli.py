@@ -18,9 +18,12 @@ from westron.errors import WestronError
 
 def add_data_commands(commands) -> argparse._SubParsersAction:
     """Adds `westron data` and its subcommands; returns the group's subparsers."""
-    data = commands.add_parser("data", help="prepare parallel corpora for training")
+    from westron.data.gettext_cli import add_gettext_command
+
+    data = commands.add_parser("data", help="build and prepare parallel corpora for training")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
     add_prepare_command(data_commands)
+    add_gettext_command(data_commands)
     return data_commands
 
 
