@@ -1,15 +1,18 @@
 # Westron developer commands. `make demo` and `make test` work on a fresh machine:
 # they create .venv and install everything from PyPI (torch pinned to its CPU build).
+# The test environment is pinned: constraints.txt holds the exact version of every package the
+# suite was run against, so `make test` builds the same environment next month as today.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+CONSTRAINTS := constraints.txt
 
-.PHONY: setup demo test check-copies fix-copies benchmark benchmark-env clean
+.PHONY: setup demo test test-latest lock check-copies fix-copies benchmark benchmark-env clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet --upgrade -c $(CONSTRAINTS) pip
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[test]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -21,6 +24,28 @@ demo: setup
 test: setup
 	$(PY) utils/check_copies.py
 	$(PY) -m pytest -q
+
+# The same suite against the newest transformers 5.x and tensorflow-cpu (by hand, not in CI): to see
+# upstream drift before it bites. Findings go to docs/testing.md.
+test-latest:
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/pip install --quiet --upgrade pip
+	.venv-latest/bin/pip install --quiet --upgrade --upgrade-strategy eager -e ".[test]"
+	.venv-latest/bin/pip list 2>/dev/null | grep -iE '^(torch|tensorflow-cpu|keras|transformers|tokenizers|numpy|sentencepiece|safetensors|huggingface-hub) '
+	.venv-latest/bin/python utils/check_copies.py
+	.venv-latest/bin/python -m pytest -q
+
+# Rewrites constraints.txt from a fresh resolution of pyproject.toml's test extras (after changing
+# a dependency). Run the suite on the result before committing it.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --upgrade pip
+	.venv-lock/bin/pip install --quiet -e ".[test]"
+	{ echo "# Exact versions the test suite runs against (make lock writes this file; make test and .ci/run use it)."; \
+	  echo "# Python 3.11, Linux x86_64. torch is the CPU build (2.13.0+cpu, from the local wheel)."; \
+	  .venv-lock/bin/pip freeze --all --exclude-editable | grep -v '^westron' | sed -e 's/+cpu$$//' ; } > $(CONSTRAINTS)
+	rm -rf .venv-lock
 
 # The copy checker is standard library only: it needs no virtual environment.
 check-copies:
@@ -41,4 +66,4 @@ benchmark: benchmark-env
 	$(PY) benchmarks/generate.py
 
 clean:
-	rm -rf $(VENV) .venv-hf4 demo-model .pytest_cache benchmarks/.cache
+	rm -rf $(VENV) .venv-hf4 .venv-latest .venv-lock demo-model .pytest_cache benchmarks/.cache
