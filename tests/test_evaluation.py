@@ -294,3 +294,20 @@ def test_cli_bad_utf8_names_the_line(demo_folder, tmp_path, monkeypatch):
     argv = ["evaluate", "--model", demo_folder, "--test-file", str(test_file), "--source-lang", "en", "--target-lang", "es"]
     code, _, stderr = run_cli(argv, monkeypatch)
     assert_one_line_error(code, stderr, "line 2 is not valid UTF-8")
+
+
+def test_importing_evaluation_and_the_cli_loads_no_framework_or_tracker():
+    import subprocess
+    from pathlib import Path
+
+    probe = (
+        "import json, sys\n"
+        "import westron.evaluation, westron.training.tracking, westron.cli\n"
+        "westron.cli.build_parser()\n"
+        "heavy = {'torch', 'tensorflow', 'keras', 'mlflow', 'wandb', 'tensorboard', 'sacrebleu'}\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & heavy)))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=root, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == []
