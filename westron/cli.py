@@ -1,6 +1,7 @@
 """The `westron` command.
 
     westron translate --model PATH [--framework pt|tf] [--device cpu|cuda:N|gpu:N] [-i FILE] [-o FILE]
+    westron evaluate --model PATH --test-file FILE --source-lang en --target-lang es [-o FILE] [--output-json FILE]
     westron demo
     westron data prepare --input F --source-lang en --target-lang es -o DIR   (westron/data/cli.py)
     westron data gettext --target-lang es -o DIR
@@ -60,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--no-truncate", action="store_true", help="refuse inputs longer than the model's limit")
     translate.add_argument("--allow-pickle", action="store_true", help="load pytorch_model.bin pickles (trusted sources only)")
     translate.add_argument("--eager", action="store_true", help="TensorFlow: run generation eagerly (debugging)")
+
+    from westron.evaluation_cli import add_evaluate_command
+
+    add_evaluate_command(commands)
 
     demo = commands.add_parser("demo", help="build a tiny demo checkpoint and translate a few lines with it")
     demo.add_argument("--folder", default="demo-model", help="where to write the demo checkpoint")
@@ -251,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = one_line_warnings()
             if args.command == "translate":
                 run_translate(args)
+            elif args.command == "evaluate":
+                from westron.evaluation_cli import run_evaluate
+
+                run_evaluate(args)
             elif args.command == "demo":
                 run_demo(args)
             else:

@@ -1,0 +1,121 @@
+"""`westron evaluate`: translate a test set with a checkpoint and print BLEU, chrF and TER with signatures.
+
+    westron evaluate --model DIR --test-file test.jsonl --source-lang en --target-lang es [-o hyp.txt] [--output-json scores.json]
+
+The test file is JSON lines in Hugging Face's translation layout (`{"translation": {"en": ..., "es": ...}}`,
+.jsonl/.json) or two tab-separated columns, source then target (.tsv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from westron.errors import WestronError
+
+
+def add_evaluate_command(commands) -> None:
+    """Adds the `evaluate` subcommand to the `westron` command's subparsers."""
+    from westron.cli import positive_int
+
+    evaluate = commands.add_parser("evaluate", help="translate a test set and score it (BLEU, chrF, TER)")
+    evaluate.add_argument("--model", required=True, help="checkpoint folder or Hugging Face Hub repo id")
+    evaluate.add_argument("--test-file", required=True, help="JSON lines ({\"translation\": {...}}), TSV/CSV with language columns, a Moses pair, ...")
+    evaluate.add_argument("--on-error", choices=("fail", "skip"), default="fail", help="malformed test records: stop (default) or skip them")
+    evaluate.add_argument("--source-lang", required=True, help="source language key in the test file (en)")
+    evaluate.add_argument("--target-lang", required=True, help="target language key in the test file (es); picks the BLEU tokenizer")
+    evaluate.add_argument("--framework", choices=("pt", "tf"), default=None, help="default: pt if installed, else tf")
+    evaluate.add_argument("--device", default=None, help="cpu, cuda, cuda:N (PyTorch) or gpu, gpu:N (TensorFlow)")
+    evaluate.add_argument("--num-beams", type=positive_int, default=None, help="beam size (default: the model's)")
+    evaluate.add_argument("--batch-size", type=positive_int, default=32)
+    evaluate.add_argument("--max-new-tokens", type=positive_int, default=None)
+    evaluate.add_argument("--bleu-tokenize", default=None, help="sacrebleu BLEU tokenizer (default: from --target-lang: ja-mecab, zh, ko-mecab or 13a)")
+    evaluate.add_argument("--src-lang", default=None, help="the model's source language code (M2M100/NLLB: eng_Latn; T5: picks the task prefix)")
+    evaluate.add_argument("--tgt-lang", default=None, help="the model's target language code (required by M2M100/NLLB: spa_Latn)")
+    evaluate.add_argument("--source-prefix", default=None, help='text put before every source (T5: "translate English to German: ")')
+    evaluate.add_argument("-o", "--output", default=None, help="hypotheses file, one a line (default: beside --output-json, else not written)")
+    evaluate.add_argument("--output-json", default=None, help="write every score, signature and setting as JSON (atomically)")
+
+
+# ---- the test file ------------------------------------------------------------------------------------
+
+
+def read_test_file(path: str, source_lang: str, target_lang: str, on_error: str = "fail") -> tuple[list[str], list[str]]:
+    """Sources and references of a test file, in any format `westron data prepare` reads."""
+    from westron.data.readers import read_pairs
+
+    pairs = list(read_pairs(path, source_lang, target_lang, on_error=on_error))
+    if not pairs:
+        raise WestronError(f"{path} holds no sentence pairs")
+    return [pair.source for pair in pairs], [pair.target for pair in pairs]
+
+
+# ---- the command ---------------------------------------------------------------------------------------
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    from westron.cli import native_stderr_silenced, open_output, progress_bar
+    from westron.evaluation import bleu_metric, bleu_tokenizer_for, score_translations, translate_sources
+    from westron.file_utils import atomic_write
+    from westron.pipelines import TranslationPipeline, default_framework
+
+    sources, references = read_test_file(args.test_file, args.source_lang, args.target_lang, args.on_error)
+    hypotheses_path = args.output
+    if hypotheses_path is None and args.output_json is not None:
+        hypotheses_path = os.path.splitext(args.output_json)[0] + ".hyp.txt"
+    # Fail before translating, not after: the BLEU tokenizer must start and the output folders must exist.
+    bleu_metric(args.bleu_tokenize or bleu_tokenizer_for(args.target_lang))
+    for path in (hypotheses_path, args.output_json):
+        if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise WestronError(f"cannot write {path}: folder {os.path.dirname(os.path.abspath(path))} does not exist")
+
+    framework = args.framework or default_framework()
+    if framework == "tf":
+        with native_stderr_silenced():
+            import tensorflow  # noqa: F401  (imported here only to keep its notices off the terminal)
+    translator = TranslationPipeline(
+        args.model,
+        framework=framework,
+        device=args.device,
+        src_lang=args.src_lang,
+        tgt_lang=args.tgt_lang,
+        source_prefix=args.source_prefix,
+    )
+    generate_kwargs = {}
+    if args.num_beams is not None:
+        generate_kwargs["num_beams"] = args.num_beams
+    if args.max_new_tokens is not None:
+        generate_kwargs["max_new_tokens"] = args.max_new_tokens
+    with progress_bar() as bar:
+        hypotheses = translate_sources(translator, sources, args.batch_size, progress=bar, **generate_kwargs)
+    result = score_translations(hypotheses, references, target_lang=args.target_lang, bleu_tokenize=args.bleu_tokenize)
+
+    if hypotheses_path is not None:
+        with open_output(hypotheses_path) as out:
+            out.writelines(text.replace("\n", " ") + "\n" for text in hypotheses)
+    if args.output_json is not None:
+        report = result.to_dict()
+        report["settings"] = {
+            "model": args.model,
+            "test_file": args.test_file,
+            "source_lang": args.source_lang,
+            "target_lang": args.target_lang,
+            "framework": framework,
+            "num_beams": args.num_beams or translator.generate_kwargs.get("num_beams") or translator.model.generation_config.num_beams,
+            "batch_size": args.batch_size,
+            "max_new_tokens": args.max_new_tokens,
+            "src_lang": args.src_lang,
+            "tgt_lang": args.tgt_lang,
+            "source_prefix": args.source_prefix,
+            "hypotheses_file": hypotheses_path,
+        }
+        with atomic_write(args.output_json) as handle:
+            json.dump(report, handle, ensure_ascii=False, indent=2)
+            handle.write("\n")
+    print(f"{args.model} on {args.test_file} ({args.source_lang}->{args.target_lang}, {framework}):")
+    print(result.format())
+    if hypotheses_path is not None:
+        print(f"hypotheses: {hypotheses_path}")
+    sys.stdout.flush()
