@@ -1,0 +1,280 @@
+"""The PT and TF trainers: the same recipe gives the same losses, exact resume, divergence and Ctrl-C,
+checkpoints that cross frameworks and load in Hugging Face transformers."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tests.hf_oracle import save_tiny_m2m100, save_tiny_marian, save_tiny_t5
+from tests.training.batches import ListBatches, copy_task_batches
+from westron.errors import WestronError
+from westron.training.arguments import TrainingArguments
+from westron.training.state import TrainerState, list_checkpoints
+
+torch = pytest.importorskip("torch")
+tf = pytest.importorskip("tensorflow")
+
+from westron import (  # noqa: E402  (after the framework checks)
+    M2M100ForConditionalGeneration,
+    MarianMTModel,
+    T5ForConditionalGeneration,
+    TFM2M100ForConditionalGeneration,
+    TFMarianMTModel,
+    TFT5ForConditionalGeneration,
+)
+from westron.training.tf_trainer import TFTrainer  # noqa: E402
+from westron.training.torch_trainer import Trainer  # noqa: E402
+
+# family -> (HF saver, PT class, TF class, token ids: pad, eos, decoder start, lowest ordinary id)
+FAMILIES = {
+    "marian": (save_tiny_marian, MarianMTModel, TFMarianMTModel, dict(pad=98, eos=0, start=98, vocab_low=3)),
+    "t5": (save_tiny_t5, T5ForConditionalGeneration, TFT5ForConditionalGeneration, dict(pad=0, eos=1, start=0, vocab_low=3)),
+    "m2m_100": (
+        save_tiny_m2m100,
+        M2M100ForConditionalGeneration,
+        TFM2M100ForConditionalGeneration,
+        dict(pad=1, eos=2, start=2, vocab_low=4),
+    ),
+}
+TRAINERS = {"pt": (Trainer, 1), "tf": (TFTrainer, 2)}  # framework -> (trainer class, model class index)
+
+
+def family_batches(family, count, seed=0, **kwargs):
+    ids = FAMILIES[family][3]
+    return copy_task_batches(
+        count, vocab_low=ids["vocab_low"], vocab_high=90, eos=ids["eos"], pad=ids["pad"], start=ids["start"], seed=seed, **kwargs
+    )
+
+
+def arguments(output_dir, **overrides):
+    settings = dict(
+        output_dir=os.fspath(output_dir),
+        learning_rate=3e-3,
+        warmup_steps=5,
+        max_steps=20,
+        label_smoothing=0.1,
+        max_grad_norm=1.0,
+        logging_steps=1,
+        save_steps=None,
+        progress_bar=False,
+    )
+    settings.update(overrides)
+    return TrainingArguments(**settings)
+
+
+def load(framework, family, folder):
+    trainer_class, index = TRAINERS[framework]
+    return trainer_class, FAMILIES[family][index].from_pretrained(folder)
+
+
+def weights(model) -> dict[str, np.ndarray]:
+    """The model's checkpoint tensors as numpy (either framework)."""
+    if isinstance(model, torch.nn.Module):
+        tied = model.tied_weights()
+        return {name: t.detach().cpu().numpy() for name, t in model.state_dict().items() if name not in tied}
+    return {
+        name: variable.numpy().T if transposed else variable.numpy()
+        for name, (variable, transposed) in model.checkpoint_variables().items()
+    }
+
+
+# ---- same recipe, same result ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_same_recipe_gives_the_same_losses_in_both_frameworks(family, tmp_path):
+    """From one HF checkpoint, on the same batches, dropout off, with warm-up, clipping, label smoothing and
+    weight decay on: the per-step losses of the PT and TF trainers agree for 20 steps, and fine-tuning
+    lowers the validation loss in both."""
+    saver = FAMILIES[family][0]
+    folder = saver(tmp_path / "hf")
+    train = family_batches(family, 5)
+    validation = family_batches(family, 2, seed=1)
+    losses, grad_norms = {}, {}
+    for framework in TRAINERS:
+        trainer_class, model = load(framework, family, folder)
+        trainer = trainer_class(model, arguments(tmp_path / framework), ListBatches(train), eval_batches=validation)
+        before = trainer.evaluate()["eval_loss"]
+        state = trainer.train()
+        steps = [record for record in state.log_history if "loss" in record]
+        losses[framework] = np.array([record["loss"] for record in steps])
+        grad_norms[framework] = np.array([record["grad_norm"] for record in steps])
+        after = state.log_history[-1]["eval_loss"]
+        assert after < before - 0.05, (framework, before, after)
+    assert len(losses["pt"]) == 20
+    assert grad_norms["pt"].max() > 1.0  # clipping was active
+    np.testing.assert_allclose(losses["tf"], losses["pt"], rtol=1e-4)
+    np.testing.assert_allclose(grad_norms["tf"], grad_norms["pt"], rtol=1e-3)
+
+
+def test_gradient_accumulation_normalises_over_the_whole_batch(tmp_path):
+    """Two micro-batches of one update give the same update as their union in one batch (PT and TF)."""
+    folder = save_tiny_marian(tmp_path / "hf")
+    (whole,) = family_batches("marian", 1, batch_size=8, min_length=4, max_length=4)
+    halves = [{name: array[:4] for name, array in whole.items()}, {name: array[4:] for name, array in whole.items()}]
+    for framework in TRAINERS:
+        results = []
+        for accumulation, batches in ((1, [whole]), (2, halves)):
+            trainer_class, model = load(framework, "marian", folder)
+            args = arguments(tmp_path / f"{framework}{accumulation}", gradient_accumulation=accumulation, max_steps=1)
+            trainer = trainer_class(model, args, ListBatches(batches))
+            trainer.train()
+            results.append(weights(model))
+        for name in results[0]:
+            np.testing.assert_allclose(results[1][name], results[0][name], rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+# ---- exact resume --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("framework", sorted(TRAINERS))
+def test_resume_continues_exactly(framework, tmp_path):
+    """Stop after 3 updates, resume in a new trainer and model, continue to 6: the weights are equal
+    (bit for bit) to an uninterrupted run's, with dropout on and gradient accumulation."""
+    folder = save_tiny_marian(tmp_path / "hf", dropout=0.1, attention_dropout=0.1, activation_dropout=0.1)
+    batches = family_batches("marian", 5)
+    common = dict(scheduler="inverse-sqrt", gradient_accumulation=2, save_steps=3, weight_decay=0.01)
+
+    trainer_class, model = load(framework, "marian", folder)
+    trainer_class(model, arguments(tmp_path / "whole", max_steps=6, **common), ListBatches(batches)).train()
+    uninterrupted = weights(model)
+
+    trainer_class, model = load(framework, "marian", folder)
+    trainer_class(model, arguments(tmp_path / "parts", max_steps=3, **common), ListBatches(batches)).train()
+    assert not np.array_equal(weights(model)["model.shared.weight"], uninterrupted["model.shared.weight"])
+    trainer_class, model = load(framework, "marian", folder)  # a fresh model: everything comes from the checkpoint
+    resumed = trainer_class(model, arguments(tmp_path / "parts", max_steps=6, **common), ListBatches(batches))
+    state = resumed.train(resume_from=True)
+    assert state.global_step == 6
+    final = weights(model)
+    assert final.keys() == uninterrupted.keys()
+    for name in uninterrupted:
+        assert np.array_equal(final[name], uninterrupted[name]), name
+
+
+# ---- stopping: divergence, Ctrl-C, rotation ---------------------------------------------------------------
+
+
+def poison_weights(model):
+    if isinstance(model, torch.nn.Module):
+        with torch.no_grad():
+            next(model.parameters()).fill_(float("nan"))
+    else:
+        variable = model.trainable_variables[0]
+        variable.assign(np.full(variable.shape, np.nan, np.float32))
+
+
+@pytest.mark.parametrize("framework", sorted(TRAINERS))
+def test_a_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(framework, tmp_path):
+    folder = save_tiny_marian(tmp_path / "hf")
+    trainer_class, model = load(framework, "marian", folder)
+
+    def diverge(trainer, logs):
+        if trainer.state.global_step == 3:
+            poison_weights(trainer.model)
+
+    args = arguments(tmp_path / "out", save_steps=2, max_steps=10)
+    trainer = trainer_class(model, args, ListBatches(family_batches("marian", 3)), callbacks=[diverge])
+    with pytest.raises(WestronError, match=r"diverged at step 4: loss nan .*checkpoint .* is intact"):
+        trainer.train()
+    assert [os.path.basename(p) for p in list_checkpoints(args.output_dir)] == ["checkpoint-2"]
+    _, reloaded = load(framework, "marian", os.path.join(args.output_dir, "checkpoint-2"))
+    assert all(np.isfinite(array).all() for array in weights(reloaded).values())
+
+
+@pytest.mark.parametrize("framework", sorted(TRAINERS))
+def test_ctrl_c_saves_a_checkpoint(framework, tmp_path):
+    folder = save_tiny_marian(tmp_path / "hf")
+    trainer_class, model = load(framework, "marian", folder)
+
+    def interrupt(trainer, logs):
+        if trainer.state.global_step == 3:
+            raise KeyboardInterrupt
+
+    args = arguments(tmp_path / "out", max_steps=10)
+    trainer = trainer_class(model, args, ListBatches(family_batches("marian", 3)), callbacks=[interrupt])
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    (checkpoint,) = list_checkpoints(args.output_dir)
+    assert os.path.basename(checkpoint) == "checkpoint-3"
+    assert TrainerState.load(checkpoint).global_step == 3
+    assert TrainerState.load(checkpoint).data_state == {"state_dict": {"position": 3}}
+
+
+def test_rotation_logs_and_tracker(tmp_path):
+    class Recorder:
+        def __init__(self):
+            self.calls, self.closed = [], False
+
+        def log(self, metrics, step):
+            self.calls.append((step, dict(metrics)))
+
+        def close(self):
+            self.closed = True
+
+    folder = save_tiny_marian(tmp_path / "hf")
+    tracker = Recorder()
+    args = arguments(tmp_path / "out", max_steps=5, save_steps=1, keep_checkpoints=2, logging_steps=2)
+    Trainer(MarianMTModel.from_pretrained(folder), args, family_batches("marian", 2), tracker=tracker).train()
+    assert [os.path.basename(p) for p in list_checkpoints(args.output_dir)] == ["checkpoint-4", "checkpoint-5"]
+    assert [step for step, _ in tracker.calls] == [2, 4] and tracker.closed
+    with open(os.path.join(args.output_dir, "log.jsonl"), encoding="utf-8") as handle:
+        records = [json.loads(line) for line in handle]
+    assert [r["step"] for r in records] == [2, 4] and {"loss", "learning_rate", "tokens_per_second"} <= records[0].keys()
+    # A plain list: two passes were made and the data position is the count of batches consumed.
+    state = TrainerState.load(os.path.join(args.output_dir, "checkpoint-5"))
+    assert state.data_state == {"batches_consumed": 5, "passes": 2} and state.epoch == 2.0
+
+
+# ---- across frameworks and into Hugging Face ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("first,second", [("pt", "tf"), ("tf", "pt")])
+def test_a_checkpoint_continues_in_the_other_framework(first, second, tmp_path):
+    """3 updates in one framework, 3 more in the other from its checkpoint (weights and AdamW moments):
+    the same losses as 6 updates in one framework; the final folder loads in HF with the same logits."""
+    folder = save_tiny_marian(tmp_path / "hf")
+    batches = family_batches("marian", 5)
+    trainer_class, model = load(second, "marian", folder)
+    whole = trainer_class(model, arguments(tmp_path / "whole", max_steps=6), ListBatches(batches)).train()
+
+    trainer_class, model = load(first, "marian", folder)
+    trainer_class(model, arguments(tmp_path / "parts", max_steps=3), ListBatches(batches)).train()
+    trainer_class, model = load(second, "marian", folder)
+    continued = trainer_class(model, arguments(tmp_path / "parts", max_steps=6), ListBatches(batches))
+    state = continued.train(resume_from=True)
+    losses = [r["loss"] for r in state.log_history if "loss" in r]
+    expected = [r["loss"] for r in whole.log_history if "loss" in r]
+    np.testing.assert_allclose(losses, expected, rtol=1e-5)
+
+    import transformers
+
+    final = os.path.join(continued.args.output_dir, "final")
+    hf_model = transformers.MarianMTModel.from_pretrained(final).eval()
+    ours = MarianMTModel.from_pretrained(final)
+    batch = batches[0]
+    inputs = {name: torch.as_tensor(batch[name]).long() for name in ("input_ids", "attention_mask", "decoder_input_ids")}
+    with torch.no_grad():
+        np.testing.assert_allclose(ours(**inputs).logits.numpy(), hf_model(**inputs).logits.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
+    marian = save_tiny_marian(tmp_path / "hf")
+    args = arguments(tmp_path / "out", max_steps=2)
+    Trainer(MarianMTModel.from_pretrained(marian), args, family_batches("marian", 2)).train()
+    checkpoint = list_checkpoints(args.output_dir)[-1]
+
+    wider = MarianMTModel.from_pretrained(save_tiny_marian(tmp_path / "wider", d_model=48))
+    trainer = Trainer(wider, arguments(tmp_path / "other", max_steps=4), family_batches("marian", 2))
+    with pytest.raises(WestronError, match="saved from another marian model"):
+        trainer.train(resume_from=checkpoint)
+    t5 = TFT5ForConditionalGeneration.from_pretrained(save_tiny_t5(tmp_path / "t5"))
+    trainer = TFTrainer(t5, arguments(tmp_path / "t5out", max_steps=4), family_batches("t5", 2))
+    with pytest.raises(WestronError, match="it holds a 'marian' model, this run trains a 't5'"):
+        trainer.resume(checkpoint)
+    with pytest.raises(WestronError, match="not a training checkpoint"):
+        trainer.train(resume_from=os.fspath(tmp_path / "hf"))
