@@ -1,5 +1,6 @@
 """The `westron` command.
 
+    westron quickstart [--pairs en-es,en-he] [--budget-minutes 5] [--output-dir westron-quickstart]
     westron translate --model PATH [--framework pt|tf] [--device cpu|cuda:N|gpu:N] [-i FILE] [-o FILE]
     westron train --model PATH | --config PRESET --tokenizer DIR --train-file F --source-lang en --target-lang es --output-dir DIR
     westron evaluate --model PATH --test-file FILE --source-lang en --target-lang es [-o FILE] [--output-json FILE]
@@ -77,9 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_commands(commands)
     add_tokenizer_commands(commands)
 
+    from westron.quickstart import add_quickstart_command
     from westron.training.cli import add_train_command
 
     add_train_command(commands)
+    add_quickstart_command(commands)
     return parser
 
 

@@ -1,0 +1,326 @@
+"""`westron quickstart`: the main job. One translation model, trained in PyTorch and in TensorFlow.
+
+On a machine with no network it builds an English->X corpus from the gettext catalogs installed on
+the machine (whole catalogs held out for the test set: the score says how well the model translates
+software it never saw), trains a SentencePiece vocabulary, then trains the same small Marian from
+the same initial weights on the same batches for the same time in both frameworks, scores both on
+the held-out catalogs, translates a few sample sentences with both, and writes everything under one
+folder:
+
+    westron-quickstart/
+      corpus/      train/validation/test.jsonl + summary.json   (westron data gettext)
+      tokenizer/   source.spm, target.spm, vocab.json, ...        (westron tokenizer train)
+      pt/  tf/     normal checkpoint folders (westron translate, HF transformers and the other framework load them)
+      training/    each framework's training log, TensorBoard events and checkpoints
+      quickstart.json   every number, for the report
+      report/      the comparison report (westron compare)
+
+With several pairs (`--pairs en-es,en-he`), each pair gets its own folder (`westron-quickstart/en-he/...`).
+A rerun reuses the corpus and the vocabulary unless --fresh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+from typing import Any
+
+from westron.errors import WestronError
+
+DEFAULT_PAIRS = ("en-es",)
+DEFAULT_BUDGET_MINUTES = 5.0  # training time per framework: two of them plus corpus, evaluation and report fit in 15
+SAMPLE_SENTENCES = (
+    "Save file",
+    "Open a new window",
+    "The file could not be found.",
+    "Delete the selected items?",
+    "Print the current page",
+    "Show hidden files",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """What the quickstart trains and how; docs/quickstart.md says what each choice bought."""
+
+    preset: str = "marian-small"
+    vocab_size: int = 8000
+    max_tokens: int = 4096
+    learning_rate: float = 1e-3
+    warmup_steps: int = 150
+    label_smoothing: float = 0.1
+    num_beams: int = 4
+    max_length: int = 128  # source and target tokens
+    seed: int = 0
+    test_sentences: int | None = None  # None: the whole held-out test split
+
+
+SMOKE_RECIPE = Recipe(
+    preset="marian-tiny", vocab_size=200, max_tokens=512, warmup_steps=5, num_beams=2, max_length=32, test_sentences=50
+)
+
+
+def add_quickstart_command(commands) -> None:
+    quickstart = commands.add_parser(
+        "quickstart",
+        help="build a corpus from this machine's gettext catalogs, train one model in PyTorch and TensorFlow, compare them",
+    )
+    quickstart.add_argument("--output-dir", default="westron-quickstart")
+    quickstart.add_argument("--pairs", default=",".join(DEFAULT_PAIRS), help="language pairs, e.g. en-es,en-he,en-ja,en-ka")
+    quickstart.add_argument("--budget-minutes", type=float, default=None, help=f"training time per framework (default {DEFAULT_BUDGET_MINUTES:g})")
+    quickstart.add_argument("--frameworks", default="pt,tf", help="pt,tf (default), pt or tf")
+    quickstart.add_argument("--device", default=None, help="cuda / gpu to train on a GPU (default: the CPU)")
+    quickstart.add_argument("--fresh", action="store_true", help="rebuild the corpus and the vocabulary")
+    quickstart.add_argument("--catalogs", action="append", default=[], metavar="PATH", help="extra .po/.mo files or folders")
+    quickstart.add_argument("--smoke", action="store_true", help="a tiny model and a short budget: checks the machinery in a minute")
+    quickstart.add_argument("--no-report", action="store_true", help="skip the comparison report")
+    quickstart.set_defaults(run=run_quickstart_command)
+
+
+def run_quickstart_command(args) -> None:
+    pairs = parse_pairs(args.pairs)
+    frameworks = parse_frameworks(args.frameworks)
+    recipe = SMOKE_RECIPE if args.smoke else Recipe()
+    budget = args.budget_minutes if args.budget_minutes is not None else (0.2 if args.smoke else DEFAULT_BUDGET_MINUTES)
+    if budget <= 0:
+        raise WestronError("--budget-minutes must be positive")
+    run_quickstart(
+        args.output_dir, pairs, frameworks, budget_minutes=budget, recipe=recipe, device=args.device,
+        fresh=args.fresh, catalogs=args.catalogs, report=not args.no_report,
+    )  # fmt: skip
+
+
+def parse_pairs(text: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        source, _, target = item.partition("-")
+        if not source or not target or "-" in target:
+            raise WestronError(f"--pairs: {item!r} is not a language pair like en-es")
+        if source != "en":
+            raise WestronError(f"--pairs: {item}: gettext catalogs translate from English; use en-{target}")
+        pairs.append((source, target))
+    if not pairs:
+        raise WestronError("--pairs names no language pair")
+    return pairs
+
+
+def parse_frameworks(text: str) -> list[str]:
+    frameworks = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in frameworks if name not in ("pt", "tf")]
+    if unknown or not frameworks:
+        raise WestronError(f"--frameworks: choose pt, tf or pt,tf (not {text!r})")
+    return list(dict.fromkeys(frameworks))
+
+
+def say(message: str) -> None:
+    print(f"westron quickstart: {message}", file=sys.stderr, flush=True)
+
+
+# ---- the run -------------------------------------------------------------------------------------------
+
+
+def run_quickstart(
+    output_dir: str,
+    pairs: list[tuple[str, str]],
+    frameworks: list[str],
+    *,
+    budget_minutes: float,
+    recipe: Recipe = Recipe(),
+    device: str | None = None,
+    fresh: bool = False,
+    catalogs: list[str] = (),
+    report: bool = True,
+) -> dict[str, Any]:
+    check_output_dir(output_dir)
+    names = {"pt": "PyTorch", "tf": "TensorFlow"}
+    total = len(pairs) * (len(frameworks) * (budget_minutes + 1.0) + 1.0) + (1.5 if report else 0)
+    say(
+        f"{', '.join(f'{s}-{t}' for s, t in pairs)}: a corpus from this machine's gettext catalogs, a {recipe.vocab_size}-piece "
+        f"vocabulary, a {recipe.preset} model trained {budget_minutes:g} min in {' and '.join(names[f] for f in frameworks)}, "
+        f"scored on held-out catalogs{', then a comparison report' if report else ''}; about {total:.0f} minutes in all. "
+        f"Output: {output_dir}/"
+    )
+    results: dict[str, Any] = {"recipe": dataclasses.asdict(recipe), "budget_minutes": budget_minutes, "pairs": {}}
+    for source_lang, target_lang in pairs:
+        folder = output_dir if len(pairs) == 1 else os.path.join(output_dir, f"{source_lang}-{target_lang}")
+        results["pairs"][f"{source_lang}-{target_lang}"] = run_pair(
+            folder, source_lang, target_lang, frameworks, budget_minutes, recipe, device, fresh, catalogs
+        )
+    from westron.file_utils import atomic_write
+
+    with atomic_write(os.path.join(output_dir, "quickstart.json")) as handle:
+        json.dump(results, handle, indent=2, ensure_ascii=False)
+    print_summary(results)
+    if report:
+        write_report(output_dir, pairs, frameworks, results)
+    return results
+
+
+def check_output_dir(output_dir: str) -> None:
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as error:
+        raise WestronError(f"cannot create --output-dir {output_dir}: {error.strerror}") from None
+    if not os.access(output_dir, os.W_OK | os.X_OK):
+        raise WestronError(f"cannot write into --output-dir {output_dir}")
+
+
+def run_pair(folder, source_lang, target_lang, frameworks, budget_minutes, recipe, device, fresh, catalogs) -> dict:
+    corpus = ensure_corpus(os.path.join(folder, "corpus"), source_lang, target_lang, fresh, catalogs)
+    tokenizer_dir = ensure_tokenizer(os.path.join(folder, "tokenizer"), corpus, source_lang, target_lang, recipe, fresh)
+    initial = initial_weights(os.path.join(folder, "training", "initial"), tokenizer_dir, recipe)
+    result: dict[str, Any] = {"corpus": corpus_counts(corpus), "frameworks": {}}
+    for framework in frameworks:
+        result["frameworks"][framework] = train_and_score(
+            folder, framework, initial, corpus, source_lang, target_lang, budget_minutes, recipe, device
+        )
+    return result
+
+
+def ensure_corpus(folder: str, source_lang: str, target_lang: str, fresh: bool, catalogs) -> str:
+    if not fresh and os.path.exists(os.path.join(folder, "summary.json")):
+        say(f"reusing the corpus in {folder} (--fresh rebuilds it)")
+        return folder
+    from westron.data.gettext import build_gettext_corpus
+
+    started = time.monotonic()
+    say(f"building the {source_lang}-{target_lang} corpus from the gettext catalogs ...")
+    if fresh and os.path.isdir(folder):
+        shutil.rmtree(folder)
+    build_gettext_corpus(source_lang, target_lang, folder, catalogs=list(catalogs), split="by-catalog")
+    counts = corpus_counts(folder)
+    say(f"corpus: {counts['train']} training, {counts['validation']} validation, {counts['test']} test pairs ({time.monotonic() - started:.0f} s)")
+    return folder
+
+
+def corpus_counts(folder: str) -> dict[str, int]:
+    counts = {}
+    for split in ("train", "validation", "test"):
+        with open(os.path.join(folder, f"{split}.jsonl"), "rb") as handle:
+            counts[split] = sum(1 for _ in handle)
+    return counts
+
+
+def ensure_tokenizer(folder: str, corpus: str, source_lang: str, target_lang: str, recipe: Recipe, fresh: bool) -> str:
+    if not fresh and os.path.exists(os.path.join(folder, "tokenizer_config.json")):
+        say(f"reusing the vocabulary in {folder}")
+        return folder
+    from westron.data.tokenizer_training import train_tokenizer
+
+    started = time.monotonic()
+    say(f"training a {recipe.vocab_size}-piece SentencePiece vocabulary ...")
+    train_tokenizer("marian", [os.path.join(corpus, "train.jsonl")], source_lang, target_lang, folder, vocab_size=recipe.vocab_size)
+    say(f"vocabulary: {folder} ({time.monotonic() - started:.0f} s)")
+    return folder
+
+
+def initial_weights(folder: str, tokenizer_dir: str, recipe: Recipe) -> str:
+    """One random initialisation, saved, so both frameworks start from the same weights."""
+    import torch
+
+    from westron.models.auto import AutoModelForSeq2SeqLM, AutoTokenizer
+    from westron.training.presets import build_config
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(recipe.seed)
+    model = AutoModelForSeq2SeqLM.from_config(build_config(recipe.preset, tokenizer))
+    from westron.file_utils import atomic_directory
+
+    with atomic_directory(folder) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return folder
+
+
+def train_and_score(folder, framework, initial, corpus, source_lang, target_lang, budget_minutes, recipe, device) -> dict:
+    from westron.data.batching import TokenBatcher, encode_pairs
+    from westron.data.readers import read_pairs
+    from westron.evaluation import evaluate_model
+    from westron.models.auto import AutoModelForSeq2SeqLM, AutoTokenizer, TFAutoModelForSeq2SeqLM
+    from westron.training.arguments import TrainingArguments
+    from westron.training.tracking import make_tracker
+
+    name = {"pt": "PyTorch", "tf": "TensorFlow"}[framework]
+    if framework == "tf":
+        from westron.cli import native_stderr_silenced
+
+        with native_stderr_silenced():
+            import tensorflow  # noqa: F401
+    tokenizer = AutoTokenizer.from_pretrained(initial)
+    model = (AutoModelForSeq2SeqLM if framework == "pt" else TFAutoModelForSeq2SeqLM).from_pretrained(initial)
+    if framework == "pt" and device:
+        from westron.modeling_utils import resolve_device
+
+        model.to(resolve_device(device))
+    pairs = list(read_pairs(os.path.join(corpus, "train.jsonl"), source_lang, target_lang))
+    source_ids, target_ids = encode_pairs(tokenizer, pairs, recipe.max_length, recipe.max_length)
+    batcher = TokenBatcher(
+        source_ids, target_ids, pad_token_id=model.config.pad_token_id,
+        decoder_start_token_id=model.config.decoder_start_token_id, max_tokens=recipe.max_tokens, seed=recipe.seed,
+    )  # fmt: skip
+    run_dir = os.path.join(folder, "training", framework)
+    args = TrainingArguments(
+        output_dir=run_dir, learning_rate=recipe.learning_rate, warmup_steps=recipe.warmup_steps,
+        label_smoothing=recipe.label_smoothing, max_time=budget_minutes * 60, seed=recipe.seed, save_steps=None,
+        keep_checkpoints=1, logging_steps=10, device=device if framework == "pt" else None,
+    )  # fmt: skip
+    if framework == "pt":
+        from westron.training.torch_trainer import Trainer as trainer_class
+    else:
+        from westron.training.tf_trainer import TFTrainer as trainer_class
+    tracker = make_tracker("tensorboard", run_dir, run_name=framework)
+    trainer = trainer_class(model, args, batcher, tokenizer=tokenizer, tracker=tracker)
+    say(f"training in {name} for {budget_minutes:g} min ({len(pairs)} pairs, {batcher.num_batches_per_epoch()} batches an epoch) ...")
+    state = trainer.train()
+    final = os.path.join(folder, framework)
+    from westron.file_utils import atomic_directory
+
+    with atomic_directory(final) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    say(f"{name}: {state.global_step} steps, {state.tokens_seen / max(state.train_time, 1e-9):.0f} target tokens/s -> {final}")
+
+    test = list(read_pairs(os.path.join(corpus, "test.jsonl"), source_lang, target_lang))[: recipe.test_sentences]
+    started = time.monotonic()
+    generation = dict(num_beams=recipe.num_beams, max_new_tokens=recipe.max_length)
+    scores, hypotheses = evaluate_model(
+        model, tokenizer, [p.source for p in test], [p.target for p in test], target_lang=target_lang, **generation
+    )
+    say(f"{name}: BLEU {scores.bleu:.1f}, chrF {scores.chrf:.1f} on {len(test)} held-out sentences ({time.monotonic() - started:.0f} s)")
+    from westron.file_utils import atomic_write
+
+    with atomic_write(os.path.join(run_dir, "test_hypotheses.txt")) as handle:
+        handle.writelines(text + "\n" for text in hypotheses)
+    _, samples = evaluate_model(model, tokenizer, list(SAMPLE_SENTENCES), list(SAMPLE_SENTENCES), **generation)
+    return {
+        "checkpoint": final,
+        "steps": state.global_step,
+        "train_seconds": state.train_time,
+        "target_tokens_per_second": state.tokens_seen / max(state.train_time, 1e-9),
+        "test": scores.to_dict(),
+        "samples": dict(zip(SAMPLE_SENTENCES, samples)),
+    }
+
+
+def print_summary(results: dict) -> None:
+    for pair, result in results["pairs"].items():
+        for framework, numbers in result["frameworks"].items():
+            say(f"{pair} {framework}: BLEU {numbers['test']['bleu']:.1f}, chrF {numbers['test']['chrf']:.1f}, {numbers['steps']} steps")
+        frameworks = list(result["frameworks"])
+        for sentence in SAMPLE_SENTENCES:
+            outputs = " | ".join(f"{framework}: {result['frameworks'][framework]['samples'][sentence]}" for framework in frameworks)
+            say(f"  {sentence!r} -> {outputs}")
+
+
+def write_report(output_dir: str, pairs, frameworks, results) -> None:
+    """The comparison report (westron compare) over the trained checkpoints."""
+    try:
+        from westron.compare import quickstart_report
+    except ImportError:
+        say("the comparison report is not available in this version (westron compare); quickstart.json holds every number")
+        return
+    quickstart_report(output_dir, pairs, frameworks, results)
