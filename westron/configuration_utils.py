@@ -13,7 +13,7 @@ import os
 from typing import Any, ClassVar
 
 from westron.errors import CheckpointError
-from westron.file_utils import atomic_write
+from westron.file_utils import atomic_directory, atomic_write
 from westron.hub import cached_file
 
 CONFIG_NAME = "config.json"
@@ -73,8 +73,9 @@ class JsonConfig:
         return cls.from_dict(cls.get_config_dict(path_or_repo_id, **hub_kwargs), **kwargs)
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
-        os.makedirs(save_directory, exist_ok=True)
-        self.to_json_file(os.path.join(save_directory, self.config_file_name))
+        """Writes the file into the folder by one atomic folder swap, keeping the folder's other files."""
+        with atomic_directory(save_directory, keep=lambda name: name != self.config_file_name) as folder:
+            self.to_json_file(os.path.join(folder, self.config_file_name))
 
 
 class PretrainedConfig(JsonConfig):

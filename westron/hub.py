@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from westron.errors import CheckpointError
+from westron.file_utils import recover_directory
 
 
 def is_local(path_or_repo_id: str | os.PathLike) -> bool:
@@ -27,6 +28,8 @@ def cached_file(
 ) -> str | None:
     """Returns the local path of `filename` in a folder or Hub repo, or None if it is optional and absent."""
     path_or_repo_id = os.fspath(path_or_repo_id)
+    if not os.path.exists(path_or_repo_id):
+        recover_directory(path_or_repo_id)  # a save killed between its two renames: the folder is at .old
     if is_local(path_or_repo_id):
         path = os.path.join(path_or_repo_id, filename)
         if os.path.isfile(path):
