@@ -38,7 +38,9 @@ class TFPreTrainedModel(keras.Model):
 
     @property
     def dummy_inputs(self) -> dict[str, tf.Tensor]:
-        ids = tf.constant([[3, 4, 5, 2]], dtype=tf.int32)
+        # Valid for any config that passes validation: ids inside the vocabulary, within the position table.
+        length = min(4, getattr(self.config, "max_position_embeddings", None) or 4)
+        ids = tf.constant([[3, 4, 5, 2][:length]], dtype=tf.int32) % self.config.vocab_size
         return {"input_ids": ids, "decoder_input_ids": ids}
 
     def build_weights(self) -> None:

@@ -135,6 +135,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
             raise WestronError(f"device {device} requested but no CUDA GPU is available")
         if device.index is not None and device.index >= count:
             raise WestronError(f"device {device} requested but only {count} CUDA GPU(s) are available")
-    elif device.type not in ("cpu", "mps"):
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise WestronError(f"device {device} requested but this machine has no Apple GPU (MPS)")
+    elif device.type != "cpu":
         raise WestronError(f"device type {device.type!r} is not supported (use cpu or cuda)")
     return device
