@@ -100,7 +100,7 @@ BROKEN_CHECKPOINTS = {
         "decoder_attention_heads must be a divisor of d_model (64)",
     ),
     "dropout out of range": (edit_json("config.json", dropout=2), "dropout must be a number in [0, 1]"),
-    "pad id outside vocab": (edit_json("config.json", pad_token_id=500), "pad_token_id must be a token id"),
+    "negative pad id": (edit_json("config.json", pad_token_id=-3), "pad_token_id must be a non-negative token id"),
     "boolean as string": (edit_json("config.json", scale_embedding="yes"), "scale_embedding must be true or false"),
     "tiny position table": (
         edit_json("config.json", max_position_embeddings=2),
