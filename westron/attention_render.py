@@ -146,6 +146,7 @@ def render_png(maps_list: Sequence[AttentionMaps], kind: str, path: str | os.Pat
     on one colour scale, so maps from two frameworks can be compared by eye.
     """
     import matplotlib
+    import matplotlib.colors
 
     matplotlib.use("Agg", force=False)  # no display needed; keeps a notebook's own backend if set
     import matplotlib.pyplot as plt
@@ -164,6 +165,8 @@ def render_png(maps_list: Sequence[AttentionMaps], kind: str, path: str | os.Pat
     height = label_room + cell_h * len(layers) + 1.0
     dpi = min(dpi, int(MAX_PIXELS / max(width, height)))
 
+    # A square-root colour scale: near-uniform rows (1/n each) stay visible next to peaked ones.
+    norm = matplotlib.colors.PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0)
     fonts = label_fonts()
     with matplotlib.rc_context({"font.family": list(fonts) or ["sans-serif"], "axes.titlesize": 8}):
         figure, axes = plt.subplots(
@@ -175,7 +178,7 @@ def render_png(maps_list: Sequence[AttentionMaps], kind: str, path: str | os.Pat
             for row, layer in enumerate(layers):
                 for column, (maps, h) in enumerate(columns):
                     ax = axes[row][column]
-                    image = ax.imshow(maps.weights[kind][row, h], cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+                    image = ax.imshow(maps.weights[kind][row, h], cmap="viridis", norm=norm, aspect="auto", interpolation="nearest")
                     framework = f" {maps.framework}" if len(maps_list) > 1 else ""
                     ax.set_title(f"layer {layer} head {heads[h]}{framework}")
                     ax.set_xticks(range(len(keys)), keys, rotation=90, fontsize=7)
@@ -184,7 +187,7 @@ def render_png(maps_list: Sequence[AttentionMaps], kind: str, path: str | os.Pat
             title = f"{KIND_TITLES[kind]}: {first.source}  →  {first.target}"
             line = comparison_line(maps_list)
             figure.suptitle(title if line is None else f"{title}\n{line}", fontsize=10)
-            figure.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
+            figure.colorbar(image, ax=axes, shrink=0.6, label="attention weight (square-root scale)", ticks=[0, 0.05, 0.2, 0.5, 1])
             path = os.fspath(path)
             _save_figure(figure, path)
         finally:
@@ -206,11 +209,11 @@ _VIEWER_CSS = """
 .wa-panels{display:flex;gap:28px;flex-wrap:wrap;align-items:flex-start}
 .wa-panel h3{font-size:15px;margin:6px 0}
 .wa-grid{display:grid;gap:1px;background:#fff}
-.wa-cell{width:22px;height:22px}
+.wa-cell{width:var(--wa-cell);height:var(--wa-cell)}
 .wa-cell.wa-row{outline:1px solid #f08a24;z-index:1}
 .wa-lab{font-size:12px;white-space:nowrap;overflow:hidden;cursor:default;padding:0 3px;line-height:22px}
 .wa-lab.wa-y{text-align:right;max-width:140px}
-.wa-lab.wa-x{writing-mode:vertical-rl;transform:rotate(180deg);text-align:left;max-height:110px;line-height:22px;padding:3px 0}
+.wa-lab.wa-x{writing-mode:vertical-rl;transform:rotate(180deg);text-align:left;max-height:110px;line-height:var(--wa-cell);padding:3px 0}
 .wa-lab.wa-hot{background:#f08a24;color:#fff;border-radius:3px}
 .wa-text{margin:10px 0;line-height:2.1}
 .wa-tok{display:inline-block;padding:0 5px;margin:1px;border-radius:4px;border:1px solid #ccd;cursor:default;line-height:1.6}
@@ -224,15 +227,16 @@ _VIEWER_JS = r"""
 window.westronAttentionViewer = window.westronAttentionViewer || function (root, data) {
   const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; };
   const label = (tag, cls, text) => { const e = el(tag, cls, text); e.dir = "auto"; e.title = text; return e; };
-  const state = { kind: data.kinds.includes("cross") ? "cross" : data.kinds[0], layer: 0, head: "mean", query: null };
-  const colour = w => `rgba(43,92,171,${Math.min(1, Math.max(0, w)).toFixed(3)})`;
+  const state = { kind: data.kinds.includes("cross") ? "cross" : data.kinds[0], layer: 0, head: "mean", query: 0 };
+  // square-root scale, as in the PNGs: near-uniform rows (1/n each) stay visible
+  const colour = w => `rgba(43,92,171,${Math.sqrt(Math.min(1, Math.max(0, w))).toFixed(3)})`;
   const controls = el("div", "wa-controls"), panels = el("div", "wa-panels"), text = el("div", "wa-text");
   const readout = el("div", "wa-readout", "");
   const kindBox = el("span"), layerSel = el("select"), headSel = el("select");
-  data.kinds.forEach(kind => { const b = el("button", "", data.titles[kind]); b.onclick = () => { state.kind = kind; state.query = null; fillSelects(); draw(); }; b.dataset.kind = kind; kindBox.appendChild(b); });
+  data.kinds.forEach(kind => { const b = el("button", "", data.titles[kind]); b.onclick = () => { state.kind = kind; state.query = 0; fillSelects(); draw(); }; b.dataset.kind = kind; kindBox.appendChild(b); });
   controls.append(kindBox, el("span", "", "layer "), layerSel, el("span", "", "head "), headSel);
   if (data.comparison) controls.append(el("span", "wa-diff", data.comparison));
-  controls.append(el("span", "wa-hint", "hover a token or a cell to see where it attends"));
+  controls.append(el("span", "wa-hint", "hover a token or a cell to see where it attends; colour: √weight"));
   root.append(controls, panels, readout, text);
   layerSel.onchange = () => { state.layer = +layerSel.value; draw(); };
   headSel.onchange = () => { state.head = headSel.value === "mean" ? "mean" : +headSel.value; draw(); };
@@ -258,7 +262,10 @@ window.westronAttentionViewer = window.westronAttentionViewer || function (root,
     data.frameworks.forEach(fw => {
       const m = matrix(fw), panel = el("div", "wa-panel"), grid = el("div", "wa-grid");
       panel.appendChild(el("h3", "", data.framework_names[fw] + " · " + data.titles[state.kind]));
-      grid.style.gridTemplateColumns = `auto repeat(${kTok.length}, 22px)`;
+      // two frameworks side by side fit a 1400-pixel window up to ~30 tokens; never below 12 pixels
+      const cell = Math.max(12, Math.min(22, Math.floor((data.frameworks.length > 1 ? 520 : 1000) / kTok.length)));
+      grid.style.setProperty("--wa-cell", cell + "px");
+      grid.style.gridTemplateColumns = `auto repeat(${kTok.length}, ${cell}px)`;
       grid.appendChild(el("div"));
       kTok.forEach(t => grid.appendChild(label("div", "wa-lab wa-x", t)));
       qTok.forEach((t, q) => {
@@ -283,7 +290,10 @@ window.westronAttentionViewer = window.westronAttentionViewer || function (root,
     qLine.appendChild(el("b", "", state.kind === "encoder" ? "source (queries): " : "target (queries): "));
     qTok.forEach((t, i) => { const s = label("span", "wa-tok" + (i === q ? " wa-hot" : ""), t); s.onmouseenter = () => focus(i); qLine.appendChild(s); });
     kLine.appendChild(el("b", "", q === null ? "attends to: (hover a query token)" : `“${qTok[q]}” attends to: `));
-    kTok.forEach((t, k) => { const s = label("span", "wa-tok", t); if (q !== null) { const w = m[q][k]; s.style.background = colour(w); s.style.color = w > 0.5 ? "#fff" : "#1b1b1b"; s.title = `${t}: ${w.toFixed(4)}`; } kLine.appendChild(s); });
+    kTok.forEach((t, k) => { const s = label("span", "wa-tok", t); if (q !== null) { const w = m[q][k]; s.style.background = colour(w); s.style.color = w > 0.25 ? "#fff" : "#1b1b1b"; s.title = `${t}: ${w.toFixed(4)}`; } kLine.appendChild(s); });
+    // a line of Hebrew or Arabic tokens reads right to left, like the sentence itself
+    const rtl = tokens => /[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]/.test(tokens.join("")) && !/[A-Za-z\u3040-\u9fff]/.test(tokens.filter(t => !/^<.*>$/.test(t)).join(""));
+    qLine.dir = rtl(qTok) ? "rtl" : "ltr"; kLine.dir = rtl(kTok) ? "rtl" : "ltr";
     text.replaceChildren(qLine, kLine);
   }
   fillSelects(); draw();
