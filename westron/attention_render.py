@@ -80,23 +80,6 @@ def _registered_paths(font_manager) -> set[str]:
     return {entry.fname for entry in font_manager.fontManager.ttflist}
 
 
-@dataclass
-class _GlyphCheck:
-    """Collects matplotlib's missing-glyph warnings while drawing; re-raises them as one warning."""
-
-    missing: set[str]
-
-    def report(self) -> None:
-        if self.missing:
-            characters = ", ".join(sorted(self.missing)[:12])
-            warnings.warn(
-                f"no installed font can draw {characters}: these labels show as empty boxes "
-                f"(Debian/Ubuntu: apt-get install {FONT_PACKAGES})",
-                MissingGlyphWarning,
-                stacklevel=3,
-            )
-
-
 _MISSING_GLYPH = re.compile(r"Glyph (\d+) .*missing from font")
 
 
@@ -104,7 +87,7 @@ def _save_figure(figure, path: str) -> None:
     """savefig, atomically, turning matplotlib's per-glyph warnings into one MissingGlyphWarning."""
     from westron.file_utils import atomic_write
 
-    check = _GlyphCheck(set())
+    missing: set[str] = set()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with atomic_write(path, "wb") as handle:
@@ -112,10 +95,16 @@ def _save_figure(figure, path: str) -> None:
     for warning in caught:
         match = _MISSING_GLYPH.search(str(warning.message))
         if match:
-            check.missing.add(chr(int(match.group(1))))
+            missing.add(chr(int(match.group(1))))
         else:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    check.report()
+    if missing:
+        warnings.warn(
+            f"no installed font can draw {', '.join(sorted(missing)[:12])}: these labels show as empty boxes "
+            f"(Debian/Ubuntu: apt-get install {FONT_PACKAGES})",
+            MissingGlyphWarning,
+            stacklevel=3,
+        )
 
 
 # ---- PNG -------------------------------------------------------------------------------------------------------
