@@ -3,6 +3,7 @@
     westron translate --model PATH [--framework pt|tf] [--device cpu|cuda:N|gpu:N] [-i FILE] [-o FILE]
     westron evaluate --model PATH --test-file FILE --source-lang en --target-lang es [-o FILE] [--output-json FILE]
     westron demo
+    westron attention --model PATH --source TEXT [--target TEXT] [--framework pt|tf|both] -o DIR   (westron/attention_cli.py)
     westron data prepare --input F --source-lang en --target-lang es -o DIR   (westron/data/cli.py)
     westron data gettext --target-lang es -o DIR
     westron tokenizer train --model-type marian --train-file F --source-lang en --target-lang es -o DIR
@@ -67,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     from westron.evaluation_cli import add_evaluate_command
 
     add_evaluate_command(commands)
+
+    from westron.attention_cli import add_attention_command
+
+    add_attention_command(commands)
 
     demo = commands.add_parser("demo", help="build a tiny demo checkpoint and translate a few lines with it")
     demo.add_argument("--folder", default="demo-model", help="where to write the demo checkpoint")
