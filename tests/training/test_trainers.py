@@ -329,3 +329,22 @@ def test_a_tiny_model_learns_to_copy_from_scratch(framework, tmp_path):
     predicted[:, :width] = generated[:, :width]
     keep = labels != -100
     assert (predicted[keep] == labels[keep]).mean() >= 0.9
+
+
+def test_bf16_autocast_trains_with_float32_weights_and_loss(tmp_path):
+    """PyTorch bf16 (torch.autocast, CPU here): float32 master weights, a loss within bf16 rounding of
+    fp32's. The TF trainer refuses bf16 in one line until the TF models compute in bf16."""
+    folder = save_family("marian", tmp_path / "hf")
+    batches = family_batches("marian", 2)
+    losses = {}
+    for precision in (None, "bf16"):
+        model = MarianMTModel.from_pretrained(folder)
+        state = Trainer(model, arguments(tmp_path / str(precision), max_steps=3, mixed_precision=precision), batches).train()
+        losses[precision] = [r["loss"] for r in state.log_history]
+        assert {p.dtype for p in model.parameters()} == {torch.float32}
+    np.testing.assert_allclose(losses["bf16"], losses[None], rtol=2e-2)
+    assert losses["bf16"] != losses[None]  # autocast did run in bf16
+    with pytest.raises(WestronError, match="bf16 is not supported by the TensorFlow trainer"):
+        TFTrainer(TFMarianMTModel.from_pretrained(folder), arguments(tmp_path / "tf", mixed_precision="bf16"), batches)
+    with pytest.raises(WestronError, match="fp16 needs a CUDA GPU"):
+        Trainer(MarianMTModel.from_pretrained(folder), arguments(tmp_path / "fp16", mixed_precision="fp16"), batches)
