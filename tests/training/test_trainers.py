@@ -348,3 +348,31 @@ def test_bf16_autocast_trains_with_float32_weights_and_loss(tmp_path):
         TFTrainer(TFMarianMTModel.from_pretrained(folder), arguments(tmp_path / "tf", mixed_precision="bf16"), batches)
     with pytest.raises(WestronError, match="fp16 needs a CUDA GPU"):
         Trainer(MarianMTModel.from_pretrained(folder), arguments(tmp_path / "fp16", mixed_precision="fp16"), batches)
+
+
+def test_evaluation_metrics_early_stopping_and_max_time(tmp_path):
+    """compute_metrics adds eval_ metrics; a metric that stops improving ends the run after `patience`
+    evaluations, keeping the best checkpoint; max_time ends a run cleanly with a checkpoint."""
+    folder = save_family("marian", tmp_path / "hf")
+    batches, validation = family_batches("marian", 2), family_batches("marian", 1, seed=1)
+    scores = iter([10.0, 12.0, 11.0, 11.5, 13.0])
+    args = arguments(
+        tmp_path / "early", max_steps=50, eval_steps=1, early_stopping_patience=2,
+        metric_for_best_model="eval_bleu", keep_checkpoints=1,
+    )  # fmt: skip
+    trainer = Trainer(
+        MarianMTModel.from_pretrained(folder), args, batches, eval_batches=validation,
+        compute_metrics=lambda model: {"bleu": next(scores)},
+    )  # fmt: skip
+    state = trainer.train()
+    assert state.global_step == 4  # best at step 2, no better at 3 and 4
+    assert state.best_metric == 12.0 and state.best_checkpoint.endswith("checkpoint-2")
+    evaluations = [r for r in state.log_history if "eval_loss" in r]
+    assert [r["eval_bleu"] for r in evaluations] == [10.0, 12.0, 11.0, 11.5]
+    assert [os.path.basename(p) for p in list_checkpoints(args.output_dir)] == ["checkpoint-2", "checkpoint-4"]
+
+    timed = arguments(tmp_path / "timed", max_steps=None, max_time=1e-9)
+    state = Trainer(MarianMTModel.from_pretrained(folder), timed, batches).train()
+    assert state.global_step == 1  # the clock is checked after each update
+    assert [os.path.basename(p) for p in list_checkpoints(timed.output_dir)] == ["checkpoint-1"]
+    assert os.path.isfile(os.path.join(timed.output_dir, "final", "model.safetensors"))

@@ -209,6 +209,7 @@ class BaseTrainer:
             if folder is not None:
                 self.resume(folder)
         started = time.monotonic()
+        self._updates_this_run = 0
         bar = self._progress_bar()
         window: list[float] = []
         window_tokens, window_time = 0, 0.0
@@ -219,6 +220,7 @@ class BaseTrainer:
                 output = self.train_step(batches)
                 elapsed = time.perf_counter() - step_started
                 self.state.global_step += 1
+                self._updates_this_run += 1
                 self.state.tokens_seen += output.num_tokens
                 self.state.train_time += elapsed
                 self.state.epoch = self.epoch
@@ -268,8 +270,8 @@ class BaseTrainer:
             return True
         if args.epochs is not None and self.epoch >= args.epochs:
             return True
-        if args.max_time is not None and time.monotonic() - started >= args.max_time:
-            return True
+        if args.max_time is not None and self._updates_this_run and time.monotonic() - started >= args.max_time:
+            return True  # checked after each update: a run makes at least one
         return self._should_stop_early
 
     def _progress_bar(self):
