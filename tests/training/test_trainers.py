@@ -213,6 +213,20 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path):
     assert TrainerState.load(checkpoint).global_step == 3
     assert TrainerState.load(checkpoint).data_state == {"state_dict": {"position": 3}}
 
+    class InterruptedStream(ListBatches):
+        def __next__(self):
+            if self.position == 5:  # while gathering the micro-batches of update 3
+                raise KeyboardInterrupt
+            return super().__next__()
+
+    args = arguments(tmp_path / "mid", max_steps=10, gradient_accumulation=2)
+    trainer = Trainer(MarianMTModel.from_pretrained(folder), args, InterruptedStream(family_batches("marian", 3)))
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    (checkpoint,) = list_checkpoints(args.output_dir)
+    assert os.path.basename(checkpoint) == "checkpoint-2"  # resumes before the unfinished update's batches
+    assert TrainerState.load(checkpoint).data_state == {"state_dict": {"position": 4}}
+
 
 def test_rotation_logs_and_tracker(tmp_path):
     class Recorder:
