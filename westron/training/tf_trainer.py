@@ -149,7 +149,8 @@ class TFTrainer(BaseTrainer):
         if int(self.optimizer.iterations.numpy()) == 0:
             return {}
         moments = {}
-        for variable, (name, transposed), used in zip(self.variables, self.variable_names, self.used or []):
+        used_flags = self.used if self.used is not None else [True] * len(self.variables)  # resumed, no update yet
+        for variable, (name, transposed), used in zip(self.variables, self.variable_names, used_flags):
             if not used:
                 continue
             index = self.optimizer._get_variable_index(variable)  # Keras keeps moments in build order
