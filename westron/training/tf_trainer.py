@@ -1,0 +1,190 @@
+"""TensorFlow trainer: a GradientTape step inside tf.function (XLA optional). Twin of torch_trainer.py.
+
+One update: for each micro-batch, one compiled gradient function (forward with training=True, the
+label-smoothed loss summed over target tokens and divided by the target tokens of the whole
+accumulated batch, gradients); then a finite-loss check, the step's learning rate, and one compiled
+apply function (global-norm clipping, Keras AdamW).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from westron.checkpoint import load_state_dict, tf_to_checkpoint_name
+from westron.errors import WestronError
+from westron.training.base import Batch, BaseTrainer, StepOutput, as_batch_list, count_target_tokens, no_weight_decay
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "decoder_input_ids")
+_BATCH_SPEC = tf.TensorSpec([None, None], tf.int32)  # any batch shape traces once (XLA still compiles per shape)
+
+
+def label_smoothed_loss_sum(logits: tf.Tensor, labels: tf.Tensor, smoothing: float) -> tf.Tensor:
+    """Sum over target tokens (labels != -100) of (1 - smoothing) * NLL + smoothing * mean_k(-log p_k).
+
+    logits (B, T, V) of any float dtype, computed in float32; labels (B, T). A 0-d float32 tensor.
+    """
+    logits = tf.cast(logits, tf.float32)
+    keep = labels != -100
+    safe_labels = tf.where(keep, labels, tf.zeros_like(labels))
+    per_token = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe_labels, logits=logits)  # (B, T)
+    if smoothing:
+        uniform = -tf.reduce_mean(tf.nn.log_softmax(logits), axis=-1)  # (B, T)
+        per_token = (1.0 - smoothing) * per_token + smoothing * uniform
+    return tf.reduce_sum(tf.where(keep, per_token, tf.zeros_like(per_token)))
+
+
+class TFTrainer(BaseTrainer):
+    framework = "tf"
+
+    def __init__(self, model, args, train_batches, **kwargs):
+        if args.mixed_precision == "fp16":
+            raise WestronError("mixed_precision fp16 is PyTorch-only (CUDA loss scaling); the TensorFlow trainer trains in fp32")
+        if args.device is not None:
+            raise WestronError("TrainingArguments.device is for PyTorch; a TensorFlow model trains where it was built (tf.device)")
+        if args.mixed_precision == "bf16":
+            # The TF models add float32 constants (sinusoidal positions, masks) to the hidden states;
+            # Keras' mixed_bfloat16 policy needs them cast to the compute dtype first.
+            raise WestronError("mixed_precision bf16 is not supported by the TensorFlow trainer yet (use the PyTorch trainer)")
+        model.build_weights()
+        super().__init__(model, args, train_batches, **kwargs)
+
+    # ---- framework parts, in BaseTrainer's order ------------------------------------------------------
+
+    def seed(self, seed: int) -> None:
+        """Python, numpy and every dropout layer's seed generator, from the one seed."""
+        super().seed(seed)
+        tf.random.set_seed(seed)
+        for index, variable in enumerate(dropout_seed_states(self.model)):
+            variable.assign(np.array([seed * 1000 + index + 1, 0], dtype=variable.dtype))
+
+    def create_optimizer(self) -> None:
+        """Keras AdamW, decoupled weight decay except on biases and LayerNorm weights; the learning rate is
+        set before every update from schedules.learning_rate_at."""
+        self.variables = list(self.model.trainable_variables)
+        self.variable_names = [tf_to_checkpoint_name(v.path) for v in self.variables]  # [(name, transposed)]
+        args = self.args
+        self.optimizer = keras.optimizers.AdamW(
+            learning_rate=args.learning_rate,
+            weight_decay=args.weight_decay,
+            beta_1=args.adam_beta1,
+            beta_2=args.adam_beta2,
+            epsilon=args.adam_epsilon,
+        )
+        self.optimizer.exclude_from_weight_decay(
+            var_list=[
+                v for v, (name, transposed) in zip(self.variables, self.variable_names)
+                if no_weight_decay(name, _checkpoint_shape(v, transposed))
+            ]
+        )
+        self.optimizer.build(self.variables)
+        self.used = None  # which variables get gradients: found when the gradient function is traced
+        self.compute_gradients = tf.function(
+            self._compute_gradients, input_signature=[_BATCH_SPEC] * 4 + [tf.TensorSpec([], tf.float32)],
+            jit_compile=args.xla,
+        )
+        self.apply_gradients = tf.function(self._apply_gradients, jit_compile=args.xla)
+        self.forward_loss = tf.function(self._forward_loss, input_signature=[_BATCH_SPEC] * 4, jit_compile=args.xla)
+
+    def _compute_gradients(self, input_ids, attention_mask, decoder_input_ids, labels, num_tokens):
+        with tf.GradientTape() as tape:
+            logits = self.model(
+                input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids, training=True
+            ).logits  # (B, T, V)
+            loss_sum = label_smoothed_loss_sum(logits, labels, self.args.label_smoothing)
+            loss = loss_sum / num_tokens
+        gradients = tape.gradient(loss, self.variables)
+        # Variables the loss does not reach (an unused embedding) get no update, as torch's AdamW skips them.
+        self.used = [g is not None for g in gradients]
+        return loss_sum, [tf.convert_to_tensor(g) for g in gradients if g is not None]
+
+    def train_step(self, batches: Batch | Iterable[Batch]) -> StepOutput:
+        """One optimizer update over one batch or the micro-batches of an accumulated batch."""
+        batches = as_batch_list(batches)
+        num_tokens = sum(count_target_tokens(batch) for batch in batches)
+        learning_rate = self.learning_rate(self.state.global_step + 1)
+        loss_sum, gradients = 0.0, None
+        for batch in batches:
+            inputs = [tf.convert_to_tensor(np.asarray(batch[name]), tf.int32) for name in (*MODEL_INPUTS, "labels")]
+            batch_loss, batch_gradients = self.compute_gradients(*inputs, tf.constant(num_tokens, tf.float32))
+            loss_sum += float(batch_loss)
+            gradients = batch_gradients if gradients is None else [a + b for a, b in zip(gradients, batch_gradients)]
+        loss = loss_sum / num_tokens
+        self.check_finite(loss)
+        self.optimizer.learning_rate.assign(learning_rate)
+        grad_norm = float(self.apply_gradients(gradients))
+        return StepOutput(loss=loss, grad_norm=grad_norm, learning_rate=learning_rate, num_tokens=num_tokens)
+
+    def _apply_gradients(self, gradients):
+        """Global-norm clipping exactly as torch.nn.utils.clip_grad_norm_, then AdamW; returns the norm."""
+        grad_norm = tf.linalg.global_norm(gradients)
+        if self.args.max_grad_norm is not None:
+            scale = tf.minimum(1.0, self.args.max_grad_norm / (grad_norm + 1e-6))
+            gradients = [g * scale for g in gradients]
+        used_variables = [v for v, used in zip(self.variables, self.used) if used]
+        self.optimizer.apply(gradients, used_variables)
+        return grad_norm
+
+    def _forward_loss(self, input_ids, attention_mask, decoder_input_ids, labels):
+        logits = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids, training=False
+        ).logits
+        return label_smoothed_loss_sum(logits, labels, 0.0)
+
+    def evaluation_loss(self, batch: Batch) -> tuple[float, int]:
+        inputs = [tf.convert_to_tensor(np.asarray(batch[name]), tf.int32) for name in (*MODEL_INPUTS, "labels")]
+        return float(self.forward_loss(*inputs)), count_target_tokens(batch)
+
+    def model_shapes(self) -> dict[str, tuple[int, ...]]:
+        return self.model.checkpoint_shapes()
+
+    def load_model_weights(self, folder: str) -> None:
+        self.model.load_checkpoint(load_state_dict(folder, framework="np"), source=folder)
+
+    def optimizer_moments(self) -> dict[str, np.ndarray]:
+        if int(self.optimizer.iterations.numpy()) == 0:
+            return {}
+        moments = {}
+        used_flags = self.used if self.used is not None else [True] * len(self.variables)  # resumed, no update yet
+        for variable, (name, transposed), used in zip(self.variables, self.variable_names, used_flags):
+            if not used:
+                continue
+            index = self.optimizer._get_variable_index(variable)  # Keras keeps moments in build order
+            for key, slots in (("exp_avg", self.optimizer._momentums), ("exp_avg_sq", self.optimizer._velocities)):
+                array = slots[index].numpy()
+                moments[f"{key}.{name}"] = array.T if transposed else array
+        return moments
+
+    def load_optimizer_moments(self, moments: Mapping[str, np.ndarray], step: int) -> None:
+        for variable, (name, transposed) in zip(self.variables, self.variable_names):
+            if f"exp_avg.{name}" not in moments:
+                continue
+            index = self.optimizer._get_variable_index(variable)
+            for key, slots in (("exp_avg", self.optimizer._momentums), ("exp_avg_sq", self.optimizer._velocities)):
+                array = moments[f"{key}.{name}"]
+                slots[index].assign(np.asarray(array.T if transposed else array, dtype=np.float32))
+        self.optimizer.iterations.assign(step)
+
+    def framework_rng_state(self) -> dict[str, Any]:
+        return {"framework": self.framework, "dropout_seeds": [v.numpy().tolist() for v in dropout_seed_states(self.model)]}
+
+    def restore_framework_rng_state(self, rng: Mapping[str, Any]) -> None:
+        states = dropout_seed_states(self.model)
+        if len(states) != len(rng.get("dropout_seeds", [])):
+            raise WestronError("the checkpoint's dropout random state does not fit this model's dropout layers")
+        for variable, value in zip(states, rng["dropout_seeds"]):
+            variable.assign(np.array(value, dtype=variable.dtype))
+
+
+def dropout_seed_states(model) -> list:
+    """The state variables of the model's seed generators (one per dropout layer with a rate), in a fixed order."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+def _checkpoint_shape(variable, transposed: bool) -> tuple[int, ...]:
+    shape = tuple(variable.shape)
+    return shape[::-1] if transposed else shape

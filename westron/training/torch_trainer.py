@@ -1,0 +1,190 @@
+"""PyTorch trainer: eager autograd (torch.compile optional). Twin of tf_trainer.py.
+
+One update: for each micro-batch, forward (under autocast for mixed precision), the label-smoothed
+loss summed over target tokens and divided by the target tokens of the whole accumulated batch,
+backward; then a finite-loss check, global-norm clipping, the step's learning rate, AdamW.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from westron.checkpoint import load_state_dict
+from westron.errors import WestronError
+from westron.modeling_utils import resolve_device
+from westron.training.base import Batch, BaseTrainer, StepOutput, as_batch_list, count_target_tokens, no_weight_decay
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "decoder_input_ids")
+
+
+def label_smoothed_loss_sum(logits: torch.Tensor, labels: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Sum over target tokens (labels != -100) of (1 - smoothing) * NLL + smoothing * mean_k(-log p_k).
+
+    logits (B, T, V) of any float dtype, computed in float32; labels (B, T). A 0-d float32 tensor.
+    """
+    return F.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]),
+        labels.reshape(-1).long(),
+        ignore_index=-100,
+        reduction="sum",
+        label_smoothing=smoothing,
+    )
+
+
+class Trainer(BaseTrainer):
+    framework = "pt"
+
+    def __init__(self, model, args, train_batches, **kwargs):
+        self.device = resolve_device(args.device) if args.device else model.device
+        if args.mixed_precision == "fp16" and self.device.type != "cuda":
+            raise WestronError("mixed_precision fp16 needs a CUDA GPU (loss scaling); on the CPU use bf16")
+        model.to(self.device)
+        super().__init__(model, args, train_batches, **kwargs)
+
+    # ---- framework parts, in BaseTrainer's order ------------------------------------------------------
+
+    def seed(self, seed: int) -> None:
+        super().seed(seed)
+        torch.manual_seed(seed)  # dropout draws from torch's global generator (and CUDA's)
+
+    def create_optimizer(self) -> None:
+        """AdamW, decoupled weight decay except on biases and LayerNorm weights; the learning rate is
+        set before every update from schedules.learning_rate_at."""
+        self.parameter_names = checkpoint_parameter_names(self.model)  # {parameter: checkpoint name}
+        decay, no_decay = [], []
+        for parameter, name in self.parameter_names.items():
+            if parameter.requires_grad:
+                (no_decay if no_weight_decay(name, tuple(parameter.shape)) else decay).append(parameter)
+        args = self.args
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=args.learning_rate,
+            betas=(args.adam_beta1, args.adam_beta2),
+            eps=args.adam_epsilon,
+        )
+        self.scaler = torch.amp.GradScaler("cuda") if args.mixed_precision == "fp16" else None
+        self.forward = torch.compile(self.model) if args.compile else self.model
+
+    def autocast(self):
+        dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
+        if self.args.mixed_precision is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtypes[self.args.mixed_precision])
+
+    def to_tensors(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return {name: torch.as_tensor(np.asarray(array), device=self.device) for name, array in batch.items()}
+
+    def logits(self, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        with self.autocast():
+            return self.forward(**{name: tensors[name] for name in MODEL_INPUTS}).logits  # (B, T, V)
+
+    def train_step(self, batches: Batch | Iterable[Batch]) -> StepOutput:
+        """One optimizer update over one batch or the micro-batches of an accumulated batch."""
+        batches = as_batch_list(batches)
+        num_tokens = sum(count_target_tokens(batch) for batch in batches)
+        learning_rate = self.learning_rate(self.state.global_step + 1)
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        for batch in batches:
+            tensors = self.to_tensors(batch)
+            batch_loss = label_smoothed_loss_sum(self.logits(tensors), tensors["labels"], self.args.label_smoothing)
+            loss = batch_loss / num_tokens
+            (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            loss_sum += batch_loss.detach()
+        loss = loss_sum.item() / num_tokens
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        grad_norm = self.clip_gradients()
+        try:
+            # fp16: an overflowing gradient is the scaler's business (it skips the step), not divergence.
+            self.check_finite(loss, None if self.scaler is not None else grad_norm)
+        except WestronError:
+            self.optimizer.zero_grad(set_to_none=True)
+            raise
+        self.optimizer_step(learning_rate)
+        return StepOutput(loss=loss, grad_norm=grad_norm, learning_rate=learning_rate, num_tokens=num_tokens)
+
+    def clip_gradients(self) -> float:
+        """The global gradient norm before clipping; scales the gradients to max_grad_norm if above."""
+        parameters = [p for p in self.parameter_names if p.grad is not None]
+        max_norm = self.args.max_grad_norm if self.args.max_grad_norm is not None else float("inf")
+        return float(torch.nn.utils.clip_grad_norm_(parameters, max_norm))
+
+    def optimizer_step(self, learning_rate: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    @torch.no_grad()
+    def evaluation_loss(self, batch: Batch) -> tuple[float, int]:
+        self.model.eval()
+        tensors = self.to_tensors(batch)
+        loss_sum = label_smoothed_loss_sum(self.logits(tensors), tensors["labels"], 0.0)
+        return float(loss_sum), count_target_tokens(batch)
+
+    def model_shapes(self) -> dict[str, tuple[int, ...]]:
+        tied = self.model.tied_weights()
+        return {name: tuple(t.shape) for name, t in self.model.state_dict().items() if name not in tied}
+
+    def load_model_weights(self, folder: str) -> None:
+        self.model.load_checkpoint(load_state_dict(folder, framework="pt"), source=folder)
+
+    def optimizer_moments(self) -> dict[str, np.ndarray]:
+        moments = {}
+        for parameter, name in self.parameter_names.items():
+            state = self.optimizer.state.get(parameter)
+            if state:
+                moments[f"exp_avg.{name}"] = state["exp_avg"].detach().float().cpu().numpy()
+                moments[f"exp_avg_sq.{name}"] = state["exp_avg_sq"].detach().float().cpu().numpy()
+        return moments
+
+    def load_optimizer_moments(self, moments: Mapping[str, np.ndarray], step: int) -> None:
+        for parameter, name in self.parameter_names.items():
+            if f"exp_avg.{name}" not in moments:
+                continue  # never updated (unused) in the run that saved it
+            self.optimizer.state[parameter] = {
+                "step": torch.tensor(float(step)),
+                "exp_avg": torch.as_tensor(moments[f"exp_avg.{name}"], device=parameter.device).to(parameter.dtype),
+                "exp_avg_sq": torch.as_tensor(moments[f"exp_avg_sq.{name}"], device=parameter.device).to(parameter.dtype),
+            }
+
+    def framework_rng_state(self) -> dict[str, Any]:
+        rng: dict[str, Any] = {"framework": self.framework, "torch": _bytes_to_text(torch.get_rng_state())}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            rng["torch_cuda"] = [_bytes_to_text(state) for state in torch.cuda.get_rng_state_all()]
+        return rng
+
+    def restore_framework_rng_state(self, rng: Mapping[str, Any]) -> None:
+        torch.set_rng_state(_text_to_bytes(rng["torch"]))
+        if "torch_cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([_text_to_bytes(state) for state in rng["torch_cuda"]])
+
+
+def checkpoint_parameter_names(model: torch.nn.Module) -> dict[torch.nn.Parameter, str]:
+    """Each distinct parameter -> its checkpoint name (a tied parameter is named by its source)."""
+    tied = model.tied_weights()
+    names: dict[torch.nn.Parameter, str] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        if name not in tied and parameter not in names:
+            names[parameter] = name
+    return names
+
+
+def _bytes_to_text(state: torch.Tensor) -> str:
+    return base64.b64encode(state.cpu().numpy().tobytes()).decode("ascii")
+
+
+def _text_to_bytes(text: str) -> torch.Tensor:
+    return torch.from_numpy(np.frombuffer(base64.b64decode(text), dtype=np.uint8).copy())
