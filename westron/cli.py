@@ -1,6 +1,7 @@
 """The `westron` command.
 
     westron translate --model PATH [--framework pt|tf] [--device cpu|cuda:N|gpu:N] [-i FILE] [-o FILE]
+    westron train --model PATH | --config PRESET --tokenizer DIR --train-file F --source-lang en --target-lang es --output-dir DIR
     westron evaluate --model PATH --test-file FILE --source-lang en --target-lang es [-o FILE] [--output-json FILE]
     westron demo
     westron attention --model PATH --source TEXT [--target TEXT] [--framework pt|tf|both] -o DIR   (westron/attention_cli.py)
@@ -82,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_data_commands(commands)
     add_tokenizer_commands(commands)
+
+    from westron.training.cli import add_train_command
+
+    add_train_command(commands)
     return parser
 
 
@@ -315,6 +320,7 @@ def one_line_warnings():
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter is not for users
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed: model cards and logs record the command
     try:
         with warnings.catch_warnings(), termination_as_exception():  # restores the caller's warning settings (main() may be called in-process)
             warnings.simplefilter("always", UserWarning)

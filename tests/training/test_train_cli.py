@@ -1,0 +1,143 @@
+"""`westron train` end to end on a tiny corpus, and every user mistake as one line and exit 2."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+WORDS = {"red": "rojo", "house": "casa", "big": "grande", "cat": "gato", "dog": "perro", "green": "verde", "car": "coche"}
+
+
+def synthetic_pairs(count: int, seed: int) -> list[tuple[str, str]]:
+    rng = np.random.default_rng(seed)
+    english = list(WORDS)
+    pairs = []
+    for _ in range(count):
+        words = [english[i] for i in rng.integers(0, len(english), rng.integers(2, 6))]
+        pairs.append((" ".join(words), " ".join(WORDS[w] for w in words)))
+    return pairs
+
+
+def write_jsonl(path, pairs, source_lang="en", target_lang="es") -> str:
+    with open(path, "w", encoding="utf-8") as handle:
+        for source, target in pairs:
+            handle.write(json.dumps({"translation": {source_lang: source, target_lang: target}}) + "\n")
+    return os.fspath(path)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from westron.data.tokenizer_training import train_tokenizer
+
+    folder = tmp_path_factory.mktemp("corpus")
+    files = {
+        "train": write_jsonl(folder / "train.jsonl", synthetic_pairs(200, 0)),
+        "validation": write_jsonl(folder / "validation.jsonl", synthetic_pairs(12, 1)),
+        "test": write_jsonl(folder / "test.jsonl", synthetic_pairs(10, 2)),
+    }
+    train_tokenizer("marian", [files["train"]], "en", "es", folder / "tokenizer", vocab_size=60)
+    return {**files, "tokenizer": os.fspath(folder / "tokenizer")}
+
+
+def run_cli(argv, monkeypatch):
+    from westron.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    code = main(argv)
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+def base_argv(corpus, output_dir, framework="pt"):
+    return [
+        "train", "--config", "marian-tiny", "--tokenizer", corpus["tokenizer"], "--train-file", corpus["train"],
+        "--source-lang", "en", "--target-lang", "es", "--framework", framework, "--output-dir", os.fspath(output_dir),
+        "--report-to", "none", "--max-tokens", "256",
+    ]  # fmt: skip
+
+
+def test_from_scratch_in_pytorch_writes_a_model_hf_loads_with_test_scores(corpus, tmp_path, monkeypatch):
+    from transformers import MarianMTModel as HFMarianMTModel
+
+    from westron.models.marian.modeling_marian import MarianMTModel
+
+    out = tmp_path / "run"
+    argv = base_argv(corpus, out) + ["--validation-file", corpus["validation"], "--test-file", corpus["test"]]
+    argv += ["--max-steps", "4", "--eval-steps", "2", "--num-beams", "2", "--logging-steps", "2"]
+    code, _, stderr = run_cli(argv, monkeypatch)
+    assert code == 0, stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["framework"] == "pt" and results["global_step"] == 4
+    assert set(results["test"]) >= {"bleu", "chrf", "ter"} and results["test"]["num_sentences"] == 10
+    assert len((out / "test_hypotheses.txt").read_text().splitlines()) == 10
+    logged = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert any("eval_bleu" in record for record in logged) and any("loss" in record for record in logged)
+    card = (out / "final" / "README.md").read_text()
+    assert "- en\n- es" in card and "westron train" in card
+    ours, theirs = MarianMTModel.from_pretrained(out / "final"), HFMarianMTModel.from_pretrained(out / "final")
+    ids = torch.tensor([[5, 6, 7, 0]])
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids, decoder_input_ids=ids).logits, theirs(input_ids=ids, decoder_input_ids=ids).logits)
+
+
+def test_tensorflow_run_continues_in_pytorch(corpus, tmp_path, monkeypatch):
+    """A TF-trained checkpoint fine-tunes in PyTorch (--model on the other framework's output)."""
+    out = tmp_path / "tf"
+    code, _, stderr = run_cli(base_argv(corpus, out, "tf") + ["--max-steps", "2"], monkeypatch)
+    assert code == 0, stderr
+    assert json.loads((out / "results.json").read_text())["framework"] == "tf"
+    argv = ["train", "--model", os.fspath(out / "final"), "--train-file", corpus["train"], "--source-lang", "en"]
+    argv += ["--target-lang", "es", "--framework", "pt", "--output-dir", os.fspath(tmp_path / "pt"), "--report-to", "none"]
+    code, _, stderr = run_cli(argv + ["--max-steps", "1", "--max-tokens", "256"], monkeypatch)
+    assert code == 0, stderr
+    assert (tmp_path / "pt" / "final" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        (lambda a, c, t: _replace(a, "--train-file", os.fspath(t / "missing.jsonl")), "no such file"),
+        (lambda a, c, t: a + ["--model", c["tokenizer"]], "not both"),
+        (lambda a, c, t: _drop(a, "--tokenizer"), "needs --tokenizer"),
+        (lambda a, c, t: _replace(a, "--target-lang", "de"), "no de (it has: en, es)"),
+        (lambda a, c, t: _replace(a, "--config", "marian-huge"), "neither a file nor a preset"),
+        (lambda a, c, t: _drop(a, "--max-steps"), "say how long to train"),
+        (lambda a, c, t: a + ["--xla"], "--xla applies to TensorFlow"),
+        (lambda a, c, t: a + ["--resume", os.fspath(t / "nowhere")], "no such checkpoint folder"),
+    ],
+)
+def test_mistakes_are_one_line_and_exit_2_before_any_work(corpus, tmp_path, monkeypatch, change, fragment):
+    argv = change(base_argv(corpus, tmp_path / "out") + ["--max-steps", "1"], corpus, tmp_path)
+    code, _, stderr = run_cli(argv, monkeypatch)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("westron: error: "), stderr
+    assert fragment in lines[0]
+    assert not (tmp_path / "out").exists()  # nothing was started
+
+
+def test_resume_from_another_models_checkpoint_is_refused(corpus, tmp_path, monkeypatch):
+    out = tmp_path / "first"
+    code, _, stderr = run_cli(base_argv(corpus, out) + ["--max-steps", "1"], monkeypatch)
+    assert code == 0, stderr
+    other = _replace(base_argv(corpus, tmp_path / "second"), "--config", "t5-tiny")
+    code, _, stderr = run_cli(other + ["--max-steps", "1", "--resume", os.fspath(out / "checkpoint-1")], monkeypatch)
+    assert code == 2 and "westron: error:" in stderr
+
+
+def _replace(argv, flag, value):
+    argv = list(argv)
+    argv[argv.index(flag) + 1] = value
+    return argv
+
+
+def _drop(argv, flag):
+    argv = list(argv)
+    index = argv.index(flag)
+    return argv[:index] + argv[index + 2 :]

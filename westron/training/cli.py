@@ -1,0 +1,423 @@
+"""`westron train`: fine-tune a checkpoint or train one from scratch, in PyTorch or TensorFlow.
+
+    westron train --model Helsinki-NLP/opus-mt-en-de --train-file train.jsonl --validation-file dev.jsonl \
+        --source-lang en --target-lang de --framework tf --max-time 600 --output-dir runs/en-de
+    westron train --config marian-small --tokenizer tok/ --train-file train.jsonl ... --framework pt
+
+The flags follow Hugging Face's run_translation.py where one exists. Everything a user can get
+wrong (files, languages, flag combinations, a resume folder of another model) is checked before
+the model is built or any data is tokenized; the run then reads, tokenizes and batches the corpus
+(westron.data), trains (westron.training), evaluates on --test-file and writes the final model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+
+import numpy as np
+
+from westron.errors import WestronError
+
+DEFAULT_MAX_TOKENS = 4096  # target tokens (padded) per batch: the small-CPU recipe (docs/training.md)
+DEFAULT_EVAL_SAMPLES = 500  # validation sentences translated for BLEU at each evaluation
+
+
+def add_train_command(commands) -> None:
+    from westron.cli import positive_int
+    from westron.training.arguments import SCHEDULERS
+    from westron.training.presets import PRESETS
+
+    train = commands.add_parser("train", help="fine-tune a checkpoint or train a model from scratch (PyTorch or TensorFlow)")
+    model = train.add_argument_group("model")
+    model.add_argument("--model", help="checkpoint folder or Hub repo id to fine-tune")
+    model.add_argument("--config", help=f"train from scratch: a config.json, or a preset ({', '.join(PRESETS)}); needs --tokenizer")
+    model.add_argument("--tokenizer", help="tokenizer folder (westron tokenizer train); default: the --model's own")
+    model.add_argument("--framework", choices=("pt", "tf"), default=None, help="default: pt if installed, else tf")
+    model.add_argument("--allow-pickle", action="store_true", help="load pytorch_model.bin pickles (trusted sources only)")
+
+    data = train.add_argument_group("data")
+    data.add_argument("--train-file", help="training pairs (JSON lines, TSV/CSV, Moses, a save_to_disk folder)")
+    data.add_argument("--validation-file", help="validation pairs: loss and BLEU during training")
+    data.add_argument("--test-file", help="test pairs: scored once at the end")
+    data.add_argument("--dataset", help="a Hugging Face datasets name or folder instead of the files (splits train/validation/test)")
+    data.add_argument("--dataset-config", help="the dataset's config name (opus100: en-es)")
+    data.add_argument("--source-lang", required=True)
+    data.add_argument("--target-lang", required=True)
+    data.add_argument("--source-prefix", default="", help='text before every source (T5: "translate English to German: ")')
+    data.add_argument("--forced-bos-lang", help="M2M100/NLLB: the target language code the decoder is forced to start with")
+    data.add_argument("--src-lang", help="M2M100/NLLB: the source language code (eng_Latn)")
+    data.add_argument("--max-source-length", type=positive_int, default=128)
+    data.add_argument("--max-target-length", type=positive_int, default=128)
+    data.add_argument("--batch-size", type=positive_int, help="sentences per batch (with or instead of --max-tokens)")
+    data.add_argument("--max-tokens", type=positive_int, help=f"padded tokens per batch, length-bucketed (default {DEFAULT_MAX_TOKENS})")
+    data.add_argument("--on-error", choices=("fail", "skip"), default="fail", help="malformed records: stop, or skip and count them")
+
+    recipe = train.add_argument_group("recipe (defaults learn fast on a small CPU budget; docs/training.md)")
+    recipe.add_argument("--epochs", type=float)
+    recipe.add_argument("--max-steps", type=positive_int)
+    recipe.add_argument("--max-time", type=float, help="seconds of training")
+    recipe.add_argument("--learning-rate", type=float, default=1e-3)
+    recipe.add_argument("--warmup-steps", type=int, default=150)
+    recipe.add_argument("--scheduler", choices=SCHEDULERS, default="inverse-sqrt")
+    recipe.add_argument("--weight-decay", type=float, default=0.01)
+    recipe.add_argument("--label-smoothing", type=float, default=0.1)
+    recipe.add_argument("--gradient-accumulation", type=positive_int, default=1)
+    recipe.add_argument("--max-grad-norm", type=float, default=1.0, help="0 turns clipping off")
+    recipe.add_argument("--mixed-precision", choices=("bf16", "fp16"), default=None)
+    recipe.add_argument("--seed", type=int, default=42)
+    recipe.add_argument("--compile", action="store_true", help="PyTorch: torch.compile the forward pass")
+    recipe.add_argument("--xla", action="store_true", help="TensorFlow: jit_compile the training step")
+
+    run = train.add_argument_group("evaluation, checkpoints, tracking")
+    run.add_argument("--output-dir", required=True)
+    run.add_argument("--eval-steps", type=positive_int)
+    run.add_argument("--eval-samples", type=positive_int, default=DEFAULT_EVAL_SAMPLES, help="validation sentences translated for BLEU")
+    run.add_argument("--num-beams", type=positive_int, default=4, help="beam size for BLEU during and after training")
+    run.add_argument("--logging-steps", type=positive_int, default=50, help="steps between logged training loss, learning rate, tokens/s")
+    run.add_argument("--save-steps", type=positive_int, default=500)
+    run.add_argument("--keep-checkpoints", type=positive_int, default=2)
+    run.add_argument("--early-stopping-patience", type=positive_int)
+    run.add_argument("--resume", nargs="?", const=True, default=None, help="continue from the last checkpoint in --output-dir, or from FOLDER")
+    run.add_argument("--report-to", default="tensorboard", help="tensorboard, mlflow, wandb, none (comma-separated for several)")
+    run.add_argument("--device", help="PyTorch: cpu, cuda, cuda:N; TensorFlow: cpu, gpu, gpu:N")
+    run.add_argument("--push-to-hub", action="store_true", help="upload the final model with a model card")
+    run.add_argument("--hub-model-id", help="the repo for --push-to-hub (default: the output folder's name)")
+    train.set_defaults(run=run_train)
+
+
+# ---- checks before any work -------------------------------------------------------------------------
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every mistake a user can make on the command line, as one WestronError, before any work."""
+    if bool(args.model) == bool(args.config):
+        raise WestronError("give --model (to fine-tune) or --config (to train from scratch), not both" if args.model else "give --model (to fine-tune) or --config with --tokenizer (to train from scratch)")
+    if args.config and not args.tokenizer:
+        raise WestronError("--config trains from scratch and needs --tokenizer DIR (westron tokenizer train makes one)")
+    if bool(args.train_file) == bool(args.dataset):
+        raise WestronError("give --train-file or --dataset" if not args.train_file else "give --train-file or --dataset, not both")
+    if args.max_steps is None and args.epochs is None and args.max_time is None:
+        raise WestronError("say how long to train: --max-time SECONDS, --max-steps N or --epochs N")
+    if args.max_tokens is None and args.batch_size is None:
+        args.max_tokens = DEFAULT_MAX_TOKENS
+    for flag in ("train_file", "validation_file", "test_file"):
+        path = getattr(args, flag)
+        if path is not None and not os.path.exists(path) and not _is_moses_prefix(path, args):
+            raise WestronError(f"--{flag.replace('_', '-')} {path}: no such file")
+    if args.model and os.path.sep in args.model and not os.path.isdir(args.model) and os.path.exists(args.model):
+        raise WestronError(f"--model {args.model} is a file: give the checkpoint folder")
+    if args.framework == "pt" and args.xla:
+        raise WestronError("--xla applies to TensorFlow (--framework tf); PyTorch has --compile")
+    if args.framework == "tf" and args.compile:
+        raise WestronError("--compile applies to PyTorch (--framework pt); TensorFlow has --xla")
+    if args.resume not in (None, True) and not os.path.isdir(args.resume):
+        raise WestronError(f"--resume {args.resume}: no such checkpoint folder")
+
+
+def _is_moses_prefix(path: str, args) -> bool:
+    return os.path.exists(f"{path}.{args.source_lang}") and os.path.exists(f"{path}.{args.target_lang}")
+
+
+def split_sources(args: argparse.Namespace) -> dict[str, tuple[str, dict]]:
+    """{split: (path or dataset name, read_pairs options)} for the splits this run has."""
+    if args.dataset:
+        options = dict(format="hf", hf_config=args.dataset_config, on_error=args.on_error)
+        return {split: (args.dataset, dict(options, split=split)) for split in ("train", "validation", "test")}
+    options = dict(on_error=args.on_error)
+    files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
+    return {split: (path, options) for split, path in files.items() if path}
+
+
+def read_split(args, source: tuple[str, dict], *, required: bool = True):
+    """All pairs of one split (a WestronError names a missing language or a malformed record)."""
+    from westron.data.readers import read_pairs
+
+    name, options = source
+    try:
+        pairs = list(read_pairs(name, args.source_lang, args.target_lang, **options))
+    except WestronError as error:
+        if not required and "split" in options and "split" in str(error):
+            return []  # a dataset without this split
+        raise
+    if not pairs and required:
+        raise WestronError(f"{name} holds no {args.source_lang}-{args.target_lang} pairs")
+    return pairs
+
+
+# ---- the run ------------------------------------------------------------------------------------------
+
+
+def run_train(args: argparse.Namespace) -> None:
+    check_arguments(args)
+    from westron.pipelines import default_framework
+
+    framework = args.framework or default_framework()
+    if framework == "tf":
+        from westron.cli import native_stderr_silenced
+
+        with native_stderr_silenced():
+            import tensorflow  # noqa: F401  (its start-up notices are not for users)
+
+    sources = split_sources(args)
+    # Peek at every file first: a missing language or an unreadable file fails before any work.
+    for split, source in sources.items():
+        if not args.dataset:
+            from westron.data.readers import read_pairs
+
+            next(iter(read_pairs(source[0], args.source_lang, args.target_lang, **source[1])), None)
+
+    tokenizer, model = load_tokenizer_and_model(args, framework)
+    training_args = make_training_arguments(args)
+    if args.resume:
+        from westron.training.state import check_same_model, resolve_resume_folder
+
+        folder = resolve_resume_folder(args.resume, args.output_dir)
+        if folder is not None:
+            check_same_model(folder, model.config.model_type, _model_shapes(model, framework))
+
+    log(f"reading and tokenizing {', '.join(sources)} ...")
+    train_pairs = read_split(args, sources["train"])
+    validation_pairs = read_split(args, sources["validation"], required=False) if "validation" in sources else []
+    test_pairs = read_split(args, sources["test"], required=False) if "test" in sources else []
+    batcher = make_batcher(args, tokenizer, model.config, train_pairs)
+    eval_batches = make_eval_batches(args, tokenizer, model.config, validation_pairs) if validation_pairs else None
+    log(
+        f"{len(train_pairs)} training pairs in {batcher.num_batches_per_epoch()} batches an epoch; "
+        f"{len(validation_pairs)} validation and {len(test_pairs)} test pairs; {framework}, "
+        f"{sum(int(np.prod(shape)) for shape in _model_shapes(model, framework).values())} parameters"
+    )
+
+    from westron.training.tracking import make_tracker
+
+    params = {name: value for name, value in vars(args).items() if name not in ("run", "argv")}
+    tracker = make_tracker(args.report_to, args.output_dir, params={**params, "framework": framework})
+    trainer_class = _trainer_class(framework)
+    trainer = trainer_class(
+        model,
+        training_args,
+        batcher,
+        eval_batches=eval_batches,
+        tokenizer=tokenizer,
+        compute_metrics=bleu_metric(args, tokenizer, validation_pairs) if validation_pairs else None,
+        tracker=tracker,
+    )
+    state = trainer.train(resume_from=args.resume)
+    final = os.path.join(args.output_dir, "final")
+    log(f"trained {state.global_step} steps ({state.tokens_seen} target tokens); the model is in {final}")
+
+    results = {"framework": framework, "global_step": state.global_step, "command": command_line(args)}
+    if test_pairs:
+        from westron.evaluation import evaluate_model
+
+        scores, hypotheses = evaluate_model(
+            model, tokenizer, [p.source for p in test_pairs], [p.target for p in test_pairs],
+            target_lang=args.target_lang, num_beams=args.num_beams, **_language_kwargs(args),
+        )  # fmt: skip
+        log(f"test: {scores.format() if hasattr(scores, 'format') else scores}")
+        results["test"] = scores.to_dict()
+        from westron.file_utils import atomic_write
+
+        with atomic_write(os.path.join(args.output_dir, "test_hypotheses.txt")) as handle:
+            handle.writelines(text + "\n" for text in hypotheses)
+    from westron.file_utils import atomic_write
+
+    with atomic_write(os.path.join(args.output_dir, "results.json")) as handle:
+        json.dump(results, handle, indent=2, ensure_ascii=False)
+    write_model_card(final, args, results)
+    if args.push_to_hub:
+        push_to_hub(final, args)
+
+
+def load_tokenizer_and_model(args, framework: str):
+    from westron.models.auto import AutoModelForSeq2SeqLM, AutoTokenizer, TFAutoModelForSeq2SeqLM
+
+    auto_model = AutoModelForSeq2SeqLM if framework == "pt" else TFAutoModelForSeq2SeqLM
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
+    if args.forced_bos_lang or args.src_lang:  # multilingual tokenizers frame each side with its language
+        if not hasattr(tokenizer, "tgt_lang"):
+            raise WestronError("--src-lang / --forced-bos-lang apply to multilingual (M2M100/NLLB) models")
+        tokenizer.src_lang = args.src_lang or tokenizer.src_lang
+        tokenizer.tgt_lang = args.forced_bos_lang or tokenizer.tgt_lang
+    if args.config:
+        from westron.training.presets import build_config
+
+        config = build_config(args.config, tokenizer)
+        model = auto_model.from_config(config)
+    else:
+        kwargs = {"allow_pickle": True} if args.allow_pickle else {}
+        model = auto_model.from_pretrained(args.model, **kwargs)
+    if args.forced_bos_lang:
+        model.generation_config.forced_bos_token_id = tokenizer.get_lang_id(args.forced_bos_lang)
+    if framework == "pt" and args.device:
+        from westron.modeling_utils import resolve_device
+
+        model.to(resolve_device(args.device))
+    return tokenizer, model
+
+
+def _model_shapes(model, framework: str) -> dict[str, tuple[int, ...]]:
+    """Checkpoint names and shapes, as the trainers' model_shapes() give them (tied names left out)."""
+    if framework == "tf":
+        return model.checkpoint_shapes()
+    tied = model.tied_weights()
+    return {name: tuple(tensor.shape) for name, tensor in model.state_dict().items() if name not in tied}
+
+
+def _trainer_class(framework: str):
+    if framework == "pt":
+        from westron.training.torch_trainer import Trainer
+
+        return Trainer
+    from westron.training.tf_trainer import TFTrainer
+
+    return TFTrainer
+
+
+def make_training_arguments(args):
+    from westron.training.arguments import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=args.output_dir,
+        learning_rate=args.learning_rate,
+        warmup_steps=args.warmup_steps,
+        scheduler=args.scheduler,
+        weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing,
+        gradient_accumulation=args.gradient_accumulation,
+        max_grad_norm=args.max_grad_norm or None,
+        mixed_precision=args.mixed_precision,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        epochs=args.epochs,
+        max_time=args.max_time,
+        eval_steps=args.eval_steps,
+        logging_steps=args.logging_steps,
+        save_steps=args.save_steps,
+        keep_checkpoints=args.keep_checkpoints,
+        early_stopping_patience=args.early_stopping_patience,
+        metric_for_best_model="eval_bleu" if args.validation_file or args.dataset else "eval_loss",
+        num_beams=args.num_beams,
+        compile=args.compile,
+        xla=args.xla,
+        device=args.device,
+    )
+
+
+def _encode(args, tokenizer, pairs):
+    from westron.data.batching import encode_pairs
+
+    return encode_pairs(tokenizer, pairs, args.max_source_length, args.max_target_length, source_prefix=args.source_prefix)
+
+
+def make_batcher(args, tokenizer, config, pairs):
+    from westron.data.batching import TokenBatcher
+
+    source_ids, target_ids = _encode(args, tokenizer, pairs)
+    return TokenBatcher(
+        source_ids,
+        target_ids,
+        pad_token_id=config.pad_token_id,
+        decoder_start_token_id=config.decoder_start_token_id,
+        max_tokens=args.max_tokens,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+
+
+def make_eval_batches(args, tokenizer, config, pairs) -> list:
+    """The validation set as a fixed list of length-sorted batches (the same every evaluation)."""
+    from westron.data.batching import TokenBatcher
+
+    source_ids, target_ids = _encode(args, tokenizer, pairs)
+    batcher = TokenBatcher(
+        source_ids,
+        target_ids,
+        pad_token_id=config.pad_token_id,
+        decoder_start_token_id=config.decoder_start_token_id,
+        max_tokens=args.max_tokens,
+        batch_size=args.batch_size,
+        shuffle=False,
+    )
+    return [batcher.batch(indices) for indices in batcher.epoch_batches(0)]
+
+
+def _language_kwargs(args) -> dict:
+    kwargs = {}
+    if args.source_prefix:
+        kwargs["source_prefix"] = args.source_prefix
+    if args.forced_bos_lang:
+        kwargs["tgt_lang"] = args.forced_bos_lang
+        if args.src_lang:
+            kwargs["src_lang"] = args.src_lang
+    return kwargs
+
+
+def bleu_metric(args, tokenizer, pairs):
+    """compute_metrics for the trainer: BLEU and chrF on the first --eval-samples validation pairs."""
+    sample = pairs[: args.eval_samples]
+    sources, references = [pair.source for pair in sample], [pair.target for pair in sample]
+
+    def compute(model) -> dict[str, float]:
+        from westron.evaluation import evaluate_model
+
+        scores, _ = evaluate_model(
+            model, tokenizer, sources, references, target_lang=args.target_lang, num_beams=args.num_beams,
+            **_language_kwargs(args),
+        )  # fmt: skip
+        return {"bleu": scores.bleu, "chrf": scores.chrf}
+
+    return compute
+
+
+# ---- after training -----------------------------------------------------------------------------------
+
+
+def command_line(args) -> str:
+    return "westron " + " ".join(shlex.quote(arg) for arg in args.argv)
+
+
+def write_model_card(folder: str, args, results: dict) -> None:
+    """README.md in Hugging Face's model-card layout: languages, metrics and how the model was trained."""
+    from westron.file_utils import atomic_write
+
+    test = results.get("test") or {}
+    metrics = "".join(f"- {name}: {test[name]:.2f}\n" for name in ("bleu", "chrf", "ter") if isinstance(test.get(name), (int, float)))
+    card = (
+        "---\n"
+        f"language:\n- {args.source_lang}\n- {args.target_lang}\n"
+        "tags:\n- translation\n- westron\n"
+        "library_name: westron\n"
+        "---\n\n"
+        f"# {os.path.basename(os.path.abspath(args.output_dir))}\n\n"
+        f"A {args.source_lang}-{args.target_lang} translation model trained with Westron "
+        f"({results['framework']}, {results['global_step']} steps).\n\n"
+        + (f"## Test scores\n\n{metrics}\n" if metrics else "")
+        + f"## Training command\n\n```\n{results['command']}\n```\n"
+    )
+    with atomic_write(os.path.join(folder, "README.md")) as handle:
+        handle.write(card)
+
+
+def push_to_hub(folder: str, args) -> None:
+    """Uploads the final folder; everything is already saved, so a failure costs nothing but one line."""
+    from huggingface_hub import HfApi
+
+    repo_id = args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir))
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise WestronError(f"--push-to-hub: HF_HUB_OFFLINE is set; the model is saved in {folder} (upload it later)")
+    try:
+        api = HfApi()
+        api.create_repo(repo_id, exist_ok=True)
+        api.upload_folder(folder_path=folder, repo_id=repo_id, commit_message="Upload model trained with westron train")
+    except Exception as error:  # network, authentication, rate limits: all the user's to fix, nothing is lost
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise WestronError(f"--push-to-hub {repo_id} failed ({first_line}); the model is saved in {folder}") from None
+    log(f"uploaded {folder} to {repo_id}")
+
+
+def log(message: str) -> None:
+    print(f"westron: {message}", file=sys.stderr, flush=True)
