@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CONSTRAINTS := constraints.txt
 
-.PHONY: setup demo test test-latest lock check-copies fix-copies benchmark benchmark-env clean
+.PHONY: setup fonts demo test test-latest lock check-copies fix-copies benchmark benchmark-env clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,14 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	touch $@
 
 setup: $(VENV)/.installed
+
+# Fonts for attention-map labels in other scripts (Hebrew, Georgian, CJK...); tests that need them
+# skip without them. Installs only where apt-get exists, we are root and a font is missing.
+fonts:
+	@if fc-list 2>/dev/null | grep -q "NotoSansCJK" && fc-list 2>/dev/null | grep -q "NotoSansHebrew"; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-noto-core fonts-noto-cjk >/dev/null; \
+	else echo "make fonts: install fonts-noto-core and fonts-noto-cjk to test attention labels in every script"; fi
 
 # The main job until training lands: build a tiny demo checkpoint and translate with it.
 demo: setup

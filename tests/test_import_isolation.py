@@ -43,3 +43,16 @@ def test_config_access_loads_no_framework():
 def test_the_probe_sees_a_framework_load():
     # The probe must be able to fail: the PyTorch base model does load torch.
     assert "torch" in frameworks_loaded_by("import westron.modeling_utils")
+
+
+def test_attention_api_and_cli_load_no_framework_or_matplotlib():
+    # westron.attention and the `attention` command import torch, TensorFlow and matplotlib only
+    # when a model or a drawing needs them (matplotlib is not a framework, but just as slow to import).
+    code = (
+        "import sys, westron\n"
+        "assert callable(westron.attention) and westron.AttentionMaps\n"
+        "from westron.cli import build_parser\n"
+        "build_parser()\n"
+        "assert 'matplotlib' not in sys.modules\n"
+    )
+    assert frameworks_loaded_by(code) == []

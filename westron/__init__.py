@@ -19,6 +19,8 @@ _LAZY_NAMES = {
     "AutoModelForSeq2SeqLM": "westron.models.auto",
     "TFAutoModelForSeq2SeqLM": "westron.models.auto",
     "pipeline": "westron.pipelines",
+    "attention": "westron.attention_maps",
+    "AttentionMaps": "westron.attention_maps",
     "TranslationPipeline": "westron.pipelines",
     "MarianConfig": "westron.models.marian.configuration_marian",
     "MarianTokenizer": "westron.models.marian.tokenization_marian",

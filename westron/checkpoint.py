@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from westron.errors import CheckpointError
-from westron.file_utils import atomic_path, atomic_write
+from westron.file_utils import atomic_directory, atomic_path, atomic_write
 from westron.hub import cached_file
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
@@ -97,7 +97,29 @@ def load_state_dict(
     state_dict: dict[str, Any] = {}
     for path in files:
         state_dict.update(_load_pickle(path, framework) if is_pickle else _load_safetensors(path, framework))
+    check_finite(state_dict, os.fspath(path_or_repo_id))
     return state_dict
+
+
+def check_finite(state_dict: Mapping[str, Any], source: str) -> None:
+    """A NaN or infinite weight (a diverged or corrupt checkpoint) is an error at load, not empty output later.
+
+    One pass over the weights as they are loaded (well under a second for a 300M-parameter model).
+    """
+    bad = [name for name, tensor in state_dict.items() if not _all_finite(tensor)]
+    if bad:
+        shown = ", ".join(bad[:5]) + (f", ... ({len(bad) - 5} more)" if len(bad) > 5 else "")
+        raise CheckpointError(f"checkpoint {source} holds NaN or infinite weights in {shown} (corrupt or diverged)")
+
+
+def _all_finite(tensor) -> bool:
+    if isinstance(tensor, np.ndarray):
+        if tensor.dtype.kind in "iub":
+            return True
+        return bool(np.isfinite(tensor).all())  # (bfloat16 too, through ml_dtypes)
+    if not tensor.is_floating_point():
+        return True
+    return bool(tensor.isfinite().all())
 
 
 def _load_safetensors(path: str, framework: str) -> dict[str, Any]:
@@ -182,6 +204,34 @@ def save_state_dict(
     return names + [SAFE_WEIGHTS_INDEX_NAME]
 
 
+def save_model_folder(
+    save_directory: str | os.PathLike, config, generation_config, state_dict: Mapping[str, Any], max_shard_size: int | str
+) -> None:
+    """A model's save_pretrained (both frameworks): config.json, generation_config.json and weights as ONE atomic step.
+
+    The folder is rebuilt beside the old one and swapped in whole (`atomic_directory`), so a save
+    killed at any moment leaves the old checkpoint or the new one, never the new config beside the
+    old weights. Files the model does not own (a tokenizer saved into the same folder, a trainer's
+    state) are carried over; weight files of an earlier save (stale shards) are not.
+    """
+    from westron.configuration_utils import CONFIG_NAME
+    from westron.generation.configuration_utils import GENERATION_CONFIG_NAME
+
+    owned = {CONFIG_NAME, GENERATION_CONFIG_NAME}
+    with atomic_directory(save_directory, keep=lambda name: name not in owned and not is_weight_file(name)) as folder:
+        config.to_json_file(os.path.join(folder, CONFIG_NAME))
+        generation_config.to_json_file(os.path.join(folder, GENERATION_CONFIG_NAME))
+        save_state_dict(state_dict, folder, max_shard_size=max_shard_size)
+
+
+def is_weight_file(name: str) -> bool:
+    """model.safetensors, its index, or one of its shards."""
+    return name in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME) or bool(_SHARD_NAME.fullmatch(name))
+
+
+_SHARD_NAME = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
+
+
 def _nbytes(tensor) -> int:
     if isinstance(tensor, np.ndarray):
         return tensor.nbytes
@@ -217,8 +267,7 @@ def _write_safetensors(tensors: Mapping[str, Any], path: str, metadata: Mapping[
 def _remove_stale(save_directory, keep: set[str]) -> None:
     """Removes weight files of an earlier save (a sharded one over a single one, or the reverse)."""
     for name in os.listdir(save_directory):
-        stale_shard = re.fullmatch(r"model-\d{5}-of-\d{5}\.safetensors", name)
-        if name not in keep and (stale_shard or name in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME)):
+        if name not in keep and is_weight_file(name):
             os.remove(os.path.join(save_directory, name))
 
 

@@ -5,6 +5,7 @@
     westron train --model PATH | --config PRESET --tokenizer DIR --train-file F --source-lang en --target-lang es --output-dir DIR
     westron evaluate --model PATH --test-file FILE --source-lang en --target-lang es [-o FILE] [--output-json FILE]
     westron demo
+    westron attention --model PATH --source TEXT [--target TEXT] [--framework pt|tf|both] -o DIR   (westron/attention_cli.py)
     westron data prepare --input F --source-lang en --target-lang es -o DIR   (westron/data/cli.py)
     westron data gettext --target-lang es -o DIR
     westron tokenizer train --model-type marian --train-file F --source-lang en --target-lang es -o DIR
@@ -18,6 +19,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
+import stat
 import sys
 import warnings
 from collections.abc import Iterator
@@ -67,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     from westron.evaluation_cli import add_evaluate_command
 
     add_evaluate_command(commands)
+
+    from westron.attention_cli import add_attention_command
+
+    add_attention_command(commands)
 
     demo = commands.add_parser("demo", help="build a tiny demo checkpoint and translate a few lines with it")
     demo.add_argument("--folder", default="demo-model", help="where to write the demo checkpoint")
@@ -125,28 +132,85 @@ def open_input(path: str | None):
 
 @contextlib.contextmanager
 def open_output(path: str | None):
-    if path is None:
-        yield sys.stdout
+    """The output stream. A regular file (new or existing) is written atomically: a temporary file
+    renamed over it at the end, so a failed run leaves the old file. Stdout (`-` or no -o), a
+    device (`/dev/null`) or a FIFO is written in place: renaming over it would replace the device.
+    A write that fails (a full disk, a read-only file system) is one WestronError line."""
+    if path is None or path == "-":
+        with write_errors_reported("standard output"):
+            yield sys.stdout
         return
     from westron.file_utils import atomic_write
 
+    if os.path.isdir(path):
+        raise WestronError(f"cannot write {path}: it is a folder")
+    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        with write_errors_reported(path):
+            with open(path, "w", encoding="utf-8") as handle:
+                yield handle
+        return
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise WestronError(f"cannot write {path}: folder {directory} does not exist")
-    with atomic_write(path) as handle:
-        yield handle
+    with write_errors_reported(path):
+        with atomic_write(path) as handle:
+            yield handle
+
+
+@contextlib.contextmanager
+def write_errors_reported(name: str):
+    """Turns an OSError while opening or writing the output into one line (the temp file is gone by then)."""
+    try:
+        yield
+    except (BrokenPipeError, WestronError):  # (a CheckpointError is an OSError too)
+        raise
+    except OSError as error:
+        if name == "standard output":
+            silence_stdout()  # the interpreter's final flush would fail again
+        raise WestronError(f"cannot write {name}: {error.strerror or error}") from None
+
+
+def silence_stdout() -> None:
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout = open(os.devnull, "w")
+
+
+def refuse_output_over_input(input_path: str | None, output_path: str | None) -> None:
+    """-o naming the -i file (by inode: `./a`, `a` or a link) would overwrite the source while reading it."""
+    if input_path is None or output_path is None or output_path == "-":
+        return
+    with contextlib.suppress(OSError):
+        if os.path.samefile(input_path, output_path) and stat.S_ISREG(os.stat(input_path).st_mode):
+            raise WestronError(f"output {output_path} is the input file {input_path}: choose another -o")
+
+
+def reader_gone(stream: TextIO) -> bool:
+    """True when `stream` is a pipe whose reader has exited (`| head -1`): stop before translating more."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(stream.fileno(), select.POLLERR)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # not a real file (an in-memory stream)
+        return False
 
 
 # ---- translate -------------------------------------------------------------------------------------
 
 
-def translate_window(translator, window: list[str], first_line: int, batch_size: int, generate_kwargs) -> list[str]:
-    """Translates one window; empty lines stay empty; order is restored after sorting by length."""
+def translate_window(translator, window: list[str], first_line: int, batch_size: int, generate_kwargs, out=None) -> list[str]:
+    """Translates one window; empty lines stay empty; order is restored after sorting by length.
+
+    Stops with BrokenPipeError as soon as `out` is a pipe nobody reads any more.
+    """
     from westron.pipelines import InputTooLongError
 
     outputs = [""] * len(window)
     order = sorted((i for i, line in enumerate(window) if line.strip()), key=lambda i: len(window[i]), reverse=True)
     for start in range(0, len(order), batch_size):
+        if out is not None and reader_gone(out):
+            raise BrokenPipeError("the output's reader has exited")
         batch = order[start : start + batch_size]
         try:
             translations = translator.translate_batch([window[i] for i in batch], **generate_kwargs)
@@ -199,6 +263,7 @@ def run_translate(args: argparse.Namespace) -> None:
             raise WestronError("--eager applies to TensorFlow only (PyTorch always runs eagerly)")
         generate_kwargs["eager"] = True
 
+    refuse_output_over_input(args.input, args.output)
     with open_input(args.input) as (stream, name):
         translator = TranslationPipeline(
             args.model,
@@ -216,7 +281,7 @@ def run_translate(args: argparse.Namespace) -> None:
         with open_output(args.output) as out, progress_bar() as bar:
             first_line = 1
             for window in windows(read_lines(stream, name), window_size):
-                for text in translate_window(translator, window, first_line, args.batch_size, generate_kwargs):
+                for text in translate_window(translator, window, first_line, args.batch_size, generate_kwargs, out):
                     out.write(text + "\n")
                 out.flush()
                 first_line += len(window)
@@ -260,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed: model cards and logs record the command
     try:
-        with warnings.catch_warnings():  # restores the caller's warning settings (main() may be called in-process)
+        with warnings.catch_warnings(), termination_as_exception():  # restores the caller's warning settings (main() may be called in-process)
             warnings.simplefilter("always", UserWarning)
             warnings.showwarning = one_line_warnings()
             if args.command == "translate":
@@ -279,12 +344,43 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("westron: interrupted", file=sys.stderr)
         return 130
+    except Terminated as signal_received:
+        print(f"westron: stopped by {signal.Signals(signal_received.signum).name}", file=sys.stderr)
+        return 128 + signal_received.signum
     except BrokenPipeError:
         # The reader went away (`westron translate ... | head`): not an error worth a traceback.
-        with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")
+        silence_stdout()
         return 1
     return 0
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C, so temporary files are removed on the way out."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def termination_as_exception():
+    """Raises Terminated on SIGTERM / SIGHUP for the duration (main thread only; restored after)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(signum)
+
+    signals = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {signum: signal.signal(signum, handler) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, old_handler in previous.items():
+            signal.signal(signum, old_handler)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ import json
 import os
 from typing import Any, ClassVar
 
-from westron.errors import CheckpointError
-from westron.file_utils import atomic_write
+from westron.errors import CheckpointError, WestronError
+from westron.file_utils import atomic_directory, atomic_write
 from westron.hub import cached_file
 
 CONFIG_NAME = "config.json"
@@ -70,11 +70,17 @@ class JsonConfig:
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike, **kwargs: Any):
         hub_kwargs = pop_hub_kwargs(kwargs)
-        return cls.from_dict(cls.get_config_dict(path_or_repo_id, **hub_kwargs), **kwargs)
+        path = cached_file(path_or_repo_id, cls.config_file_name, **hub_kwargs)
+        data = cls.read_json(path)
+        try:
+            return cls.from_dict(data, **kwargs)
+        except InvalidConfigError as error:
+            raise CheckpointError(f"{path}: {error}") from None
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
-        os.makedirs(save_directory, exist_ok=True)
-        self.to_json_file(os.path.join(save_directory, self.config_file_name))
+        """Writes the file into the folder by one atomic folder swap, keeping the folder's other files."""
+        with atomic_directory(save_directory, keep=lambda name: name != self.config_file_name) as folder:
+            self.to_json_file(os.path.join(folder, self.config_file_name))
 
 
 class PretrainedConfig(JsonConfig):
@@ -85,6 +91,15 @@ class PretrainedConfig(JsonConfig):
     # as Hugging Face 5 writes them.
     output_attentions: bool = False
     output_hidden_states: bool = False
+
+    # What config.json must hold (it is user input: checked once, when the config is made, so a
+    # wrong value is one line naming the key rather than a traceback from deep inside a model).
+    positive_ints: ClassVar[tuple[str, ...]] = ()
+    probabilities: ClassVar[tuple[str, ...]] = ()
+    booleans: ClassVar[tuple[str, ...]] = ("is_encoder_decoder", "tie_word_embeddings", "use_cache")
+    # (width, heads): the attention heads split the width evenly.
+    head_splits: ClassVar[tuple[tuple[str, str], ...]] = ()
+    token_ids: ClassVar[tuple[str, ...]] = ("pad_token_id", "eos_token_id", "decoder_start_token_id")
 
     def __init__(
         self,
@@ -107,6 +122,32 @@ class PretrainedConfig(JsonConfig):
         self.use_cache = use_cache
         kwargs.pop("model_type", None)  # a class attribute, written back by to_dict()
         super().__init__(**kwargs)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raises InvalidConfigError naming the first key whose value has the wrong type or range."""
+        for key in self.positive_ints:
+            value = getattr(self, key, None)
+            if not _is_int(value) or value < 1:
+                raise InvalidConfigError(key, value, "a positive integer")
+        for key in self.probabilities:
+            value = getattr(self, key, None)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0):
+                raise InvalidConfigError(key, value, "a number in [0, 1]")
+        for key in self.booleans:
+            value = getattr(self, key, None)
+            if not isinstance(value, bool):
+                raise InvalidConfigError(key, value, "true or false")
+        for width, heads in self.head_splits:
+            if getattr(self, width) % getattr(self, heads):
+                raise InvalidConfigError(
+                    heads, getattr(self, heads), f"a divisor of {width} ({getattr(self, width)})"
+                )
+        for key in self.token_ids:  # (their range is generation's to check: configs are often built with defaults)
+            value = getattr(self, key, None)
+            ids = value if isinstance(value, list) else [value]
+            if value is not None and not all(_is_int(i) and i >= 0 for i in ids):
+                raise InvalidConfigError(key, value, "a non-negative token id")
 
     # Aliases resolve in both directions so HF code (`config.hidden_size`) works unchanged.
     def __setattr__(self, key, value):
@@ -128,6 +169,17 @@ class PretrainedConfig(JsonConfig):
         if cls.model_type and model_type and model_type != cls.model_type:
             raise CheckpointError(f"config.json has model_type {model_type!r}, expected {cls.model_type!r}")
         return super().from_dict(config_dict, **overrides)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class InvalidConfigError(WestronError):
+    """A config value of the wrong type or range; from_pretrained adds the file's path."""
+
+    def __init__(self, key: str, value: Any, requirement: str):
+        super().__init__(f"{key} must be {requirement}, got {value!r}")
 
 
 HUB_KWARGS = ("revision", "cache_dir", "local_files_only", "token")

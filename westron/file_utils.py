@@ -1,4 +1,8 @@
-"""Atomic file writes: a reader sees the old file or the whole new one, never a partial file."""
+"""Atomic writes: a reader sees the old file (or folder) or the whole new one, never a partial one.
+
+`atomic_write` / `atomic_path` replace one file; `atomic_directory` replaces a whole folder (a
+checkpoint), so a save killed at any moment leaves the old checkpoint or the new one.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,13 @@ import contextlib
 import ctypes
 import errno
 import os
+import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
+
+from westron.errors import WestronError
 
 
 @contextlib.contextmanager
@@ -81,24 +89,36 @@ def exchange_paths(first: str, second: str) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike):
+def atomic_directory(path: str | os.PathLike, keep: Callable[[str], bool] | None = None):
     """Yields an empty temporary folder beside `path`; on success it replaces `path` as a whole.
 
     A reader (or a process killed at any moment) sees the old folder or the complete new one,
     never a mix: the new folder is written and flushed first, then swapped in by one atomic
     exchange of the two names, and the old one is removed afterwards.
+
+    `keep(name)` says which entries of the existing folder the new one inherits (hard-linked, or
+    copied where links are not possible) unless the caller wrote an entry of that name: a model
+    save keeps the tokenizer files saved into the same folder, and the reverse.
+    Leftovers of an earlier save that was killed are recovered or removed first.
     """
-    path = os.path.abspath(os.fspath(path))
+    path = os.path.realpath(os.fspath(path))  # a symlinked folder is replaced where it points
     parent, name = os.path.split(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise WestronError(f"cannot save into {path}: it is a file, not a folder")
     os.makedirs(parent, exist_ok=True)
-    tmp_path = tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent)
+    recover_directory(path)
+    tmp_path = tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}-", suffix=TMP_SUFFIX, dir=parent)
     try:
         yield tmp_path
+        if keep is not None and os.path.isdir(path):
+            _inherit_entries(path, tmp_path, keep)
         os.chmod(tmp_path, 0o755)
         fsync_tree(tmp_path)
         if os.path.isdir(path):
             if not exchange_paths(tmp_path, path):
-                old_path = tmp_path + ".old"
+                # No atomic exchange here: two renames. A crash between them leaves `path` missing
+                # and the old folder at OLD: recover_directory puts it back.
+                old_path = tmp_path + OLD_SUFFIX
                 os.rename(path, old_path)
                 os.rename(tmp_path, path)
                 tmp_path = old_path
@@ -110,6 +130,76 @@ def atomic_directory(path: str | os.PathLike):
     except BaseException:
         shutil.rmtree(tmp_path, ignore_errors=True)
         raise
+
+
+TMP_SUFFIX = ".tmp"
+OLD_SUFFIX = ".old"
+
+
+def _inherit_entries(old_folder: str, new_folder: str, keep: Callable[[str], bool]) -> None:
+    for entry in os.scandir(old_folder):
+        target = os.path.join(new_folder, entry.name)
+        if not keep(entry.name) or is_leftover(entry.name) or os.path.lexists(target):
+            continue
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry.path), target)
+        elif entry.is_dir():
+            shutil.copytree(entry.path, target, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry.path, target)
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or one without hard links
+        shutil.copy2(source, target)
+
+
+def is_leftover(name: str) -> bool:
+    """A temporary name of atomic_path / atomic_directory (`.NAME.XXXX.tmp`, `.NAME.XXXX.tmp.old`)."""
+    return name.startswith(".") and (name.endswith(TMP_SUFFIX) or name.endswith(TMP_SUFFIX + OLD_SUFFIX))
+
+
+_TEMP_FOLDER = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)-[^.]+\.tmp(?P<old>\.old)?")
+
+
+def recover_directory(path: str | os.PathLike) -> None:
+    """Repairs what a killed atomic_directory left beside `path`.
+
+    A folder missing with its `.old` copy present (killed between the two fallback renames) is
+    put back; temporary folders of processes that no longer run are removed. Those of a live
+    process (a save in progress elsewhere) are left alone.
+    """
+    path = os.path.realpath(os.fspath(path))
+    parent, name = os.path.split(path)
+    try:
+        entries = os.listdir(parent)
+    except OSError:
+        return
+    leftovers = []
+    for entry in entries:
+        match = _TEMP_FOLDER.fullmatch(entry)
+        if match and match["name"] == name and not _process_alive(int(match["pid"])):
+            leftovers.append((entry, bool(match["old"])))
+    with contextlib.suppress(OSError):  # a read-only folder: nothing to repair there
+        for entry, is_old in sorted(leftovers, key=lambda item: not item[1]):  # .old first
+            leftover = os.path.join(parent, entry)
+            if is_old and not os.path.lexists(path):
+                os.rename(leftover, path)
+                fsync_directory(parent)
+            else:
+                shutil.rmtree(leftover)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def check_replaceable_folder(path: str | os.PathLike, marker: str) -> None:

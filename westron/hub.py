@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from westron.errors import CheckpointError
+from westron.file_utils import recover_directory
 
 
 def is_local(path_or_repo_id: str | os.PathLike) -> bool:
@@ -27,6 +28,8 @@ def cached_file(
 ) -> str | None:
     """Returns the local path of `filename` in a folder or Hub repo, or None if it is optional and absent."""
     path_or_repo_id = os.fspath(path_or_repo_id)
+    if not os.path.exists(path_or_repo_id):
+        recover_directory(path_or_repo_id)  # a save killed between its two renames: the folder is at .old
     if is_local(path_or_repo_id):
         path = os.path.join(path_or_repo_id, filename)
         if os.path.isfile(path):
@@ -48,8 +51,12 @@ def _looks_like_repo_id(name: str) -> bool:
 
 def _hub_download(repo_id, filename, required, revision, cache_dir, local_files_only, token):
     import huggingface_hub
+    from huggingface_hub import constants
     from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
+    if not local_files_only and not constants.is_offline_mode() and not hub_reachable():
+        # huggingface_hub would retry for most of a minute; the cache is all there is.
+        local_files_only = True
     try:
         return huggingface_hub.hf_hub_download(
             repo_id,
@@ -64,8 +71,8 @@ def _hub_download(repo_id, filename, required, revision, cache_dir, local_files_
         # never cached may simply not exist in the repo, so only a required file is an error.
         if required:
             raise CheckpointError(
-                f"{repo_id!r} is not a local folder, and {filename} is not in the Hugging Face cache "
-                "(offline or Hub unreachable)"
+                f"no folder {repo_id!r} exists here, and as a Hub repo id it is not in the Hugging Face cache "
+                f"({filename}) while the Hub is unreachable or HF_HUB_OFFLINE is set"
             ) from None
         return None
     except EntryNotFoundError:  # after its subclass LocalEntryNotFoundError
@@ -76,3 +83,24 @@ def _hub_download(repo_id, filename, required, revision, cache_dir, local_files_
         raise CheckpointError(f"{repo_id!r} is neither a local folder nor a Hub repo") from None
     except (ValueError, huggingface_hub.errors.HFValidationError) as error:
         raise CheckpointError(f"{repo_id!r} is not a model folder or Hub repo id ({error})") from None
+
+
+_REACHABLE: dict[str, bool] = {}
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the Hub's endpoint opens within `timeout` (asked once per process)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    endpoint = urlsplit(constants.ENDPOINT)
+    if endpoint.hostname not in _REACHABLE:
+        port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+        try:
+            socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
+            _REACHABLE[endpoint.hostname] = True
+        except OSError:
+            _REACHABLE[endpoint.hostname] = False
+    return _REACHABLE[endpoint.hostname]

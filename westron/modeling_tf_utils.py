@@ -16,9 +16,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from westron.checkpoint import check_names_and_shapes, load_state_dict, save_state_dict, tf_to_checkpoint_name
+from westron.checkpoint import check_names_and_shapes, load_state_dict, save_model_folder, tf_to_checkpoint_name
 from westron.configuration_utils import PretrainedConfig, pop_hub_kwargs
 from westron.errors import WestronError
+from westron.file_utils import recover_directory
 from westron.generation.configuration_utils import GenerationConfig
 
 
@@ -37,7 +38,9 @@ class TFPreTrainedModel(keras.Model):
 
     @property
     def dummy_inputs(self) -> dict[str, tf.Tensor]:
-        ids = tf.constant([[3, 4, 5, 2]], dtype=tf.int32)
+        # Valid for any config that passes validation: ids inside the vocabulary, within the position table.
+        length = min(4, getattr(self.config, "max_position_embeddings", None) or 4)
+        ids = tf.constant([[3, 4, 5, 2][:length]], dtype=tf.int32) % self.config.vocab_size
         return {"input_ids": ids, "decoder_input_ids": ids}
 
     def build_weights(self) -> None:
@@ -78,6 +81,7 @@ class TFPreTrainedModel(keras.Model):
     ) -> "TFPreTrainedModel":
         """Loads config.json, generation_config.json and the (PyTorch-named) weights of a folder or Hub repo."""
         hub_kwargs = pop_hub_kwargs(kwargs)
+        recover_directory(path_or_repo_id)  # the leftovers of a save that was killed, if any
         if config is None:
             config = cls.config_class.from_pretrained(path_or_repo_id, **hub_kwargs, **kwargs)
         elif kwargs:
@@ -107,15 +111,15 @@ class TFPreTrainedModel(keras.Model):
     # ---- saving -----------------------------------------------------------------------------------
 
     def save_pretrained(self, save_directory: str | os.PathLike, max_shard_size: int | str = "5GB") -> None:
-        """Writes config.json, generation_config.json and a PyTorch-named model.safetensors, atomically."""
-        os.makedirs(save_directory, exist_ok=True)
-        self.config.save_pretrained(save_directory)
-        self.generation_config.save_pretrained(save_directory)
+        """Writes config.json, generation_config.json and a PyTorch-named model.safetensors as one atomic folder swap.
+
+        Other files in the folder (a tokenizer's) are kept.
+        """
         state_dict = {
             name: np.ascontiguousarray(variable.numpy().T if transposed else variable.numpy())
             for name, (variable, transposed) in self.checkpoint_variables().items()
         }
-        save_state_dict(state_dict, save_directory, max_shard_size=max_shard_size)
+        save_model_folder(save_directory, self.config, self.generation_config, state_dict, max_shard_size)
 
     # ---- generation -------------------------------------------------------------------------------
 

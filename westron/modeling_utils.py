@@ -12,9 +12,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from westron.checkpoint import check_names_and_shapes, load_state_dict, save_state_dict
+from westron.checkpoint import check_names_and_shapes, load_state_dict, save_model_folder
 from westron.configuration_utils import PretrainedConfig, pop_hub_kwargs
 from westron.errors import WestronError
+from westron.file_utils import recover_directory
 from westron.generation.configuration_utils import GenerationConfig
 
 
@@ -68,6 +69,7 @@ class PreTrainedModel(nn.Module):
     ) -> "PreTrainedModel":
         """Loads config.json, generation_config.json and the weights of a folder or Hub repo."""
         hub_kwargs = pop_hub_kwargs(kwargs)
+        recover_directory(path_or_repo_id)  # the leftovers of a save that was killed, if any
         if config is None:
             config = cls.config_class.from_pretrained(path_or_repo_id, **hub_kwargs, **kwargs)
         elif kwargs:
@@ -103,16 +105,14 @@ class PreTrainedModel(nn.Module):
     # ---- saving -----------------------------------------------------------------------------------
 
     def save_pretrained(self, save_directory: str | os.PathLike, max_shard_size: int | str = "5GB") -> None:
-        """Writes config.json, generation_config.json and model.safetensors (or shards), each atomically.
+        """Writes config.json, generation_config.json and model.safetensors (or shards) as one atomic folder swap.
 
-        Tied parameters are saved once, under their source name, as Hugging Face does.
+        Tied parameters are saved once, under their source name, as Hugging Face does. Other files
+        in the folder (a tokenizer's) are kept.
         """
-        os.makedirs(save_directory, exist_ok=True)
-        self.config.save_pretrained(save_directory)
-        self.generation_config.save_pretrained(save_directory)
         tied = self.tied_weights()
         state_dict = {name: t.detach().cpu() for name, t in self.state_dict().items() if name not in tied}
-        save_state_dict(state_dict, save_directory, max_shard_size=max_shard_size)
+        save_model_folder(save_directory, self.config, self.generation_config, state_dict, max_shard_size)
 
     # ---- generation -------------------------------------------------------------------------------
 
@@ -135,6 +135,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
             raise WestronError(f"device {device} requested but no CUDA GPU is available")
         if device.index is not None and device.index >= count:
             raise WestronError(f"device {device} requested but only {count} CUDA GPU(s) are available")
-    elif device.type not in ("cpu", "mps"):
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise WestronError(f"device {device} requested but this machine has no Apple GPU (MPS)")
+    elif device.type != "cpu":
         raise WestronError(f"device type {device.type!r} is not supported (use cpu or cuda)")
     return device

@@ -63,6 +63,7 @@ class TranslationPipeline:
             from westron.modeling_utils import resolve_device
 
             model.to(resolve_device(device))
+        check_tokenizer_fits_model(tokenizer, model.config)
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
@@ -160,6 +161,25 @@ class TranslationPipeline:
         for start in range(0, len(texts), batch_size):
             results.extend(self.translate_batch(texts[start : start + batch_size], **generate_kwargs))
         return [{"translation_text": text} for text in results]
+
+
+def check_tokenizer_fits_model(tokenizer: Any, config: Any) -> None:
+    """A tokenizer from another checkpoint (or a truncated vocab.json) would translate into noise.
+
+    Its ids must fit the model's embedding (a model may have more rows than the tokenizer has
+    tokens: T5 pads 32100 to 32128), and the special tokens must be the ids the model was trained with.
+    """
+    size = len(tokenizer)
+    vocab_size = getattr(config, "vocab_size", None)
+    if isinstance(vocab_size, int) and size > vocab_size:
+        raise WestronError(f"the tokenizer has {size} tokens but the model only {vocab_size} (config.json vocab_size): they do not belong together")
+    for name in ("pad_token_id", "eos_token_id"):
+        token_id, model_id = getattr(tokenizer, name, None), getattr(config, name, None)
+        if token_id is not None and isinstance(model_id, int) and token_id != model_id:
+            raise WestronError(
+                f"the tokenizer ({size} tokens) has {name} {token_id} but the model's config.json says {model_id}: "
+                "they do not belong together (a wrong or truncated vocabulary file?)"
+            )
 
 
 class InputTooLongError(WestronError):

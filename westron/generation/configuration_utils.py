@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from westron.configuration_utils import JsonConfig, PretrainedConfig
-from westron.errors import WestronError
+from westron.errors import CheckpointError, WestronError
 from westron.hub import cached_file
 
 GENERATION_CONFIG_NAME = "generation_config.json"
@@ -57,7 +57,23 @@ class GenerationConfig(JsonConfig):
         path = cached_file(path_or_repo_id, GENERATION_CONFIG_NAME, required=False, **hub_kwargs)
         if path is None:
             return cls.from_model_config(config)
-        return cls.from_dict(cls.read_json(path))
+        generation_config = cls.from_dict(cls.read_json(path))
+        generation_config.check(path, config)
+        return generation_config
+
+    def check(self, path: str, config: PretrainedConfig) -> None:
+        """Checks every value once, at load, so a bad one is reported with its file (not at the first generate)."""
+        from westron.generation.utils import resolve_generation_settings
+
+        try:
+            resolve_generation_settings(
+                self,
+                require_decoder_start=False,  # it may come from generate()'s arguments
+                vocab_size=getattr(config, "decoder_vocab_size", None) or getattr(config, "vocab_size", None),
+                max_position_embeddings=getattr(config, "max_position_embeddings", None),
+            )
+        except WestronError as error:
+            raise CheckpointError(f"{path}: {error}") from None
 
     def to_diff_dict(self) -> dict[str, Any]:
         """The keys that differ from Hugging Face's defaults: what generation_config.json stores."""

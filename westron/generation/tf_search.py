@@ -27,9 +27,11 @@ import tensorflow as tf
 
 from westron.errors import WestronError
 from westron.generation.utils import (
+    NAN_LOGITS_MESSAGE,
     GenerationSettings,
     best_hypothetical_length,
     can_infer_attention_mask,
+    check_source,
     length_penalty_divisor,
     resolve_generation_settings,
 )
@@ -191,7 +193,8 @@ def run_search(model, settings: GenerationSettings, input_ids, attention_mask, n
 
     input_ids, attention_mask: (B, S) int32; num_rows: how many rows are real (the others pad a
     bucket: they start finished and never keep the loop going); seed: (2,) int32. Returns
-    (sequences (B * num_return_sequences, max_length), the length to trim them to).
+    (sequences (B * num_return_sequences, max_length), the length to trim them to, whether a real
+    row's scores held a NaN).
     """
     s = settings
     encoder_states = model.encode(input_ids, attention_mask).last_hidden_state
@@ -216,12 +219,13 @@ def _greedy_search(model, s: GenerationSettings, encoder_states, attention_mask,
     # Places past the end are never returned (the output is cut at the final length).
     sequences = tf.where(positions == 0, start[:, None], s.pad_token_id or 0)
 
-    def keep_going(cur_len, tokens, sequences, unfinished, cache):
+    def keep_going(cur_len, tokens, sequences, unfinished, cache, nan_seen):
         return tf.logical_and(cur_len < s.max_length, tf.reduce_any(unfinished))
 
-    def step(cur_len, tokens, sequences, unfinished, cache):
+    def step(cur_len, tokens, sequences, unfinished, cache, nan_seen):
         logits, cache, _ = model.decode(tokens[:, None], encoder_states, attention_mask, cache, cur_len - 1)
         scores = tf.cast(logits[:, -1, :], tf.float32)
+        nan_seen = tf.logical_or(nan_seen, _any_nan(scores, row_active))
         if s.uses_processors:
             scores = process_scores(scores, sequences, cur_len, s)
         if s.do_sample:
@@ -231,12 +235,20 @@ def _greedy_search(model, s: GenerationSettings, encoder_states, attention_mask,
             tokens = tf.where(unfinished, tokens, s.pad_token_id)
             unfinished = tf.logical_and(unfinished, tf.logical_not(_is_eos(tokens, s.eos_token_ids)))
         sequences = tf.where(positions == cur_len, tokens[:, None], sequences)
-        return cur_len + 1, tokens, sequences, unfinished, cache
+        return cur_len + 1, tokens, sequences, unfinished, cache, nan_seen
 
-    cur_len, _, sequences, _, _ = tf.while_loop(
-        keep_going, step, (tf.constant(1), start, sequences, row_active, cache), maximum_iterations=s.max_length - 1
+    cur_len, _, sequences, _, _, nan_seen = tf.while_loop(
+        keep_going,
+        step,
+        (tf.constant(1), start, sequences, row_active, cache, tf.constant(False)),
+        maximum_iterations=s.max_length - 1,
     )
-    return sequences, cur_len
+    return sequences, cur_len, nan_seen
+
+
+def _any_nan(scores: tf.Tensor, row_active: tf.Tensor) -> tf.Tensor:
+    """Whether a real row's (N, vocab) scores hold a NaN (rows that pad a bucket do not count)."""
+    return tf.reduce_any(tf.logical_and(tf.reduce_any(tf.math.is_nan(scores), axis=-1), row_active))
 
 
 def _beam_search(model, s: GenerationSettings, encoder_states, attention_mask, cache, item_active, seed):
@@ -272,6 +284,7 @@ def _beam_search(model, s: GenerationSettings, encoder_states, attention_mask, c
         lengths=tf.zeros([batch, num_beams], tf.int32),  # generated tokens of each hypothesis
         improvable=active,  # HF's is_early_stop_heuristic_unsatisfied; padding rows start settled
         all_ended=tf.constant(False),  # every candidate of the last step ended (eos or max_length)
+        nan_seen=tf.constant(False),
         cache=cache,
     )
 
@@ -288,6 +301,7 @@ def _beam_search(model, s: GenerationSettings, encoder_states, attention_mask, c
         logits, cache, _ = model.decode(last_tokens, encoder_states, attention_mask, state["cache"], cur_len - 1)
         log_probs = tf.nn.log_softmax(tf.cast(logits[:, -1, :], tf.float32), axis=-1)
         vocab_size = log_probs.shape[-1]
+        nan_seen = tf.logical_or(state["nan_seen"], _any_nan(logits[:, -1, :], tf.repeat(item_active, num_beams)))
         if s.uses_processors:
             log_probs = process_scores(log_probs, tf.reshape(state["running"], [-1, max_length]), cur_len, s)
         log_probs = tf.reshape(log_probs, [batch, num_beams, vocab_size]) + state["running_scores"][:, :, None]
@@ -351,6 +365,7 @@ def _beam_search(model, s: GenerationSettings, encoder_states, attention_mask, c
             lengths=lengths,
             improvable=improvable,
             all_ended=all_ended,
+            nan_seen=nan_seen,
             cache=cache,
         )
         return (new_state,)
@@ -359,7 +374,7 @@ def _beam_search(model, s: GenerationSettings, encoder_states, attention_mask, c
     returned = s.num_return_sequences
     sequences = tf.reshape(state["sequences"][:, :returned], [-1, max_length])
     length = 1 + tf.reduce_max(tf.where(active, state["lengths"][:, :returned], 0))
-    return sequences, length
+    return sequences, length, state["nan_seen"]
 
 
 # ---- entry point ---------------------------------------------------------------------------------------
@@ -394,17 +409,13 @@ def generate(
     ids, mask = _prepare_inputs(input_ids, attention_mask, settings)
     batch, source_length = ids.shape
     max_positions = getattr(config, "max_position_embeddings", None)
-    if max_positions is not None and source_length > max_positions:
-        raise WestronError(f"input_ids hold {source_length} tokens but the model reads at most {max_positions}")
-    source_vocab = getattr(config, "vocab_size", None)
-    if ids.min() < 0 or (source_vocab is not None and ids.max() >= source_vocab):
-        # (XLA would clamp an out-of-range id silently instead of failing)
-        raise WestronError(f"input_ids must be token ids in [0, {source_vocab}), got {ids.min()} .. {ids.max()}")
+    empty_rows = np.flatnonzero(mask.sum(axis=1) == 0)
+    check_source(int(ids.min()), int(ids.max()), source_length, empty_rows, getattr(config, "vocab_size", None), max_positions)
     seed_pair = _seed_pair(settings.seed)
     settings = dataclasses.replace(settings, seed=None)  # the seed is an input, not part of the compiled program
     if eager:
         ids, mask, num_rows = tf.constant(ids), tf.constant(mask), tf.constant(batch)
-        sequences, length = run_search(model, settings, ids, mask, num_rows, seed_pair)
+        sequences, length, nan_seen = run_search(model, settings, ids, mask, num_rows, seed_pair)
     else:
         bucket_batch = bucket_batch_size(batch)
         bucket_source = bucket_length(source_length, max_positions)
@@ -415,7 +426,9 @@ def generate(
         ids = np.pad(ids, ((0, 0), (0, bucket_source - source_length)), constant_values=pad)
         mask = np.pad(mask, ((0, 0), (0, bucket_source - source_length)))
         function = compiled_search(model, settings, bucket_batch, bucket_source, jit_compile=jit_compile)
-        sequences, length = function(tf.constant(ids), tf.constant(mask), tf.constant(batch, tf.int32), seed_pair)
+        sequences, length, nan_seen = function(tf.constant(ids), tf.constant(mask), tf.constant(batch, tf.int32), seed_pair)
+    if bool(nan_seen):
+        raise WestronError(NAN_LOGITS_MESSAGE)
     return sequences[: batch * settings.num_return_sequences, : int(length)]
 
 

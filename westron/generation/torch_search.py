@@ -23,9 +23,11 @@ import torch.nn.functional as F
 from westron.errors import WestronError
 from westron.generation.utils import (
     BadWords,
+    NAN_LOGITS_MESSAGE,
     GenerationSettings,
     best_hypothetical_length,
     can_infer_attention_mask,
+    check_source,
     length_penalty_divisor,
     resolve_generation_settings,
 )
@@ -242,6 +244,7 @@ class _Decoder:
         self.cache = cache
         self.capacity = capacity
         self.max_length = max_length
+        self.nan_seen = torch.zeros((), dtype=torch.bool, device=encoder_states.device)  # read once, at the end
 
     def step(self, tokens: torch.Tensor, position: int) -> torch.Tensor:
         """tokens (rows, 1) at `position` -> next-token logits (rows, vocab)."""
@@ -251,6 +254,7 @@ class _Decoder:
         logits, self.cache, _ = self.model.decode(
             tokens, self.encoder_states, self.encoder_mask, self.cache, cache_position=position
         )
+        self.nan_seen |= logits[:, -1].isnan().any()
         return logits[:, -1]
 
     def reorder(self, rows: torch.Tensor) -> None:
@@ -294,8 +298,22 @@ def generate(
             raise WestronError(
                 f"attention_mask has shape {tuple(attention_mask.shape)} but input_ids {tuple(input_ids.shape)}"
             )
+    if attention_mask is None and can_infer_attention_mask(settings.pad_token_id, settings.eos_token_ids):
+        padded = input_ids.eq(settings.pad_token_id)
+        if bool(padded.any()):
+            attention_mask = (~padded).long()
+    check_source(
+        int(input_ids.min()),
+        int(input_ids.max()),
+        input_ids.shape[1],
+        [] if attention_mask is None else attention_mask.sum(dim=1).eq(0).nonzero()[:, 0].tolist(),
+        getattr(config, "vocab_size", None),
+        getattr(config, "max_position_embeddings", None),
+    )
     with torch.inference_mode():
-        output = _generate(model, input_ids, attention_mask, settings)
+        output, nan_seen = _generate(model, input_ids, attention_mask, settings)
+        if bool(nan_seen):
+            raise WestronError(NAN_LOGITS_MESSAGE)
     return output.clone()  # a normal tensor: inference tensors refuse later in-place edits
 
 
@@ -310,11 +328,6 @@ def _as_ids(value, name: str) -> torch.Tensor:
 
 def _generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, s: GenerationSettings):
     device = input_ids.device
-    if attention_mask is None and can_infer_attention_mask(s.pad_token_id, s.eos_token_ids):
-        padded = input_ids.eq(s.pad_token_id)
-        if bool(padded.any()):
-            attention_mask = (~padded).long()
-
     encoder_states = model.encode(input_ids, attention_mask).last_hidden_state  # (B, S, D)
     capacity = min(s.max_length, CACHE_CHUNK)
     cache = model.init_cache(encoder_states, capacity)  # cross keys/values once per sentence
@@ -331,8 +344,8 @@ def _generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | Non
         generator = torch.Generator(device=device).manual_seed(s.seed)
 
     if s.num_beams > 1:
-        return _beam_search(decoder, s, input_ids.shape[0], processors, generator, device)
-    return _greedy_or_sample(decoder, s, input_ids.shape[0] * expand, processors, generator, device)
+        return _beam_search(decoder, s, input_ids.shape[0], processors, generator, device), decoder.nan_seen
+    return _greedy_or_sample(decoder, s, input_ids.shape[0] * expand, processors, generator, device), decoder.nan_seen
 
 
 def _greedy_or_sample(decoder: _Decoder, s: GenerationSettings, rows: int, processors, generator, device):

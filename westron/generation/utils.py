@@ -172,6 +172,38 @@ def can_infer_attention_mask(pad_token_id: int | None, eos_token_ids: Sequence[i
     return pad_token_id is not None and pad_token_id not in eos_token_ids
 
 
+# ---- checking inputs (both searches) ------------------------------------------------------------------
+
+
+def check_source(
+    lowest_id: int,
+    highest_id: int,
+    source_length: int,
+    empty_rows: Sequence[int],
+    vocab_size: int | None,
+    max_positions: int | None,
+) -> None:
+    """The same WestronError in both frameworks for ids the model cannot read.
+
+    Without it PyTorch fails deep inside an embedding lookup (IndexError) and XLA clamps the id
+    silently. An all-zero attention_mask row gives the encoder nothing to attend to (NaN).
+    """
+    if max_positions is not None and source_length > max_positions:
+        raise WestronError(f"input_ids hold {source_length} tokens but the model reads at most {max_positions}")
+    if lowest_id < 0 or (vocab_size is not None and highest_id >= vocab_size):
+        raise WestronError(f"input_ids must be token ids in [0, {vocab_size}), got {lowest_id} .. {highest_id}")
+    if len(empty_rows):
+        raise WestronError(
+            f"attention_mask row {int(empty_rows[0])} is all zeros: every source needs at least one token"
+        )
+
+
+NAN_LOGITS_MESSAGE = (
+    "the model produced NaN scores while generating (corrupt or diverged weights, or an overflow in "
+    "half precision): no output is written"
+)
+
+
 # ---- resolving settings -----------------------------------------------------------------------------
 
 
@@ -264,12 +296,14 @@ def resolve_generation_settings(
     seed: int | None = None,
     vocab_size: int | None = None,
     max_position_embeddings: int | None = None,
+    require_decoder_start: bool = True,
 ) -> GenerationSettings:
     """GenerationConfig + generate(**kwargs) -> validated GenerationSettings.
 
     base_config: the `generation_config` passed to generate, else the model's. kwargs override it.
     vocab_size: the decoder's output vocabulary, to check token ids. max_position_embeddings: caps
-    the default max_length as Hugging Face does, and bounds any max_length.
+    the default max_length as Hugging Face does, and bounds any max_length. require_decoder_start:
+    False only to check a config file, which may leave the start token to generate()'s arguments.
     """
     kwargs = dict(kwargs or {})
     check_generation_kwargs(kwargs)
@@ -301,9 +335,9 @@ def resolve_generation_settings(
     decoder_start = get("decoder_start_token_id")
     if decoder_start is None:
         decoder_start = get("bos_token_id")
-    if decoder_start is None:
+    if decoder_start is None and require_decoder_start:
         raise WestronError("decoder_start_token_id (or bos_token_id) must be set to generate with an encoder-decoder model")
-    decoder_start = _int("decoder_start_token_id", decoder_start, 0)
+    decoder_start = _int("decoder_start_token_id", decoder_start, 0, allow_none=not require_decoder_start)
     forced_bos = _int("forced_bos_token_id", get("forced_bos_token_id"), 0, allow_none=True)
     forced_eos = _as_id_tuple("forced_eos_token_id", get("forced_eos_token_id"))
     if vocab_size is not None:

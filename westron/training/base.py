@@ -111,6 +111,7 @@ class BaseTrainer:
         self._passes = 0
         self._should_stop_early = False
         self._last_saved_step = -1
+        self._completed_position = None  # the data position after the last completed update
         self.seed(args.seed)
         self.create_optimizer()
 
@@ -209,6 +210,8 @@ class BaseTrainer:
             if folder is not None:
                 self.resume(folder)
         started = time.monotonic()
+        self._updates_this_run = 0
+        self._completed_position = self._data_position()
         bar = self._progress_bar()
         window: list[float] = []
         window_tokens, window_time = 0, 0.0
@@ -219,6 +222,8 @@ class BaseTrainer:
                 output = self.train_step(batches)
                 elapsed = time.perf_counter() - step_started
                 self.state.global_step += 1
+                self._updates_this_run += 1
+                self._completed_position = self._data_position()  # a Ctrl-C mid-update resumes before its batches
                 self.state.tokens_seen += output.num_tokens
                 self.state.train_time += elapsed
                 self.state.epoch = self.epoch
@@ -268,8 +273,8 @@ class BaseTrainer:
             return True
         if args.epochs is not None and self.epoch >= args.epochs:
             return True
-        if args.max_time is not None and time.monotonic() - started >= args.max_time:
-            return True
+        if args.max_time is not None and self._updates_this_run and time.monotonic() - started >= args.max_time:
+            return True  # checked after each update: a run makes at least one
         return self._should_stop_early
 
     def _progress_bar(self):
@@ -291,6 +296,7 @@ class BaseTrainer:
         return postfix
 
     def _close(self, bar) -> None:
+        self._completed_position = None  # outside train(), save_state reads the position afresh
         if bar is not None:
             bar.close()
         if self.tracker is not None:
@@ -370,7 +376,7 @@ class BaseTrainer:
             self.tokenizer.save_pretrained(folder)
         save_optimizer_state(folder, self.optimizer_moments(), self.state.global_step)
         save_rng_state(folder, {**python_rng_state(), **self.framework_rng_state()})
-        self.state.data_state = self._data_position()
+        self.state.data_state = self._completed_position if self._completed_position is not None else self._data_position()
         self.state.framework = self.framework
         self.state.save(folder)
 

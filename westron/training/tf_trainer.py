@@ -43,11 +43,13 @@ class TFTrainer(BaseTrainer):
 
     def __init__(self, model, args, train_batches, **kwargs):
         if args.mixed_precision == "fp16":
-            raise WestronError("mixed_precision fp16 is PyTorch-only (CUDA loss scaling); TensorFlow trains in bf16 or fp32")
+            raise WestronError("mixed_precision fp16 is PyTorch-only (CUDA loss scaling); the TensorFlow trainer trains in fp32")
         if args.device is not None:
             raise WestronError("TrainingArguments.device is for PyTorch; a TensorFlow model trains where it was built (tf.device)")
         if args.mixed_precision == "bf16":
-            set_mixed_bfloat16(model)
+            # The TF models add float32 constants (sinusoidal positions, masks) to the hidden states;
+            # Keras' mixed_bfloat16 policy needs them cast to the compute dtype first.
+            raise WestronError("mixed_precision bf16 is not supported by the TensorFlow trainer yet (use the PyTorch trainer)")
         model.build_weights()
         super().__init__(model, args, train_batches, **kwargs)
 
@@ -147,7 +149,8 @@ class TFTrainer(BaseTrainer):
         if int(self.optimizer.iterations.numpy()) == 0:
             return {}
         moments = {}
-        for variable, (name, transposed), used in zip(self.variables, self.variable_names, self.used or []):
+        used_flags = self.used if self.used is not None else [True] * len(self.variables)  # resumed, no update yet
+        for variable, (name, transposed), used in zip(self.variables, self.variable_names, used_flags):
             if not used:
                 continue
             index = self.optimizer._get_variable_index(variable)  # Keras keeps moments in build order
@@ -180,11 +183,6 @@ class TFTrainer(BaseTrainer):
 def dropout_seed_states(model) -> list:
     """The state variables of the model's seed generators (one per dropout layer with a rate), in a fixed order."""
     return [v for v in model.variables if v.path.endswith("seed_generator_state")]
-
-
-def set_mixed_bfloat16(model) -> None:
-    """bf16 compute with float32 variables (Keras' mixed_bfloat16 policy) on every layer of a built model."""
-    raise WestronError("mixed_precision bf16 is not supported by the TensorFlow trainer yet")
 
 
 def _checkpoint_shape(variable, transposed: bool) -> tuple[int, ...]:

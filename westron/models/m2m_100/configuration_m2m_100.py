@@ -14,6 +14,13 @@ class M2M100Config(PretrainedConfig):
         "hidden_size": "d_model",
         "num_hidden_layers": "encoder_layers",
     }
+    positive_ints = (
+        "vocab_size", "max_position_embeddings", "d_model", "encoder_layers", "decoder_layers",
+        "encoder_attention_heads", "decoder_attention_heads", "encoder_ffn_dim", "decoder_ffn_dim",
+    )  # fmt: skip
+    probabilities = ("dropout", "attention_dropout", "activation_dropout", "encoder_layerdrop", "decoder_layerdrop")
+    booleans = PretrainedConfig.booleans + ("scale_embedding",)
+    head_splits = (("d_model", "encoder_attention_heads"), ("d_model", "decoder_attention_heads"))
 
     def __init__(
         self,

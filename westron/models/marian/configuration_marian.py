@@ -10,6 +10,13 @@ from westron.configuration_utils import PretrainedConfig
 class MarianConfig(PretrainedConfig):
     model_type = "marian"
     attribute_map = {"num_attention_heads": "encoder_attention_heads", "hidden_size": "d_model"}
+    positive_ints = (
+        "vocab_size", "decoder_vocab_size", "max_position_embeddings", "d_model", "encoder_layers", "decoder_layers",
+        "encoder_attention_heads", "decoder_attention_heads", "encoder_ffn_dim", "decoder_ffn_dim",
+    )  # fmt: skip
+    probabilities = ("dropout", "attention_dropout", "activation_dropout", "encoder_layerdrop", "decoder_layerdrop")
+    booleans = PretrainedConfig.booleans + ("scale_embedding", "share_encoder_decoder_embeddings")
+    head_splits = (("d_model", "encoder_attention_heads"), ("d_model", "decoder_attention_heads"))
 
     def __init__(
         self,

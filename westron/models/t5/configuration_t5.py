@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from westron.configuration_utils import PretrainedConfig
-from westron.errors import WestronError
+from westron.configuration_utils import InvalidConfigError, PretrainedConfig
 
 
 class T5Config(PretrainedConfig):
@@ -28,6 +27,12 @@ class T5Config(PretrainedConfig):
         "num_hidden_layers": "num_layers",
         "head_dim": "d_kv",
     }
+    positive_ints = (
+        "vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads",
+        "relative_attention_num_buckets", "relative_attention_max_distance",
+    )  # fmt: skip
+    probabilities = ("dropout_rate",)
+    booleans = PretrainedConfig.booleans + ("is_gated_act", "scale_decoder_outputs")
 
     def __init__(
         self,
@@ -68,12 +73,11 @@ class T5Config(PretrainedConfig):
         self.feed_forward_proj = feed_forward_proj
         # "relu" -> relu; "gated-gelu" -> gelu_new (HF's backward compatibility); "gated-silu" -> silu, ...
         # dense_act_fn / is_gated_act, when config.json has them, win as in HF (they normally agree).
+        if not isinstance(feed_forward_proj, str):
+            raise InvalidConfigError("feed_forward_proj", feed_forward_proj, "a string like 'relu' or 'gated-gelu'")
         parts = feed_forward_proj.split("-")
         if len(parts) > 2 or (len(parts) == 2 and parts[0] != "gated"):
-            raise WestronError(
-                f"feed_forward_proj {feed_forward_proj!r} is not of the form 'ACT' or 'gated-ACT' "
-                "(e.g. 'relu', 'gated-gelu')"
-            )
+            raise InvalidConfigError("feed_forward_proj", feed_forward_proj, "of the form 'ACT' or 'gated-ACT' (e.g. 'relu', 'gated-gelu')")
         if dense_act_fn is None:
             dense_act_fn = "gelu_new" if feed_forward_proj == "gated-gelu" else parts[-1]
         self.dense_act_fn = dense_act_fn
