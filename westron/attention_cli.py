@@ -62,7 +62,7 @@ def add_attention_command(commands) -> None:
 def run_attention(args: argparse.Namespace) -> None:
     from westron.attention_maps import attention, max_difference
     from westron.attention_render import write_attention_outputs
-    from westron.cli import native_stderr_silenced
+    from westron.cli import import_tensorflow_quietly
     from westron.file_utils import atomic_directory, check_replaceable_folder
     from westron.pipelines import default_framework
 
@@ -71,8 +71,7 @@ def run_attention(args: argparse.Namespace) -> None:
         raise WestronError("--num-beams and --max-new-tokens shape the model's own translation: leave them out with --target")
     frameworks = ["pt", "tf"] if args.framework == "both" else [args.framework or default_framework()]
     if "tf" in frameworks:
-        with native_stderr_silenced():
-            import tensorflow  # noqa: F401  (imported here only to keep its notices off the terminal)
+        import_tensorflow_quietly()
 
     generate_kwargs = {}
     if args.num_beams is not None:

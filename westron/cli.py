@@ -246,12 +246,20 @@ def native_stderr_silenced():
         os.close(devnull)
 
 
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with its C++ start-up notices kept off the terminal and its Python logger
+    at ERROR (it warns about retracing, which bucketed compiled generation does by design)."""
+    with native_stderr_silenced():
+        import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+
+
 def run_translate(args: argparse.Namespace) -> None:
     from westron.pipelines import TranslationPipeline, default_framework
 
     if (args.framework or default_framework()) == "tf":
-        with native_stderr_silenced():
-            import tensorflow  # noqa: F401  (imported here only to keep its notices off the terminal)
+        import_tensorflow_quietly()
 
     generate_kwargs = {}
     if args.num_beams is not None:
@@ -300,8 +308,7 @@ def run_demo(args: argparse.Namespace) -> None:
     from westron.demo import run_demo as demo
 
     if args.framework != "pt" and importlib.util.find_spec("tensorflow") is not None:
-        with native_stderr_silenced():
-            import tensorflow  # noqa: F401  (imported here only to keep its notices off the terminal)
+        import_tensorflow_quietly()
     demo(args.folder, framework=args.framework)
 
 

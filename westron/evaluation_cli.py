@@ -56,7 +56,7 @@ def read_test_file(path: str, source_lang: str, target_lang: str, on_error: str 
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    from westron.cli import native_stderr_silenced, open_output, progress_bar
+    from westron.cli import import_tensorflow_quietly, open_output, progress_bar
     from westron.evaluation import bleu_metric, bleu_tokenizer_for, score_translations, translate_sources
     from westron.file_utils import atomic_write
     from westron.pipelines import TranslationPipeline, default_framework
@@ -73,8 +73,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
     framework = args.framework or default_framework()
     if framework == "tf":
-        with native_stderr_silenced():
-            import tensorflow  # noqa: F401  (imported here only to keep its notices off the terminal)
+        import_tensorflow_quietly()
     translator = TranslationPipeline(
         args.model,
         framework=framework,

@@ -246,10 +246,9 @@ def train_and_score(folder, framework, initial, corpus, source_lang, target_lang
 
     name = {"pt": "PyTorch", "tf": "TensorFlow"}[framework]
     if framework == "tf":
-        from westron.cli import native_stderr_silenced
+        from westron.cli import import_tensorflow_quietly
 
-        with native_stderr_silenced():
-            import tensorflow  # noqa: F401
+        import_tensorflow_quietly()
     tokenizer = AutoTokenizer.from_pretrained(initial)
     model = (AutoModelForSeq2SeqLM if framework == "pt" else TFAutoModelForSeq2SeqLM).from_pretrained(initial)
     if framework == "pt" and device:

@@ -157,10 +157,9 @@ def run_train(args: argparse.Namespace) -> None:
 
     framework = args.framework or default_framework()
     if framework == "tf":
-        from westron.cli import native_stderr_silenced
+        from westron.cli import import_tensorflow_quietly
 
-        with native_stderr_silenced():
-            import tensorflow  # noqa: F401  (its start-up notices are not for users)
+        import_tensorflow_quietly()
 
     sources = split_sources(args)
     # Peek at every file first: a missing language or an unreadable file fails before any work.

@@ -1,0 +1,93 @@
+"""`westron quickstart` in its smoke mode, end to end on fixture catalogs, and its failure paths."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+
+import pytest
+
+from tests.data.test_gettext import entry, write_catalog
+
+WORDS = [("file", "archivo"), ("window", "ventana"), ("open", "abrir"), ("save", "guardar"), ("new", "nuevo"), ("print", "imprimir")]
+
+
+def fixture_catalogs(root, count: int = 100) -> None:
+    """Enough small catalogs for a by-catalog split: UI strings made of a few shared words."""
+    for index in range(count):
+        entries = []
+        for k in range(6):
+            words = [WORDS[(index + k * j) % len(WORDS)] for j in range(1, 1 + k % 4 + 1)]
+            entries.append(entry(" ".join(w for w, _ in words) + f" {index}", " ".join(t for _, t in words) + f" {index}"))
+        write_catalog(root, "es", f"app{index:02d}", entries, mo=index % 2 == 0)
+
+
+def run_cli(argv, monkeypatch):
+    from westron.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    return main(argv), stdout.getvalue(), stderr.getvalue()
+
+
+def test_smoke_run_trains_both_frameworks_and_writes_every_part(tmp_path, monkeypatch):
+    fixture_catalogs(tmp_path / "locale")
+    monkeypatch.setenv("WESTRON_GETTEXT_PATH", os.fspath(tmp_path / "locale"))
+    out = tmp_path / "quickstart"
+    code, _, stderr = run_cli(["quickstart", "--smoke", "--budget-minutes", "0.05", "--output-dir", os.fspath(out)], monkeypatch)
+    assert code == 0, stderr
+    assert "about" in stderr.splitlines()[0]  # it says what it will do and how long it takes
+    for part in ("corpus/train.jsonl", "corpus/test.jsonl", "tokenizer/vocab.json", "pt/model.safetensors", "tf/model.safetensors"):
+        assert (out / part).exists(), part
+    results = json.loads((out / "quickstart.json").read_text())
+    frameworks = results["pairs"]["en-es"]["frameworks"]
+    assert set(frameworks) == {"pt", "tf"}
+    for numbers in frameworks.values():
+        assert numbers["steps"] >= 1 and set(numbers["test"]) >= {"bleu", "chrf", "ter"}
+        assert set(numbers["samples"]) == set(json.loads((out / "quickstart.json").read_text())["pairs"]["en-es"]["frameworks"]["pt"]["samples"])
+    # The checkpoints are normal folders: HF transformers loads them.
+    from transformers import MarianMTModel
+
+    MarianMTModel.from_pretrained(out / "pt")
+    MarianMTModel.from_pretrained(out / "tf")
+
+    # A rerun reuses the corpus and the vocabulary.
+    code, _, stderr = run_cli(
+        ["quickstart", "--smoke", "--budget-minutes", "0.02", "--frameworks", "pt", "--output-dir", os.fspath(out), "--no-report"],
+        monkeypatch,
+    )
+    assert code == 0, stderr
+    assert "reusing the corpus" in stderr and "reusing the vocabulary" in stderr
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["--pairs", "es-en"], "gettext catalogs translate from English"),
+        (["--pairs", "english"], "is not a language pair"),
+        (["--frameworks", "jax"], "--frameworks: choose pt, tf or pt,tf"),
+        (["--budget-minutes", "0"], "--budget-minutes must be positive"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(tmp_path, monkeypatch, argv, fragment):
+    code, _, stderr = run_cli(["quickstart", "--output-dir", os.fspath(tmp_path / "out")] + argv, monkeypatch)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and fragment in lines[0], stderr
+
+
+def test_no_catalogs_is_one_line_and_exit_2(tmp_path, monkeypatch):
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("WESTRON_GETTEXT_PATH", os.fspath(tmp_path / "empty"))
+    code, _, stderr = run_cli(["quickstart", "--smoke", "--output-dir", os.fspath(tmp_path / "out")], monkeypatch)
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("westron quickstart:")]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("westron: error:"), stderr
+
+
+def test_an_output_dir_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code, _, stderr = run_cli(["quickstart", "--smoke", "--output-dir", os.fspath(blocker / "out")], monkeypatch)
+    assert code == 2 and "cannot create --output-dir" in stderr
