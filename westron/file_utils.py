@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import json
 import os
 import shutil
 import sys
@@ -110,3 +111,18 @@ def atomic_directory(path: str | os.PathLike):
     except BaseException:
         shutil.rmtree(tmp_path, ignore_errors=True)
         raise
+
+
+def write_json(path: str | os.PathLike, data, sort_keys: bool = False) -> None:
+    """Writes `data` as indented UTF-8 JSON (non-ASCII kept as is), atomically."""
+    with atomic_write(path) as handle:
+        handle.write(json.dumps(data, indent=2, sort_keys=sort_keys, ensure_ascii=False) + "\n")
+
+
+def copy_file_atomically(source: str | os.PathLike, destination: str | os.PathLike) -> None:
+    """Copies `source` over `destination` so that a reader never sees half a file."""
+    if os.path.exists(destination) and os.path.samefile(source, destination):
+        return
+    with open(source, "rb") as reader, atomic_write(destination, "wb") as writer:
+        while chunk := reader.read(1 << 20):
+            writer.write(chunk)
