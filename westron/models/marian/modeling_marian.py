@@ -57,7 +57,7 @@ ACT2FN = {
     "relu6": F.relu6,
     "leaky_relu": F.leaky_relu,  # slope 0.01, as nn.LeakyReLU()
     "silu": F.silu,
-    "swish": F.silu,  # opus-mt's usual choice
+    "swish": F.silu,  # the older name of silu
     "mish": F.mish,
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
@@ -127,7 +127,7 @@ class MarianAttention(nn.Module):
     """Multi-head attention (self or cross), with an optional key/value cache."""
 
     def __init__(
-        self, embed_dim: int, num_heads: int, dropout: float = 0.0, is_decoder: bool = False, bias: bool = True
+        self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True
     ):
         super().__init__()
         if embed_dim % num_heads:
@@ -137,7 +137,6 @@ class MarianAttention(nn.Module):
         self.head_dim = embed_dim // num_heads
         self.scaling = self.head_dim**-0.5
         self.dropout = dropout
-        self.is_decoder = is_decoder
         self.k_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.v_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
@@ -260,14 +259,14 @@ class MarianDecoderLayer(nn.Module):
         super().__init__()
         self.embed_dim = config.d_model
         self.self_attn = MarianAttention(
-            self.embed_dim, config.decoder_attention_heads, dropout=config.attention_dropout, is_decoder=True
+            self.embed_dim, config.decoder_attention_heads, dropout=config.attention_dropout
         )
         self.dropout = config.dropout
         self.activation_fn = get_activation(config.activation_function)
         self.activation_dropout = config.activation_dropout
         self.self_attn_layer_norm = nn.LayerNorm(self.embed_dim)
         self.encoder_attn = MarianAttention(
-            self.embed_dim, config.decoder_attention_heads, dropout=config.attention_dropout, is_decoder=True
+            self.embed_dim, config.decoder_attention_heads, dropout=config.attention_dropout
         )
         self.encoder_attn_layer_norm = nn.LayerNorm(self.embed_dim)
         self.fc1 = nn.Linear(self.embed_dim, config.decoder_ffn_dim)

@@ -73,7 +73,7 @@ ACT2FN = {
     "relu6": tf.nn.relu6,
     "leaky_relu": leaky_relu,
     "silu": tf.nn.silu,
-    "swish": tf.nn.silu,  # opus-mt's usual choice
+    "swish": tf.nn.silu,  # the older name of silu
     "mish": mish,
     "sigmoid": tf.math.sigmoid,
     "tanh": tf.math.tanh,
@@ -162,7 +162,7 @@ class TFMarianAttention(_Block):
     """Multi-head attention (self or cross), with an optional key/value cache."""
 
     def __init__(
-        self, embed_dim: int, num_heads: int, dropout: float = 0.0, is_decoder: bool = False, bias: bool = True, **kwargs
+        self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True, **kwargs
     ):
         super().__init__(**kwargs)
         if embed_dim % num_heads:
@@ -172,7 +172,6 @@ class TFMarianAttention(_Block):
         self.head_dim = embed_dim // num_heads
         self.scaling = self.head_dim**-0.5
         self.dropout = keras.layers.Dropout(dropout)
-        self.is_decoder = is_decoder
         self.k_proj = keras.layers.Dense(embed_dim, use_bias=bias, name="k_proj")
         self.v_proj = keras.layers.Dense(embed_dim, use_bias=bias, name="v_proj")
         self.q_proj = keras.layers.Dense(embed_dim, use_bias=bias, name="q_proj")
@@ -285,7 +284,6 @@ class TFMarianDecoderLayer(_Block):
             self.embed_dim,
             config.decoder_attention_heads,
             dropout=config.attention_dropout,
-            is_decoder=True,
             name="self_attn",
         )
         self.dropout = keras.layers.Dropout(config.dropout)
@@ -296,7 +294,6 @@ class TFMarianDecoderLayer(_Block):
             self.embed_dim,
             config.decoder_attention_heads,
             dropout=config.attention_dropout,
-            is_decoder=True,
             name="encoder_attn",
         )
         self.encoder_attn_layer_norm = _layer_norm("encoder_attn_layer_norm")

@@ -66,7 +66,7 @@ ACT2FN = {
     "relu6": F.relu6,
     "leaky_relu": F.leaky_relu,  # slope 0.01, as nn.LeakyReLU()
     "silu": F.silu,
-    "swish": F.silu,  # opus-mt's usual choice
+    "swish": F.silu,  # the older name of silu
     "mish": F.mish,
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,

@@ -85,7 +85,7 @@ ACT2FN = {
     "relu6": tf.nn.relu6,
     "leaky_relu": leaky_relu,
     "silu": tf.nn.silu,
-    "swish": tf.nn.silu,  # opus-mt's usual choice
+    "swish": tf.nn.silu,  # the older name of silu
     "mish": mish,
     "sigmoid": tf.math.sigmoid,
     "tanh": tf.math.tanh,
