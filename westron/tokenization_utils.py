@@ -52,7 +52,10 @@ from westron.tokenization_utils_base import (  # noqa: F401  (AddedToken, BatchE
     AddedToken,
     BatchEncoding,
     SequenceTooLongWarning,
+    TokenizerInputError,
     as_tensor,
+    check_no_lone_surrogate,
+    check_positive_length,
     to_id_lists,
     token_text,
 )
@@ -341,6 +344,7 @@ class PreTrainedTokenizer:
 
     def tokenize(self, text: str, *, target: bool = False) -> list[str]:
         """The tokens of `text`: added tokens whole, the text between them through SentencePiece."""
+        check_no_lone_surrogate(text)
         chunks = self._added_pattern.split(text) if self._added_pattern else [text]
         chunks = [chunk for chunk in chunks if chunk]
         # An added token may eat the blanks beside it, or (single_word) only match a whole word.
@@ -439,6 +443,7 @@ class PreTrainedTokenizer:
             raise ValueError("give text, text_target or both")
         if padding_side not in (None, "left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', not {padding_side!r}")
+        check_positive_length("max_target_length", max_target_length)
         # Warn about long texts only when the caller said nothing about truncation.
         warn_if_too_long = verbose and truncation is None
         pad, truncate, max_length = self._resolve_padding_truncation(
@@ -468,6 +473,7 @@ class PreTrainedTokenizer:
 
     def _resolve_padding_truncation(self, padding, truncation, max_length, pad_to_multiple_of, verbose):
         """(pad: None|"longest"|"max_length", truncate: bool, max_length), as Hugging Face decides them."""
+        check_positive_length("max_length", max_length)
         if max_length is not None and padding is False and truncation is None:
             truncation = True  # Hugging Face's rule: max_length alone truncates
         try:

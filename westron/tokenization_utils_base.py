@@ -9,10 +9,12 @@ files in a tokenizer folder. The tokenizer itself is `westron.tokenization_utils
 from __future__ import annotations
 
 import dataclasses
+import operator
+import re
 from collections.abc import Mapping
 from typing import Any
 
-from westron.errors import CheckpointError
+from westron.errors import CheckpointError, WestronError
 
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
@@ -42,6 +44,37 @@ class SequenceTooLongWarning(UserWarning):
     that want an error instead turn it into one with
     `warnings.simplefilter("error", SequenceTooLongWarning)` inside `warnings.catch_warnings()`.
     """
+
+
+class TokenizerInputError(WestronError, ValueError):
+    """Text or settings the tokenizer cannot take. A ValueError, as Hugging Face raises, and a
+    WestronError, so the CLI reports it on one line."""
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_no_lone_surrogate(text: str) -> None:
+    """Refuses text holding a lone surrogate (U+D800..U+DFFF), which a Python string can hold.
+
+    Such characters are not text: they are bytes a reader could not decode (`errors="surrogateescape"`),
+    and SentencePiece cannot take them. An error rather than <unk>, because the fix belongs to the
+    reader (the right encoding), and a translation of a silently damaged input looks like a good one.
+    """
+    match = _LONE_SURROGATE.search(text)
+    if match:
+        raise TokenizerInputError(
+            f"the text holds a lone surrogate U+{ord(match.group()):04X} at character {match.start()}: "
+            "undecodable bytes, not text; read the input with its right encoding"
+        )
+
+
+def check_positive_length(name: str, value: Any) -> None:
+    """max_length and its kin are None or a positive int (as Hugging Face requires); -1 or 0 is an error."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise TokenizerInputError(f"{name} must be a positive integer, not {value!r}")
 
 
 @dataclasses.dataclass
@@ -101,16 +134,23 @@ class BatchEncoding(dict):
 
 
 def to_id_lists(token_ids: Any) -> Any:
-    """Python ints / lists from a list, NumPy array, PyTorch or TensorFlow tensor, without importing them."""
+    """Python ints / lists from a list, NumPy array, PyTorch or TensorFlow tensor, without importing them.
+
+    Anything that is not an integer (1.5, "12", None) is a TypeError: rounding it would decode
+    some token silently.
+    """
     if hasattr(token_ids, "numpy") and not hasattr(token_ids, "tolist"):  # tf.Tensor
         token_ids = token_ids.numpy()
     if hasattr(token_ids, "detach"):  # torch.Tensor (maybe on a GPU)
         token_ids = token_ids.detach().cpu()
     if hasattr(token_ids, "tolist"):
-        return token_ids.tolist()
+        token_ids = token_ids.tolist()
     if isinstance(token_ids, (list, tuple)):
         return [to_id_lists(item) for item in token_ids]
-    return int(token_ids)
+    try:
+        return operator.index(token_ids)  # ints, NumPy integers; not floats, strings or None
+    except TypeError:
+        raise TypeError(f"token ids must be integers, not {type(token_ids).__name__} ({token_ids!r})") from None
 
 
 def as_tensor(rows: list[list[int]], return_tensors: str | None):
