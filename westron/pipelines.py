@@ -1,8 +1,8 @@
 """pipeline("translation"): text in, translations out, in PyTorch or TensorFlow.
 
-    >>> translator = westron.pipeline("translation", model="path/to/opus-mt-en-de", framework="tf")
-    >>> translator(["Hello world"], num_beams=4)
-    [{'translation_text': 'Hallo Welt'}]
+With a real checkpoint, `pipeline("translation", model="Helsinki-NLP/opus-mt-en-de", framework="tf")`
+turns ["Hello world"] into [{'translation_text': 'Hallo Welt'}]; `pipeline`'s docstring has an
+example that runs.
 """
 
 from __future__ import annotations
@@ -201,6 +201,13 @@ def pipeline(task: str, model: Any, tokenizer: Any = None, framework: str | None
     """Hugging Face's pipeline() for translation: `pipeline("translation", model=..., framework="pt"|"tf")`.
 
     As in HF 4.x, "translation_en_to_de" names the direction (T5 then finds its prefix in the config).
+
+    Example:
+
+        >>> import westron
+        >>> translator = westron.pipeline("translation", model=checkpoint, framework="pt")
+        >>> translator(["Speak, friend, and enter.", ""], num_beams=2, max_new_tokens=8)
+        [{'translation_text': '...'}, {'translation_text': ''}]
     """
     match = SUPPORTED_TASK.fullmatch(task)
     if not match:

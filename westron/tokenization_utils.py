@@ -438,6 +438,18 @@ class PreTrainedTokenizer:
         (the default) keeps long texts whole with one SequenceTooLongWarning per call; False keeps
         them whole silently (the caller checks). max_length alone implies truncation=True.
         With only text_target, the targets come back as input_ids and attention_mask.
+
+        Example:
+
+            >>> from westron import AutoTokenizer
+            >>> tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+            >>> batch = tokenizer(["Speak, friend, and enter.", "The road"], padding=True, return_tensors="np")
+            >>> sorted(batch)
+            ['attention_mask', 'input_ids']
+            >>> batch["attention_mask"][1].tolist()  # the shorter row is padded
+            [1, 1, ..., 1, 0, ..., 0]
+            >>> tokenizer("The road", text_target="goes ever on")["labels"][-1] == tokenizer.eos_token_id
+            True
         """
         if text is None and text_target is None:
             raise ValueError("give text, text_target or both")
@@ -642,6 +654,16 @@ class PreTrainedTokenizer:
         clean_up_tokenization_spaces: bool | None = None,
         **decode_options: Any,
     ) -> list[str]:
+        """The texts of a batch of id sequences (a list of lists, a 2-D array or tensor).
+
+        Example:
+
+            >>> from westron import AutoTokenizer
+            >>> tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+            >>> ids = tokenizer(["Speak, friend, and enter.", "The road goes ever on."], padding=True)["input_ids"]
+            >>> tokenizer.batch_decode(ids, skip_special_tokens=True)
+            ['Speak, friend, and enter.', 'The road goes ever on.']
+        """
         texts = self.decode(sequences, skip_special_tokens, clean_up_tokenization_spaces, **decode_options)
         return [texts] if isinstance(texts, str) else texts
 
@@ -667,7 +689,16 @@ class PreTrainedTokenizer:
     # ---- folders ----------------------------------------------------------------------------------
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> list[str]:
-        """Writes tokenizer_config.json, special_tokens_map.json and the vocabulary files (atomically)."""
+        """Writes tokenizer_config.json, special_tokens_map.json and the vocabulary files (atomically).
+
+        Example:
+
+            >>> import os
+            >>> from westron import AutoTokenizer
+            >>> tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+            >>> [os.path.basename(path) for path in tokenizer.save_pretrained("my-tokenizer")]
+            ['tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'source.spm', 'target.spm']
+        """
         save_directory = os.fspath(save_directory)
         if os.path.isfile(save_directory):
             raise WestronError(f"{save_directory!r} is a file; a tokenizer is saved into a folder")
@@ -688,6 +719,13 @@ class PreTrainedTokenizer:
         """Loads a tokenizer folder or Hub repo (revision=, cache_dir=, local_files_only=, token=).
 
         Other keyword arguments override tokenizer_config.json (`model_max_length=128`).
+
+        Example:
+
+            >>> from westron import MarianTokenizer
+            >>> tokenizer = MarianTokenizer.from_pretrained(checkpoint, model_max_length=128)
+            >>> tokenizer.model_max_length
+            128
         """
         hub_kwargs = pop_hub_kwargs(kwargs)
 
