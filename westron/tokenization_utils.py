@@ -41,7 +41,8 @@ from westron.errors import WestronError
 from westron.file_utils import write_json
 from westron.hub import cached_file
 from westron.tokenization_legacy import complete_legacy_config
-from westron.tokenization_utils_base import (  # noqa: F401  (AddedToken, BatchEncoding, SequenceTooLongWarning: public here too)
+# AddedToken, BatchEncoding, SequenceTooLongWarning and TokenizerInputError are importable from here too.
+from westron.tokenization_utils_base import (  # noqa: F401
     LARGE_INTEGER,
     PADDING_STRATEGIES,
     SPECIAL_TOKEN_NAMES,
