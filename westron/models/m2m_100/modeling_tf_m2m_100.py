@@ -208,9 +208,7 @@ class TFM2M100SinusoidalPositionalEmbedding(_Block):
 class TFM2M100Attention(_Block):
     """Multi-head attention (self or cross), with an optional key/value cache."""
 
-    def __init__(
-        self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True, **kwargs
-    ):
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True, **kwargs):
         super().__init__(**kwargs)
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
@@ -415,7 +413,7 @@ def _layer_drop(layer_output, layer_input, layerdrop: float, training: bool):
     """LayerDrop (https://arxiv.org/abs/1909.11556) while training: keep the input instead of the layer's
     output with probability `layerdrop`. A select rather than a Python branch, so the graph (and XLA)
     has one shape and every layer's variables exist; the dropped layer's output gets no gradient.
-    (Unlike the PyTorch twin, a dropped layer still adds an entry to hidden_states / attentions.)"""
+    The PyTorch twin does the same, so hidden_states and attentions hold one entry per layer in both."""
     if not training or layerdrop <= 0.0:
         return layer_output
     return tf.where(tf.random.uniform([]) < layerdrop, layer_input, layer_output)
