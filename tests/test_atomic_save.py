@@ -117,7 +117,7 @@ def test_save_keeps_other_files_and_replaces_its_own(tmp_path):
     ]  # fmt: skip
     assert (folder / "runs" / "events").read_text() == "x"
     assert model_identity(str(folder)) == 3
-    MarianConfig(d_model=8).save_pretrained(folder)  # a config save keeps the weights
+    MarianConfig(d_model=8, encoder_attention_heads=2, decoder_attention_heads=2).save_pretrained(folder)  # keeps the weights
     assert (folder / "model.safetensors").exists() and (folder / "vocab.json").exists()
 
 
@@ -157,3 +157,21 @@ def test_failed_save_keeps_the_old_folder(tmp_path):
             (open(os.path.join(new, "a"), "w")).write("new")
             raise RuntimeError("killed")
     assert (folder / "a").read_text() == "old" and leftovers(tmp_path) == []
+
+
+def test_tokenizer_and_model_saves_into_one_folder_keep_each_other(tmp_path):
+    """HF habit: model.save_pretrained(d); tokenizer.save_pretrained(d). Each is one atomic swap that
+    keeps the other's files and replaces its own (a stale vocabulary file of another tokenizer goes)."""
+    from westron import AutoTokenizer
+    from westron.demo import build_demo_checkpoint
+
+    tokenizer = AutoTokenizer.from_pretrained(build_demo_checkpoint(str(tmp_path / "demo")))
+    folder = tmp_path / "saves" / "model"
+    tiny_marian(2, seed=1).save_pretrained(folder)
+    (folder / "tokenizer_config.json").write_text("{}")  # an older save's, to be replaced
+    tokenizer.save_pretrained(folder)
+    tiny_marian(3, seed=2).save_pretrained(folder)
+    names = set(os.listdir(folder))
+    assert {"config.json", "model.safetensors", "tokenizer_config.json", "vocab.json", "source.spm"} <= names
+    assert model_identity(str(folder)) == 3 and leftovers(folder.parent) == []
+    assert AutoTokenizer.from_pretrained(folder)("Speak, friend")["input_ids"] == tokenizer("Speak, friend")["input_ids"]

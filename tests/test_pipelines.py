@@ -122,3 +122,33 @@ def test_model_objects_bring_their_framework(t5_folder):
     pt_translator = westron.pipeline("translation", model=pt_model, tokenizer=tokenizer, source_prefix="x: ")
     assert (tf_translator.framework, pt_translator.framework) == ("tf", "pt")
     assert tf_translator(SOURCES, max_new_tokens=5) == pt_translator(SOURCES, max_new_tokens=5)
+
+
+@pytest.fixture(scope="module")
+def t5_translator(t5_folder):
+    return westron.pipeline("translation", model=t5_folder, framework="pt", source_prefix="x: ", max_new_tokens=5)
+
+
+def test_empty_and_blank_inputs_give_empty_translations(t5_translator):
+    """As the CLI keeps empty lines empty: nothing to translate gives "", whatever the model would say."""
+    texts = ["", SOURCES[0], "   ", "\t\n", SOURCES[1]]
+    translations = [r["translation_text"] for r in t5_translator(texts, batch_size=2)]
+    expected = [r["translation_text"] for r in t5_translator(SOURCES[:2])]
+    assert translations == ["", expected[0], "", "", expected[1]]
+    assert t5_translator([""]) == [{"translation_text": ""}]
+    assert t5_translator("  ") == [{"translation_text": ""}]
+
+
+def test_empty_inputs_keep_their_place_with_several_returned_sequences(t5_translator):
+    texts = ["", SOURCES[0]]
+    translations = [r["translation_text"] for r in t5_translator(texts, num_beams=2, num_return_sequences=2)]
+    expected = [r["translation_text"] for r in t5_translator(SOURCES[:1], num_beams=2, num_return_sequences=2)]
+    assert translations == ["", ""] + expected
+    assert t5_translator([""], num_beams=2, num_return_sequences=2) == [{"translation_text": ""}] * 2
+
+
+@pytest.mark.parametrize("texts, kind", [(123, "int"), (None, "NoneType"), (["fine", 7], "int"), (["fine", None], "NoneType"), (b"bytes", "bytes")])
+def test_input_that_is_not_text_names_the_expected_types(t5_translator, texts, kind):
+    with pytest.raises(TypeError, match=f"a string or a list of strings, not {kind}") as error:
+        t5_translator(texts)
+    assert isinstance(error.value, WestronError)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import json
 import os
 import re
 import shutil
@@ -213,3 +214,18 @@ def check_replaceable_folder(path: str | os.PathLike, marker: str) -> None:
         raise WestronError(f"{path} is a file; the output is a folder")
     if os.path.isdir(path) and os.listdir(path) and not os.path.isfile(os.path.join(path, marker)):
         raise WestronError(f"{path} exists and holds other files (no {marker}): choose a new or empty folder")
+
+
+def write_json(path: str | os.PathLike, data, sort_keys: bool = False) -> None:
+    """Writes `data` as indented UTF-8 JSON (non-ASCII kept as is), atomically."""
+    with atomic_write(path) as handle:
+        handle.write(json.dumps(data, indent=2, sort_keys=sort_keys, ensure_ascii=False) + "\n")
+
+
+def copy_file_atomically(source: str | os.PathLike, destination: str | os.PathLike) -> None:
+    """Copies `source` over `destination` so that a reader never sees half a file."""
+    if os.path.exists(destination) and os.path.samefile(source, destination):
+        return
+    with open(source, "rb") as reader, atomic_write(destination, "wb") as writer:
+        while chunk := reader.read(1 << 20):
+            writer.write(chunk)

@@ -30,7 +30,6 @@ class DecoderOutput:
 class Seq2SeqModelOutput:
     last_hidden_state: Any  # the decoder's, (batch, target_len, d_model)
     encoder_last_hidden_state: Any
-    cache: tuple | None = None
     decoder_hidden_states: tuple | None = None
     decoder_attentions: tuple | None = None
     cross_attentions: tuple | None = None
@@ -43,7 +42,6 @@ class Seq2SeqLMOutput:
     logits: Any  # (batch, target_len, vocab)
     loss: Any = None  # mean cross-entropy over labels != -100, when labels are given
     encoder_last_hidden_state: Any = None
-    cache: tuple | None = None
     decoder_hidden_states: tuple | None = None
     decoder_attentions: tuple | None = None
     cross_attentions: tuple | None = None

@@ -79,7 +79,16 @@ class TFPreTrainedModel(keras.Model):
         device: str | None = None,
         **kwargs: Any,
     ) -> "TFPreTrainedModel":
-        """Loads config.json, generation_config.json and the (PyTorch-named) weights of a folder or Hub repo."""
+        """Loads config.json, generation_config.json and the (PyTorch-named) weights of a folder or Hub repo.
+
+        Example (the same folder PyTorch reads):
+
+            >>> from westron import TFMarianMTModel
+            >>> model = TFMarianMTModel.from_pretrained(checkpoint)
+            >>> model.save_pretrained("my-tf-opus-mt")  # PyTorch-named model.safetensors
+            >>> TFMarianMTModel.from_pretrained("my-tf-opus-mt").config.d_model == model.config.d_model
+            True
+        """
         hub_kwargs = pop_hub_kwargs(kwargs)
         recover_directory(path_or_repo_id)  # the leftovers of a save that was killed, if any
         if config is None:
@@ -128,6 +137,16 @@ class TFPreTrainedModel(keras.Model):
 
         Runs as one compiled tf.function by default (`jit_compile=True`, shapes padded to buckets);
         `eager=True` runs the same search step by step in Python, for debugging.
+
+        Example:
+
+            >>> from westron import AutoTokenizer, TFAutoModelForSeq2SeqLM
+            >>> tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+            >>> model = TFAutoModelForSeq2SeqLM.from_pretrained(checkpoint)
+            >>> batch = tokenizer(["Speak, friend, and enter."], return_tensors="tf")
+            >>> ids = model.generate(**batch, max_new_tokens=8)
+            >>> tokenizer.batch_decode(ids, skip_special_tokens=True)
+            ['...']
         """
         from westron.generation.tf_search import generate
 

@@ -67,7 +67,16 @@ class PreTrainedModel(nn.Module):
         dtype: torch.dtype | None = None,
         **kwargs: Any,
     ) -> "PreTrainedModel":
-        """Loads config.json, generation_config.json and the weights of a folder or Hub repo."""
+        """Loads config.json, generation_config.json and the weights of a folder or Hub repo.
+
+        Example (`checkpoint`: a folder or Hub id such as "Helsinki-NLP/opus-mt-en-de"):
+
+            >>> from westron import MarianMTModel
+            >>> model = MarianMTModel.from_pretrained(checkpoint)
+            >>> model.save_pretrained("my-opus-mt")  # config.json, generation_config.json, model.safetensors
+            >>> MarianMTModel.from_pretrained("my-opus-mt").config.d_model == model.config.d_model
+            True
+        """
         hub_kwargs = pop_hub_kwargs(kwargs)
         recover_directory(path_or_repo_id)  # the leftovers of a save that was killed, if any
         if config is None:
@@ -117,7 +126,20 @@ class PreTrainedModel(nn.Module):
     # ---- generation -------------------------------------------------------------------------------
 
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any):
-        """Translates a batch: returns generated ids (batch * num_return_sequences, length)."""
+        """Translates a batch: returns generated ids (batch * num_return_sequences, length).
+
+        Example:
+
+            >>> from westron import AutoModelForSeq2SeqLM, AutoTokenizer
+            >>> tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+            >>> model = AutoModelForSeq2SeqLM.from_pretrained(checkpoint)
+            >>> batch = tokenizer(["Speak, friend, and enter."], return_tensors="pt")
+            >>> ids = model.generate(**batch, num_beams=2, max_new_tokens=8)
+            >>> tuple(ids.shape[:1]), ids.dtype
+            ((1,), torch.int64)
+            >>> tokenizer.batch_decode(ids, skip_special_tokens=True)
+            ['...']
+        """
         from westron.generation.torch_search import generate
 
         return generate(self, input_ids, attention_mask=attention_mask, **kwargs)

@@ -1,8 +1,8 @@
 """pipeline("translation"): text in, translations out, in PyTorch or TensorFlow.
 
-    >>> translator = westron.pipeline("translation", model="path/to/opus-mt-en-de", framework="tf")
-    >>> translator(["Hello world"], num_beams=4)
-    [{'translation_text': 'Hallo Welt'}]
+With a real checkpoint, `pipeline("translation", model="Helsinki-NLP/opus-mt-en-de", framework="tf")`
+turns ["Hello world"] into [{'translation_text': 'Hallo Welt'}]; `pipeline`'s docstring has an
+example that runs.
 """
 
 from __future__ import annotations
@@ -154,13 +154,42 @@ class TranslationPipeline:
         return output.numpy()
 
     def __call__(self, texts: str | Sequence[str], batch_size: int = 32, **generate_kwargs: Any) -> list[dict[str, str]]:
-        """Translates a text or a list of texts: [{"translation_text": ...}] in input order."""
-        if isinstance(texts, str):
-            texts = [texts]
-        results: list[str] = []
-        for start in range(0, len(texts), batch_size):
-            results.extend(self.translate_batch(texts[start : start + batch_size], **generate_kwargs))
-        return [{"translation_text": text} for text in results]
+        """Translates a text or a list of texts: [{"translation_text": ...}] in input order.
+
+        An empty or blank text translates to "" (as the CLI keeps empty lines empty): a model
+        given nothing would still say something.
+        """
+        texts = _text_list(texts)
+        filled = [i for i, text in enumerate(texts) if text.strip()]
+        translations: list[str] = []
+        for start in range(0, len(filled), batch_size):
+            batch = [texts[i] for i in filled[start : start + batch_size]]
+            translations.extend(self.translate_batch(batch, **generate_kwargs))
+        # Each text gives num_return_sequences translations; a blank one as many empty strings.
+        if filled:
+            per_text = len(translations) // len(filled)
+        else:
+            per_text = int({**self.generate_kwargs, **generate_kwargs}.get("num_return_sequences") or 1)
+        results = [[""] * per_text for _ in texts]
+        for k, i in enumerate(filled):
+            results[i] = translations[k * per_text : (k + 1) * per_text]
+        return [{"translation_text": text} for per_input in results for text in per_input]
+
+
+class PipelineInputError(WestronError, TypeError):
+    """The pipeline was given something that is not text: a TypeError, reported on one line by the CLI."""
+
+
+def _text_list(texts: Any) -> Sequence[str]:
+    """`texts` as a sequence of strings (a string is one text); anything else is a PipelineInputError."""
+    if isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, Sequence) and not isinstance(texts, bytes):
+        not_text = [text for text in texts if not isinstance(text, str)]
+        if not not_text:
+            return texts
+        texts = not_text[0]
+    raise PipelineInputError(f"translation input must be a string or a list of strings, not {type(texts).__name__}")
 
 
 def check_tokenizer_fits_model(tokenizer: Any, config: Any) -> None:
@@ -192,6 +221,13 @@ def pipeline(task: str, model: Any, tokenizer: Any = None, framework: str | None
     """Hugging Face's pipeline() for translation: `pipeline("translation", model=..., framework="pt"|"tf")`.
 
     As in HF 4.x, "translation_en_to_de" names the direction (T5 then finds its prefix in the config).
+
+    Example:
+
+        >>> import westron
+        >>> translator = westron.pipeline("translation", model=checkpoint, framework="pt")
+        >>> translator(["Speak, friend, and enter.", ""], num_beams=2, max_new_tokens=8)
+        [{'translation_text': '...'}, {'translation_text': ''}]
     """
     match = SUPPORTED_TASK.fullmatch(task)
     if not match:

@@ -1,6 +1,6 @@
-"""SentencePiece-backed tokenizers with Hugging Face's call signature and folder layout.
+"""The base tokenizer: Hugging Face's call signature and folder layout over a family's subword model.
 
-`SentencePieceTokenizer` holds everything a model family's tokenizer shares: special and added
+`PreTrainedTokenizer` holds everything a model family's tokenizer shares: special and added
 tokens, splitting the text around them, padding, truncation, tensors ("np", "pt" or "tf", the
 framework imported only when asked for), decoding, and `save_pretrained` / `from_pretrained` with
 `tokenizer_config.json` and `special_tokens_map.json`. A family's tokenizer (Marian, T5, M2M100,
@@ -22,12 +22,14 @@ special tokens get the ids the vocabulary gives them (or new ids after it), `ski
 skips `<unk>` too, a text longer than the model accepts is kept whole unless truncation is asked
 for (with one `SequenceTooLongWarning` when `truncation` is left unset), and `max_length` alone
 turns truncation on.
+
+The base class never calls SentencePiece itself: every family happens to use it, through
+`westron.sentencepiece_utils`. The data types (`AddedToken`, `BatchEncoding`, tensors) live in
+`westron.tokenization_utils_base`, reading older tokenizer folders in `westron.tokenization_legacy`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import re
 import warnings
@@ -35,20 +37,29 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from westron.configuration_utils import JsonConfig, pop_hub_kwargs
-from westron.errors import CheckpointError, WestronError
-from westron.file_utils import atomic_write
+from westron.errors import WestronError
+from westron.file_utils import atomic_directory, write_json
 from westron.hub import cached_file
-
-TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
-SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
-ADDED_TOKENS_FILE = "added_tokens.json"  # legacy: read, never written
-
-# The named special tokens, in Hugging Face's order (it decides the ids of tokens new to the vocab).
-SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
-
-# Hugging Face's stand-in for "no length limit" (model_max_length of checkpoints without one).
-VERY_LARGE_INTEGER = int(1e30)
-_LARGE_INTEGER = int(1e20)
+from westron.tokenization_legacy import complete_legacy_config
+# AddedToken, BatchEncoding, SequenceTooLongWarning and TokenizerInputError are importable from here too.
+from westron.tokenization_utils_base import (  # noqa: F401
+    LARGE_INTEGER,
+    PADDING_STRATEGIES,
+    SPECIAL_TOKEN_NAMES,
+    SPECIAL_TOKENS_MAP_FILE,
+    TOKENIZER_CONFIG_FILE,
+    TRUNCATION_STRATEGIES,
+    VERY_LARGE_INTEGER,
+    AddedToken,
+    BatchEncoding,
+    SequenceTooLongWarning,
+    TokenizerInputError,
+    as_tensor,
+    check_no_lone_surrogate,
+    check_positive_length,
+    to_id_lists,
+    token_text,
+)
 
 # tokenizer_config.json keys that describe a Hugging Face session, not the tokenizer: not kept.
 _SESSION_KEYS = frozenset(
@@ -67,133 +78,9 @@ _SESSION_KEYS = frozenset(
     }
 )
 
-# The accepted `padding=` and `truncation=` values (Hugging Face's names) -> what they mean here.
-_PADDING = {True: "longest", "longest": "longest", "max_length": "max_length"}
-_PADDING.update({False: None, None: None, "do_not_pad": None})
-_TRUNCATION = {True: True, "longest_first": True, "only_first": True}
-_TRUNCATION.update({False: False, None: False, "do_not_truncate": False})
 
-
-class SequenceTooLongWarning(UserWarning):
-    """Some text gives more tokens than the model accepts, and the call left `truncation` unset.
-
-    Issued once per call (Hugging Face logs it once per tokenizer). Not issued with an explicit
-    `truncation=False`, nor with `verbose=False`: that caller checks the lengths itself. Callers
-    that want an error instead turn it into one with
-    `warnings.simplefilter("error", SequenceTooLongWarning)` inside `warnings.catch_warnings()`.
-    """
-
-
-@dataclasses.dataclass
-class AddedToken:
-    """A token matched as a whole in the text before SentencePiece sees it (Hugging Face's fields)."""
-
-    content: str
-    single_word: bool = False
-    lstrip: bool = False
-    rstrip: bool = False
-    special: bool = False
-    normalized: bool | None = None
-
-    def __post_init__(self):
-        if self.normalized is None:
-            self.normalized = not self.special
-
-    def __str__(self):
-        return self.content
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, value: Any) -> "AddedToken":
-        if isinstance(value, AddedToken):
-            return value
-        if isinstance(value, str):
-            return cls(value)
-        if isinstance(value, Mapping) and isinstance(value.get("content"), str):
-            fields = {field.name for field in dataclasses.fields(cls)}
-            return cls(**{key: item for key, item in value.items() if key in fields})
-        raise CheckpointError(f"not a token: {value!r}")
-
-
-def token_text(value: Any) -> str:
-    """A special token as written in a config: a string or an AddedToken-like {"content": ...}."""
-    if isinstance(value, (str, AddedToken)):
-        return str(value)
-    if isinstance(value, Mapping) and isinstance(value.get("content"), str):
-        return value["content"]
-    raise CheckpointError(f"not a token: {value!r}")
-
-
-class BatchEncoding(dict):
-    """The tokenizer's output: a dict (`model(**batch)` works) whose keys are also attributes."""
-
-    def __getattr__(self, key):
-        try:
-            return self[key]
-        except KeyError:
-            raise AttributeError(f"BatchEncoding has no {key!r}; it holds {sorted(self)}") from None
-
-    def to(self, device) -> "BatchEncoding":
-        """Moves PyTorch tensors to `device` (other values are left as they are)."""
-        return BatchEncoding({key: value.to(device) if hasattr(value, "to") else value for key, value in self.items()})
-
-
-def to_id_lists(token_ids: Any) -> Any:
-    """Python ints / lists from a list, NumPy array, PyTorch or TensorFlow tensor, without importing them."""
-    if hasattr(token_ids, "numpy") and not hasattr(token_ids, "tolist"):  # tf.Tensor
-        token_ids = token_ids.numpy()
-    if hasattr(token_ids, "detach"):  # torch.Tensor (maybe on a GPU)
-        token_ids = token_ids.detach().cpu()
-    if hasattr(token_ids, "tolist"):
-        return token_ids.tolist()
-    if isinstance(token_ids, (list, tuple)):
-        return [to_id_lists(item) for item in token_ids]
-    return int(token_ids)
-
-
-def as_tensor(rows: list[list[int]], return_tensors: str | None):
-    """Rows of equal length as a (batch, length) tensor of the asked framework; None keeps lists."""
-    if return_tensors is None:
-        return rows
-    shape = (len(rows), len(rows[0]) if rows else 0)
-    if len({len(row) for row in rows}) > 1:
-        raise ValueError(
-            "sequences of different lengths cannot make one tensor: pass padding=True (and truncation=True "
-            "if they may be longer than the model accepts)"
-        )
-    if return_tensors == "np":
-        import numpy as np
-
-        return np.asarray(rows, dtype=np.int64).reshape(shape)
-    if return_tensors == "pt":
-        import torch
-
-        return torch.tensor(rows, dtype=torch.long).reshape(shape)
-    if return_tensors == "tf":
-        import tensorflow as tf
-
-        return tf.reshape(tf.constant(rows, dtype=tf.int32), shape)
-    raise ValueError(f"return_tensors must be None, 'np', 'pt' or 'tf', not {return_tensors!r}")
-
-
-def _special_token_property(name: str):
-    def token(self) -> str | None:
-        return self._special_tokens.get(name)
-
-    def set_token(self, value) -> None:
-        self._special_tokens[name] = None if value is None else str(value)
-
-    def token_id(self) -> int | None:
-        value = self._special_tokens.get(name)
-        return None if value is None else self.convert_tokens_to_ids(value)
-
-    return property(token, set_token), property(token_id)
-
-
-class SentencePieceTokenizer:
-    """Base of the SentencePiece tokenizers: see the module docstring for what a subclass supplies."""
+class PreTrainedTokenizer:
+    """Base of the tokenizers: see the module docstring for what a subclass supplies."""
 
     # __init__ argument -> file name in a tokenizer folder; the optional ones may be absent.
     vocab_files_names: ClassVar[dict[str, str]] = {}
@@ -201,8 +88,6 @@ class SentencePieceTokenizer:
     model_input_names: ClassVar[list[str]] = ["input_ids", "attention_mask"]
     padding_side: str = "right"
     truncation_side: str = "right"
-
-    # bos_token, eos_token, ... and bos_token_id, eos_token_id, ...: properties set after the class.
 
     def __init__(
         self,
@@ -353,6 +238,103 @@ class SentencePieceTokenizer:
     def added_tokens_decoder(self) -> dict[int, AddedToken]:
         return dict(sorted(self._added_tokens.items()))
 
+    # The named special tokens (None when the tokenizer has none) and their ids: one property each,
+    # written out so that grep and IDEs find them.
+
+    def _special_token(self, name: str) -> str | None:
+        return self._special_tokens.get(name)
+
+    def _set_special_token(self, name: str, value: str | AddedToken | None) -> None:
+        self._special_tokens[name] = None if value is None else str(value)
+
+    def _special_token_id(self, name: str) -> int | None:
+        token = self._special_tokens.get(name)
+        return None if token is None else self.convert_tokens_to_ids(token)
+
+    @property
+    def bos_token(self) -> str | None:
+        return self._special_token("bos_token")
+
+    @bos_token.setter
+    def bos_token(self, value: str | AddedToken | None) -> None:
+        self._set_special_token("bos_token", value)
+
+    @property
+    def eos_token(self) -> str | None:
+        return self._special_token("eos_token")
+
+    @eos_token.setter
+    def eos_token(self, value: str | AddedToken | None) -> None:
+        self._set_special_token("eos_token", value)
+
+    @property
+    def unk_token(self) -> str | None:
+        return self._special_token("unk_token")
+
+    @unk_token.setter
+    def unk_token(self, value: str | AddedToken | None) -> None:
+        self._set_special_token("unk_token", value)
+
+    @property
+    def sep_token(self) -> str | None:
+        return self._special_token("sep_token")
+
+    @sep_token.setter
+    def sep_token(self, value: str | AddedToken | None) -> None:
+        self._set_special_token("sep_token", value)
+
+    @property
+    def pad_token(self) -> str | None:
+        return self._special_token("pad_token")
+
+    @pad_token.setter
+    def pad_token(self, value: str | AddedToken | None) -> None:
+        self._set_special_token("pad_token", value)
+
+    @property
+    def cls_token(self) -> str | None:
+        return self._special_token("cls_token")
+
+    @cls_token.setter
+    def cls_token(self, value: str | AddedToken | None) -> None:
+        self._set_special_token("cls_token", value)
+
+    @property
+    def mask_token(self) -> str | None:
+        return self._special_token("mask_token")
+
+    @mask_token.setter
+    def mask_token(self, value: str | AddedToken | None) -> None:
+        self._set_special_token("mask_token", value)
+
+    @property
+    def bos_token_id(self) -> int | None:
+        return self._special_token_id("bos_token")
+
+    @property
+    def eos_token_id(self) -> int | None:
+        return self._special_token_id("eos_token")
+
+    @property
+    def unk_token_id(self) -> int | None:
+        return self._special_token_id("unk_token")
+
+    @property
+    def sep_token_id(self) -> int | None:
+        return self._special_token_id("sep_token")
+
+    @property
+    def pad_token_id(self) -> int | None:
+        return self._special_token_id("pad_token")
+
+    @property
+    def cls_token_id(self) -> int | None:
+        return self._special_token_id("cls_token")
+
+    @property
+    def mask_token_id(self) -> int | None:
+        return self._special_token_id("mask_token")
+
     def _compile_added_tokens(self) -> None:
         # Longest first: at each position the regex takes the first alternative that matches, so
         # "<extra_id_10>" wins over "<extra_id_1>" (Hugging Face's trie does the same).
@@ -363,6 +345,7 @@ class SentencePieceTokenizer:
 
     def tokenize(self, text: str, *, target: bool = False) -> list[str]:
         """The tokens of `text`: added tokens whole, the text between them through SentencePiece."""
+        check_no_lone_surrogate(text)
         chunks = self._added_pattern.split(text) if self._added_pattern else [text]
         chunks = [chunk for chunk in chunks if chunk]
         # An added token may eat the blanks beside it, or (single_word) only match a whole word.
@@ -456,11 +439,24 @@ class SentencePieceTokenizer:
         (the default) keeps long texts whole with one SequenceTooLongWarning per call; False keeps
         them whole silently (the caller checks). max_length alone implies truncation=True.
         With only text_target, the targets come back as input_ids and attention_mask.
+
+        Example:
+
+            >>> from westron import AutoTokenizer
+            >>> tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+            >>> batch = tokenizer(["Speak, friend, and enter.", "The road"], padding=True, return_tensors="np")
+            >>> sorted(batch)
+            ['attention_mask', 'input_ids']
+            >>> batch["attention_mask"][1].tolist()  # the shorter row is padded
+            [1, 1, ..., 1, 0, ..., 0]
+            >>> tokenizer("The road", text_target="goes ever on")["labels"][-1] == tokenizer.eos_token_id
+            True
         """
         if text is None and text_target is None:
             raise ValueError("give text, text_target or both")
         if padding_side not in (None, "left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', not {padding_side!r}")
+        check_positive_length("max_target_length", max_target_length)
         # Warn about long texts only when the caller said nothing about truncation.
         warn_if_too_long = verbose and truncation is None
         pad, truncate, max_length = self._resolve_padding_truncation(
@@ -490,14 +486,15 @@ class SentencePieceTokenizer:
 
     def _resolve_padding_truncation(self, padding, truncation, max_length, pad_to_multiple_of, verbose):
         """(pad: None|"longest"|"max_length", truncate: bool, max_length), as Hugging Face decides them."""
+        check_positive_length("max_length", max_length)
         if max_length is not None and padding is False and truncation is None:
             truncation = True  # Hugging Face's rule: max_length alone truncates
         try:
-            pad = _PADDING[padding]
+            pad = PADDING_STRATEGIES[padding]
         except (KeyError, TypeError):
             raise ValueError(f"padding must be True, False, 'longest' or 'max_length', not {padding!r}") from None
         try:
-            truncate = _TRUNCATION[truncation]
+            truncate = TRUNCATION_STRATEGIES[truncation]
         except (KeyError, TypeError):
             raise ValueError(f"truncation must be True, False or None, not {truncation!r}") from None
         if padding is True and max_length is not None and not truncate and verbose:
@@ -507,7 +504,7 @@ class SentencePieceTokenizer:
                 stacklevel=3,
             )
         if max_length is None:
-            unlimited = self.model_max_length > _LARGE_INTEGER
+            unlimited = self.model_max_length > LARGE_INTEGER
             if pad == "max_length":
                 if unlimited:
                     pad = None
@@ -568,7 +565,7 @@ class SentencePieceTokenizer:
 
     def _warn_if_too_long(self, rows: list[list[int]], max_length: int | None) -> None:
         limit = max_length if max_length is not None else self.model_max_length
-        if not limit or limit > _LARGE_INTEGER:
+        if not limit or limit > LARGE_INTEGER:
             return
         too_long = [len(row) for row in rows if len(row) > limit]
         if too_long:
@@ -658,6 +655,16 @@ class SentencePieceTokenizer:
         clean_up_tokenization_spaces: bool | None = None,
         **decode_options: Any,
     ) -> list[str]:
+        """The texts of a batch of id sequences (a list of lists, a 2-D array or tensor).
+
+        Example:
+
+            >>> from westron import AutoTokenizer
+            >>> tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+            >>> ids = tokenizer(["Speak, friend, and enter.", "The road goes ever on."], padding=True)["input_ids"]
+            >>> tokenizer.batch_decode(ids, skip_special_tokens=True)
+            ['Speak, friend, and enter.', 'The road goes ever on.']
+        """
         texts = self.decode(sequences, skip_special_tokens, clean_up_tokenization_spaces, **decode_options)
         return [texts] if isinstance(texts, str) else texts
 
@@ -669,19 +676,6 @@ class SentencePieceTokenizer:
         if clean_up_tokenization_spaces is None:
             clean_up_tokenization_spaces = self.clean_up_tokenization_spaces
         return self.clean_up_tokenization(text) if clean_up_tokenization_spaces else text
-
-    def decode_pieces_around_special_tokens(self, processor, tokens: list[str], after_special: str = "") -> str:
-        """Runs of pieces through SentencePiece's decoder, special tokens verbatim between them."""
-        special = set(self.all_special_tokens)
-        parts, run = [], []
-        for token in tokens:
-            if token in special:
-                parts.append(processor.decode_pieces(run) + token + after_special)
-                run = []
-            else:
-                run.append(token)
-        parts.append(processor.decode_pieces(run))
-        return "".join(parts)
 
     @staticmethod
     def clean_up_tokenization(text: str) -> str:
@@ -696,27 +690,46 @@ class SentencePieceTokenizer:
     # ---- folders ----------------------------------------------------------------------------------
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> list[str]:
-        """Writes tokenizer_config.json, special_tokens_map.json and the vocabulary files (atomically)."""
+        """Writes tokenizer_config.json, special_tokens_map.json and the vocabulary files (atomically).
+
+        Example:
+
+            >>> import os
+            >>> from westron import AutoTokenizer
+            >>> tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+            >>> [os.path.basename(path) for path in tokenizer.save_pretrained("my-tokenizer")]
+            ['tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'source.spm', 'target.spm']
+        """
         save_directory = os.fspath(save_directory)
         if os.path.isfile(save_directory):
             raise WestronError(f"{save_directory!r} is a file; a tokenizer is saved into a folder")
-        os.makedirs(save_directory, exist_ok=True)
         special_tokens_map = self.special_tokens_map
         if self._extra_special_tokens:
             special_tokens_map["additional_special_tokens"] = list(self._extra_special_tokens)
-        written = []
-        files = ((TOKENIZER_CONFIG_FILE, self.tokenizer_config()), (SPECIAL_TOKENS_MAP_FILE, special_tokens_map))
-        for name, data in files:
-            path = os.path.join(save_directory, name)
-            write_json(path, data, sort_keys=True)
-            written.append(path)
-        return written + self.save_vocabulary(save_directory)
+        # One atomic folder swap, as a model's save: the files a model saved there are kept, this
+        # tokenizer's own (including vocabulary files of an earlier save) are replaced.
+        owned = {TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE, *self.vocab_files_names.values()}
+        names = []
+        with atomic_directory(save_directory, keep=lambda name: name not in owned) as folder:
+            files = ((TOKENIZER_CONFIG_FILE, self.tokenizer_config()), (SPECIAL_TOKENS_MAP_FILE, special_tokens_map))
+            for name, data in files:
+                write_json(os.path.join(folder, name), data, sort_keys=True)
+                names.append(name)
+            names += [os.path.basename(path) for path in self.save_vocabulary(folder)]
+        return [os.path.join(save_directory, name) for name in names]
 
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike, **kwargs: Any):
         """Loads a tokenizer folder or Hub repo (revision=, cache_dir=, local_files_only=, token=).
 
         Other keyword arguments override tokenizer_config.json (`model_max_length=128`).
+
+        Example:
+
+            >>> from westron import MarianTokenizer
+            >>> tokenizer = MarianTokenizer.from_pretrained(checkpoint, model_max_length=128)
+            >>> tokenizer.model_max_length
+            128
         """
         hub_kwargs = pop_hub_kwargs(kwargs)
 
@@ -726,33 +739,7 @@ class SentencePieceTokenizer:
         config_path = resolve(TOKENIZER_CONFIG_FILE, required=False)
         config = JsonConfig.read_json(config_path) if config_path else {}
         config = {key: value for key, value in config.items() if key not in cls.vocab_files_names}
-        if "added_tokens_decoder" not in config:
-            # Older folders: special tokens in special_tokens_map.json, added ones in added_tokens.json.
-            map_path = resolve(SPECIAL_TOKENS_MAP_FILE, required=False)
-            for key, value in (JsonConfig.read_json(map_path) if map_path else {}).items():
-                if kwargs.get(key):
-                    continue
-                if key in ("additional_special_tokens", "extra_special_tokens") and isinstance(value, list):
-                    # As Hugging Face: extra_special_tokens add to the config's list, while
-                    # additional_special_tokens only count when the config has none.
-                    existing = config.get("extra_special_tokens") or config.get("additional_special_tokens") or []
-                    if isinstance(existing, Mapping) or (existing and key == "additional_special_tokens"):
-                        continue
-                    existing = [token_text(token) for token in existing]
-                    config.pop("additional_special_tokens", None)
-                    config["extra_special_tokens"] = existing + [
-                        token for token in map(token_text, value) if token not in existing
-                    ]
-                    continue
-                config[key] = value
-            added_path = resolve(ADDED_TOKENS_FILE, required=False)
-            if added_path:
-                special = {token_text(config[name]) for name in SPECIAL_TOKEN_NAMES if config.get(name)}
-                special.update(token_text(t) for t in config.get("additional_special_tokens") or ())
-                config["added_tokens_decoder"] = {
-                    index: AddedToken(token, special=token in special)
-                    for token, index in JsonConfig.read_json(added_path).items()
-                }
+        config = complete_legacy_config(config, resolve, kwargs)
         files = {}
         for argument, filename in cls.vocab_files_names.items():
             if kwargs.get(argument) is None:
@@ -764,77 +751,3 @@ class SentencePieceTokenizer:
             f"{type(self).__name__}(name_or_path={self.name_or_path!r}, vocab_size={self.vocab_size}, "
             f"model_max_length={self.model_max_length}, special_tokens={self.special_tokens_map})"
         )
-
-
-for _name in SPECIAL_TOKEN_NAMES:
-    _token, _token_id = _special_token_property(_name)
-    setattr(SentencePieceTokenizer, _name, _token)
-    setattr(SentencePieceTokenizer, f"{_name}_id", _token_id)
-del _name, _token, _token_id
-
-
-def write_json(path: str, data: Any, sort_keys: bool = False) -> None:
-    with atomic_write(path) as handle:
-        handle.write(json.dumps(data, indent=2, sort_keys=sort_keys, ensure_ascii=False) + "\n")
-
-
-def copy_file_atomically(source: str, destination: str) -> None:
-    """Copies `source` over `destination` so that a reader never sees half a file."""
-    if os.path.exists(destination) and os.path.samefile(source, destination):
-        return
-    with open(source, "rb") as reader, atomic_write(destination, "wb") as writer:
-        while chunk := reader.read(1 << 20):
-            writer.write(chunk)
-
-
-# ---- SentencePiece files: shared by every tokenizer --------------------------------------------------
-
-SPIECE_UNDERLINE = "▁"
-
-
-def load_spm(path: str, sp_model_kwargs: dict[str, Any]):
-    """A SentencePieceProcessor for a model file; a file that is no model is a CheckpointError."""
-    import sentencepiece
-
-    processor = sentencepiece.SentencePieceProcessor(**sp_model_kwargs)
-    try:
-        processor.Load(os.fspath(path))
-    except (OSError, RuntimeError) as error:
-        raise CheckpointError(f"{path} is not a SentencePiece model ({error})") from None
-    return processor
-
-
-def load_vocab(path: str) -> dict[str, int]:
-    """A vocab.json: token -> integer id."""
-    vocab = JsonConfig.read_json(os.fspath(path))
-    if not all(isinstance(index, int) for index in vocab.values()):
-        raise CheckpointError(f"{path} must map tokens to integer ids")
-    return vocab
-
-
-def load_charsmap_normalizer(processor):
-    """The model's character normalisation alone (Hugging Face's `Precompiled` normalizer): no
-    blank is added, removed or escaped, so whitespace is left for the pre-tokenizer to handle."""
-    import sentencepiece
-
-    return sentencepiece.SentencePieceNormalizer(
-        model_proto=processor.serialized_model_proto(),
-        add_dummy_prefix=False,
-        escape_whitespaces=False,
-        remove_extra_whitespaces=False,
-    )
-
-
-def metaspace_decode(tokens: list[str]) -> str:
-    """Hugging Face's Metaspace decoder: "▁" is a blank, except in the first token, which loses every "▁"."""
-    return "".join(token.replace(SPIECE_UNDERLINE, " " if i else "") for i, token in enumerate(tokens))
-
-
-def save_spm_model(processor, source: str, path: str) -> str:
-    """Copies the loaded SentencePiece model file to `path` (or writes the model it holds if the file is gone)."""
-    if os.path.isfile(source):
-        copy_file_atomically(source, path)
-    else:  # a temporary download that is gone
-        with atomic_write(path, "wb") as handle:
-            handle.write(processor.serialized_model_proto())
-    return path

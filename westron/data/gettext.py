@@ -504,7 +504,7 @@ def check_corpus(corpus: GettextCorpus, search_paths: Sequence[str]) -> None:
 def write_corpus(corpus: GettextCorpus, output_dir: str | os.PathLike) -> None:
     """train/validation/test.jsonl and summary.json, swapped in as one folder."""
     from westron.file_utils import atomic_directory, check_replaceable_folder
-    from westron.tokenization_utils import write_json
+    from westron.file_utils import write_json
 
     check_replaceable_folder(output_dir, SUMMARY_FILE)
     source_lang, target_lang = corpus.summary["source_lang"], corpus.summary["target_lang"]

@@ -115,7 +115,7 @@ def marian_vocab(*models: bytes) -> dict[str, int]:
 
 
 def write_marian(folder: str, source_model: bytes, target_model: bytes, source_lang: str, target_lang: str, model_max_length: int) -> dict[str, int]:
-    from westron.tokenization_utils import write_json
+    from westron.file_utils import write_json
 
     for name, model in (("source.spm", source_model), ("target.spm", target_model)):
         with open(os.path.join(folder, name), "wb") as handle:
@@ -146,7 +146,7 @@ def write_marian(folder: str, source_model: bytes, target_model: bytes, source_l
 
 
 def write_t5(folder: str, model: bytes, extra_ids: int, model_max_length: int) -> dict[str, int]:
-    from westron.tokenization_utils import write_json
+    from westron.file_utils import write_json
 
     with open(os.path.join(folder, "spiece.model"), "wb") as handle:
         handle.write(model)

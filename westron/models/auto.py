@@ -93,7 +93,15 @@ class AutoConfig:
 class AutoTokenizer:
     @staticmethod
     def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs: Any):
-        """The class named by tokenizer_config.json's tokenizer_class, else model_type's default."""
+        """The class named by tokenizer_config.json's tokenizer_class, else model_type's default.
+
+        Example:
+
+            >>> from westron import AutoTokenizer
+            >>> tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+            >>> type(tokenizer).__name__
+            'MarianTokenizer'
+        """
         hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
         config_path = cached_file(path_or_repo_id, "tokenizer_config.json", required=False, **hub_kwargs)
         name = JsonConfig.read_json(config_path).get("tokenizer_class") if config_path else None
@@ -115,6 +123,16 @@ class _AutoModel:
 
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike, **kwargs: Any):
+        """The family's model class, by config.json's model_type, loaded with its `from_pretrained`.
+
+        Example:
+
+            >>> from westron import AutoModelForSeq2SeqLM, TFAutoModelForSeq2SeqLM
+            >>> type(AutoModelForSeq2SeqLM.from_pretrained(checkpoint)).__name__
+            'MarianMTModel'
+            >>> type(TFAutoModelForSeq2SeqLM.from_pretrained(checkpoint)).__name__
+            'TFMarianMTModel'
+        """
         hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
         family, _ = _family_of_checkpoint(path_or_repo_id, hub_kwargs)
         return import_object(getattr(family, cls.framework_field)).from_pretrained(path_or_repo_id, **kwargs)

@@ -193,3 +193,30 @@ def test_fresh_model_is_initialised_like_hf():
     assert not model.final_logits_bias.any()
     layer = model.model.encoder.layers[0]
     assert not layer.fc1.bias.any() and torch.equal(layer.final_layer_norm.weight, torch.ones(16))
+
+
+def test_layerdrop_only_while_training(hf_folder, model, batch):
+    """LayerDrop keeps a layer's input instead of its output, in training only; as in the TF twin, a
+    dropped layer still adds its entry to hidden_states, so both frameworks give one per layer."""
+    dropping = MarianMTModel.from_pretrained(hf_folder, encoder_layerdrop=1.0, decoder_layerdrop=1.0)
+    torch.testing.assert_close(logits(dropping, batch), logits(model, batch), rtol=0, atol=0)
+    dropping.train()
+    with torch.no_grad():
+        out = dropping(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+            decoder_input_ids=batch["decoder_input_ids"], output_hidden_states=True,
+        )
+    assert len(out.encoder_hidden_states) == dropping.config.encoder_layers + 1
+    assert len(out.decoder_hidden_states) == dropping.config.decoder_layers + 1
+    torch.testing.assert_close(out.encoder_last_hidden_state, out.encoder_hidden_states[0], rtol=0, atol=0)
+
+
+def test_fp16_clamp_only_once_something_overflowed():
+    """HF's Marian clamps float16 activations to max - 1000 only when one of them is not finite."""
+    from westron.models.marian.modeling_marian import clamp_overflow_fp16
+
+    large = torch.tensor([65000.0, -65000.0, 1.0], dtype=torch.float16)  # finite, above max - 1000
+    torch.testing.assert_close(clamp_overflow_fp16(large), large, rtol=0, atol=0)
+    overflowed = torch.tensor([float("inf"), -65000.0, 1.0], dtype=torch.float16)
+    expected = torch.tensor([64504.0, -64504.0, 1.0], dtype=torch.float16)
+    torch.testing.assert_close(clamp_overflow_fp16(overflowed), expected, rtol=0, atol=0)

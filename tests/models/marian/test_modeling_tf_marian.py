@@ -279,3 +279,16 @@ def test_layerdrop_only_while_training(hf_folder, model, tf_batch):
         output_hidden_states=True, training=True,
     )
     np.testing.assert_array_equal(out.encoder_last_hidden_state.numpy(), out.encoder_hidden_states[0].numpy())
+
+
+def test_fp16_clamp_only_once_something_overflowed():
+    """The PyTorch twin's rule, as HF's Marian: clamp float16 to max - 1000 only once something is not finite."""
+    from westron.models.marian.modeling_tf_marian import clamp_overflow_fp16
+
+    large = tf.constant([65000.0, -65000.0, 1.0], dtype=tf.float16)  # finite, above max - 1000
+    np.testing.assert_array_equal(clamp_overflow_fp16(large).numpy(), large.numpy())
+    overflowed = tf.constant([np.inf, -65000.0, 1.0], dtype=tf.float16)
+    expected = np.array([64504.0, -64504.0, 1.0], np.float16)
+    np.testing.assert_array_equal(clamp_overflow_fp16(overflowed).numpy(), expected)
+    compiled = tf.function(clamp_overflow_fp16, jit_compile=True)
+    np.testing.assert_array_equal(compiled(large).numpy(), large.numpy())

@@ -67,7 +67,7 @@ ACT2FN = {
     "relu6": F.relu6,
     "leaky_relu": F.leaky_relu,  # slope 0.01, as nn.LeakyReLU()
     "silu": F.silu,
-    "swish": F.silu,  # opus-mt's usual choice
+    "swish": F.silu,  # the older name of silu
     "mish": F.mish,
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
@@ -160,9 +160,7 @@ class M2M100SinusoidalPositionalEmbedding(nn.Module):
 class M2M100Attention(nn.Module):
     """Multi-head attention (self or cross), with an optional key/value cache."""
 
-    def __init__(
-        self, embed_dim: int, num_heads: int, dropout: float = 0.0, is_decoder: bool = False, bias: bool = True
-    ):
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True):
         super().__init__()
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
@@ -171,7 +169,6 @@ class M2M100Attention(nn.Module):
         self.head_dim = embed_dim // num_heads
         self.scaling = self.head_dim**-0.5
         self.dropout = dropout
-        self.is_decoder = is_decoder
         self.k_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.v_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
@@ -298,14 +295,14 @@ class M2M100DecoderLayer(nn.Module):
         super().__init__()
         self.embed_dim = config.d_model
         self.self_attn = M2M100Attention(
-            self.embed_dim, config.decoder_attention_heads, dropout=config.attention_dropout, is_decoder=True
+            self.embed_dim, config.decoder_attention_heads, dropout=config.attention_dropout
         )
         self.dropout = config.dropout
         self.activation_fn = get_activation(config.activation_function)
         self.activation_dropout = config.activation_dropout
         self.self_attn_layer_norm = nn.LayerNorm(self.embed_dim)
         self.encoder_attn = M2M100Attention(
-            self.embed_dim, config.decoder_attention_heads, dropout=config.attention_dropout, is_decoder=True
+            self.embed_dim, config.decoder_attention_heads, dropout=config.attention_dropout
         )
         self.encoder_attn_layer_norm = nn.LayerNorm(self.embed_dim)
         self.fc1 = nn.Linear(self.embed_dim, config.decoder_ffn_dim)
@@ -365,6 +362,17 @@ class M2M100DecoderLayer(nn.Module):
 # ---- stacks ---------------------------------------------------------------------------------------------
 
 
+# Copied from westron.models.marian.modeling_marian._layer_drop
+def _layer_drop(layer_output: torch.Tensor, layer_input: torch.Tensor, layerdrop: float, training: bool):
+    """LayerDrop (https://arxiv.org/abs/1909.11556) while training: keep the input instead of the layer's
+    output with probability `layerdrop`. The twin of the TensorFlow select: the layer has run, so
+    hidden_states and attentions hold one entry per layer in both frameworks; the dropped layer's
+    output gets no gradient."""
+    if not training or layerdrop <= 0.0:
+        return layer_output
+    return layer_input if torch.rand([]) < layerdrop else layer_output
+
+
 class M2M100Encoder(nn.Module):
     def __init__(self, config: M2M100Config, embed_tokens: nn.Embedding):
         super().__init__()
@@ -397,9 +405,8 @@ class M2M100Encoder(nn.Module):
         all_hidden = (hidden,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
         for layer in self.layers:
-            if self.training and self.layerdrop > 0.0 and torch.rand([]) < self.layerdrop:
-                continue  # LayerDrop (https://arxiv.org/abs/1909.11556)
-            hidden, weights = layer(hidden, mask, output_attentions=output_attentions)
+            layer_hidden, weights = layer(hidden, mask, output_attentions=output_attentions)
+            hidden = _layer_drop(layer_hidden, hidden, self.layerdrop, self.training)
             if output_hidden_states:
                 all_hidden += (hidden,)
             if output_attentions:
@@ -485,9 +492,7 @@ class M2M100Decoder(nn.Module):
         all_cross = () if output_attentions else None
         new_cache = [] if cache is not None else None
         for index, layer in enumerate(self.layers):
-            if cache is None and self.training and self.layerdrop > 0.0 and torch.rand([]) < self.layerdrop:
-                continue  # LayerDrop, while training only (never with a cache)
-            hidden, layer_cache, self_weights, cross_weights = layer(
+            layer_hidden, layer_cache, self_weights, cross_weights = layer(
                 hidden,
                 self_mask,
                 encoder_hidden_states,
@@ -496,6 +501,8 @@ class M2M100Decoder(nn.Module):
                 cache_position=cache_position,
                 output_attentions=output_attentions,
             )
+            # LayerDrop while training only (never with a cache)
+            hidden = _layer_drop(layer_hidden, hidden, self.layerdrop, self.training and cache is None)
             if cache is not None:
                 new_cache.append(layer_cache)
             if output_hidden_states:
@@ -638,6 +645,10 @@ class M2M100ForConditionalGeneration(M2M100PreTrainedModel):
         tied["lm_head.weight"] = "model.shared.weight"
         return tied
 
+    def lm_head_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B, t, D) -> (B, t, V): the head, own or tied."""
+        return self.lm_head(hidden)
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -661,7 +672,7 @@ class M2M100ForConditionalGeneration(M2M100PreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
         )
-        logits = self.lm_head(outputs.last_hidden_state)  # (B, t, V)
+        logits = self.lm_head_logits(outputs.last_hidden_state)  # (B, t, V)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
@@ -709,7 +720,8 @@ class M2M100ForConditionalGeneration(M2M100PreTrainedModel):
             cache_position=cache_position,
             output_attentions=output_attentions,
         )
-        return self.lm_head(outputs.last_hidden_state), outputs.cache, outputs.cross_attentions
+        logits = self.lm_head_logits(outputs.last_hidden_state)
+        return logits, outputs.cache, outputs.cross_attentions
 
     # Copied from westron.models.marian.modeling_marian.MarianMTModel.reorder_cache
     @staticmethod

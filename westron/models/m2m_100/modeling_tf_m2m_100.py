@@ -87,7 +87,7 @@ ACT2FN = {
     "relu6": tf.nn.relu6,
     "leaky_relu": leaky_relu,
     "silu": tf.nn.silu,
-    "swish": tf.nn.silu,  # opus-mt's usual choice
+    "swish": tf.nn.silu,  # the older name of silu
     "mish": mish,
     "sigmoid": tf.math.sigmoid,
     "tanh": tf.math.tanh,
@@ -208,9 +208,7 @@ class TFM2M100SinusoidalPositionalEmbedding(_Block):
 class TFM2M100Attention(_Block):
     """Multi-head attention (self or cross), with an optional key/value cache."""
 
-    def __init__(
-        self, embed_dim: int, num_heads: int, dropout: float = 0.0, is_decoder: bool = False, bias: bool = True, **kwargs
-    ):
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True, **kwargs):
         super().__init__(**kwargs)
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
@@ -219,7 +217,6 @@ class TFM2M100Attention(_Block):
         self.head_dim = embed_dim // num_heads
         self.scaling = self.head_dim**-0.5
         self.dropout = keras.layers.Dropout(dropout)
-        self.is_decoder = is_decoder
         self.k_proj = keras.layers.Dense(embed_dim, use_bias=bias, name="k_proj")
         self.v_proj = keras.layers.Dense(embed_dim, use_bias=bias, name="v_proj")
         self.q_proj = keras.layers.Dense(embed_dim, use_bias=bias, name="q_proj")
@@ -338,7 +335,6 @@ class TFM2M100DecoderLayer(_Block):
             self.embed_dim,
             config.decoder_attention_heads,
             dropout=config.attention_dropout,
-            is_decoder=True,
             name="self_attn",
         )
         self.dropout = keras.layers.Dropout(config.dropout)
@@ -349,7 +345,6 @@ class TFM2M100DecoderLayer(_Block):
             self.embed_dim,
             config.decoder_attention_heads,
             dropout=config.attention_dropout,
-            is_decoder=True,
             name="encoder_attn",
         )
         self.encoder_attn_layer_norm = _layer_norm("encoder_attn_layer_norm")
@@ -418,7 +413,7 @@ def _layer_drop(layer_output, layer_input, layerdrop: float, training: bool):
     """LayerDrop (https://arxiv.org/abs/1909.11556) while training: keep the input instead of the layer's
     output with probability `layerdrop`. A select rather than a Python branch, so the graph (and XLA)
     has one shape and every layer's variables exist; the dropped layer's output gets no gradient.
-    (Unlike the PyTorch twin, a dropped layer still adds an entry to hidden_states / attentions.)"""
+    The PyTorch twin does the same, so hidden_states and attentions hold one entry per layer in both."""
     if not training or layerdrop <= 0.0:
         return layer_output
     return tf.where(tf.random.uniform([]) < layerdrop, layer_input, layer_output)

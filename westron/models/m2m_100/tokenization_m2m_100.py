@@ -31,14 +31,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from westron.errors import CheckpointError, WestronError
-from westron.tokenization_utils import (
-    SentencePieceTokenizer,
+from westron.file_utils import write_json
+from westron.sentencepiece_utils import (
+    decode_pieces_around_special_tokens,
     load_spm,
     load_vocab,
     save_spm_model,
-    token_text,
-    write_json,
 )
+from westron.tokenization_utils import PreTrainedTokenizer
+from westron.tokenization_utils_base import token_text
 
 FAIRSEQ_LANGUAGE_CODES = {
     "m2m100": """
@@ -106,7 +107,7 @@ class LanguageCodesMixin:
         return self.lang_code_to_id[self._check_lang(lang)]
 
 
-class M2M100Tokenizer(LanguageCodesMixin, SentencePieceTokenizer):
+class M2M100Tokenizer(LanguageCodesMixin, PreTrainedTokenizer):
     vocab_files_names = {"vocab_file": "vocab.json", "spm_file": "sentencepiece.bpe.model"}
 
     def __init__(
@@ -191,7 +192,7 @@ class M2M100Tokenizer(LanguageCodesMixin, SentencePieceTokenizer):
         return token
 
     def convert_tokens_to_string(self, tokens: list[str], **decode_options: Any) -> str:
-        return self.decode_pieces_around_special_tokens(self.sp_model, tokens).strip()
+        return decode_pieces_around_special_tokens(self.sp_model, tokens, self.all_special_tokens).strip()
 
     def build_inputs_with_special_tokens(self, token_ids: list[int], target: bool = False) -> list[int]:
         """`__src__ ids </s>`, or `__tgt__ ids </s>` for a target."""

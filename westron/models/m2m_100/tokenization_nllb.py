@@ -35,14 +35,16 @@ import re
 from typing import Any
 
 from westron.models.m2m_100.tokenization_m2m_100 import LanguageCodesMixin
-from westron.tokenization_utils import (
+from westron.sentencepiece_utils import (
     SPIECE_UNDERLINE,
-    AddedToken,
-    SentencePieceTokenizer,
     load_charsmap_normalizer,
     load_spm,
     metaspace_decode,
     save_spm_model,
+)
+from westron.tokenization_utils import PreTrainedTokenizer
+from westron.tokenization_utils_base import (
+    AddedToken,
     token_text,
 )
 
@@ -82,7 +84,7 @@ FAIRSEQ_OFFSET = 1
 _BLANK_RUNS = re.compile(" {2,}")
 
 
-class NllbTokenizer(LanguageCodesMixin, SentencePieceTokenizer):
+class NllbTokenizer(LanguageCodesMixin, PreTrainedTokenizer):
     vocab_files_names = {"vocab_file": "sentencepiece.bpe.model"}
 
     def __init__(

@@ -57,7 +57,7 @@ ACT2FN = {
     "relu6": F.relu6,
     "leaky_relu": F.leaky_relu,  # slope 0.01, as nn.LeakyReLU()
     "silu": F.silu,
-    "swish": F.silu,  # opus-mt's usual choice
+    "swish": F.silu,  # the older name of silu
     "mish": F.mish,
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
@@ -126,9 +126,7 @@ class MarianSinusoidalPositionalEmbedding(nn.Module):
 class MarianAttention(nn.Module):
     """Multi-head attention (self or cross), with an optional key/value cache."""
 
-    def __init__(
-        self, embed_dim: int, num_heads: int, dropout: float = 0.0, is_decoder: bool = False, bias: bool = True
-    ):
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True):
         super().__init__()
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
@@ -137,7 +135,6 @@ class MarianAttention(nn.Module):
         self.head_dim = embed_dim // num_heads
         self.scaling = self.head_dim**-0.5
         self.dropout = dropout
-        self.is_decoder = is_decoder
         self.k_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.v_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
@@ -217,6 +214,14 @@ def _write_cache(buffer: torch.Tensor, positions: torch.Tensor, new: torch.Tenso
     return buffer.index_copy_(2, positions, new)
 
 
+def clamp_overflow_fp16(hidden: torch.Tensor) -> torch.Tensor:
+    """As HF's Marian: once a float16 activation is not finite, clamp them all into range (max - 1000)."""
+    if hidden.dtype != torch.float16 or torch.isfinite(hidden).all():
+        return hidden
+    clamp = torch.finfo(torch.float16).max - 1000
+    return hidden.clamp(min=-clamp, max=clamp)
+
+
 class MarianEncoderLayer(nn.Module):
     def __init__(self, config: MarianConfig):
         super().__init__()
@@ -241,10 +246,7 @@ class MarianEncoderLayer(nn.Module):
         )
         hidden = self.self_attn_layer_norm(hidden + self._dropout(attended))
         hidden = self.final_layer_norm(hidden + self._dropout(self._feed_forward(hidden)))
-        if hidden.dtype == torch.float16 and not torch.isfinite(hidden).all():
-            # As HF: keep float16 activations finite.
-            clamp = torch.finfo(hidden.dtype).max - 1000
-            hidden = hidden.clamp(min=-clamp, max=clamp)
+        hidden = clamp_overflow_fp16(hidden)
         return hidden, weights
 
     def _feed_forward(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -260,14 +262,14 @@ class MarianDecoderLayer(nn.Module):
         super().__init__()
         self.embed_dim = config.d_model
         self.self_attn = MarianAttention(
-            self.embed_dim, config.decoder_attention_heads, dropout=config.attention_dropout, is_decoder=True
+            self.embed_dim, config.decoder_attention_heads, dropout=config.attention_dropout
         )
         self.dropout = config.dropout
         self.activation_fn = get_activation(config.activation_function)
         self.activation_dropout = config.activation_dropout
         self.self_attn_layer_norm = nn.LayerNorm(self.embed_dim)
         self.encoder_attn = MarianAttention(
-            self.embed_dim, config.decoder_attention_heads, dropout=config.attention_dropout, is_decoder=True
+            self.embed_dim, config.decoder_attention_heads, dropout=config.attention_dropout
         )
         self.encoder_attn_layer_norm = nn.LayerNorm(self.embed_dim)
         self.fc1 = nn.Linear(self.embed_dim, config.decoder_ffn_dim)
@@ -325,6 +327,16 @@ class MarianDecoderLayer(nn.Module):
 # ---- stacks ---------------------------------------------------------------------------------------------
 
 
+def _layer_drop(layer_output: torch.Tensor, layer_input: torch.Tensor, layerdrop: float, training: bool):
+    """LayerDrop (https://arxiv.org/abs/1909.11556) while training: keep the input instead of the layer's
+    output with probability `layerdrop`. The twin of the TensorFlow select: the layer has run, so
+    hidden_states and attentions hold one entry per layer in both frameworks; the dropped layer's
+    output gets no gradient."""
+    if not training or layerdrop <= 0.0:
+        return layer_output
+    return layer_input if torch.rand([]) < layerdrop else layer_output
+
+
 class MarianEncoder(nn.Module):
     def __init__(self, config: MarianConfig, embed_tokens: nn.Embedding):
         super().__init__()
@@ -353,9 +365,8 @@ class MarianEncoder(nn.Module):
         all_hidden = (hidden,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
         for layer in self.layers:
-            if self.training and self.layerdrop > 0.0 and torch.rand([]) < self.layerdrop:
-                continue  # LayerDrop (https://arxiv.org/abs/1909.11556)
-            hidden, weights = layer(hidden, mask, output_attentions=output_attentions)
+            layer_hidden, weights = layer(hidden, mask, output_attentions=output_attentions)
+            hidden = _layer_drop(layer_hidden, hidden, self.layerdrop, self.training)
             if output_hidden_states:
                 all_hidden += (hidden,)
             if output_attentions:
@@ -432,9 +443,7 @@ class MarianDecoder(nn.Module):
         all_cross = () if output_attentions else None
         new_cache = [] if cache is not None else None
         for index, layer in enumerate(self.layers):
-            if cache is None and self.training and self.layerdrop > 0.0 and torch.rand([]) < self.layerdrop:
-                continue  # LayerDrop, while training only (never with a cache)
-            hidden, layer_cache, self_weights, cross_weights = layer(
+            layer_hidden, layer_cache, self_weights, cross_weights = layer(
                 hidden,
                 self_mask,
                 encoder_hidden_states,
@@ -443,6 +452,8 @@ class MarianDecoder(nn.Module):
                 cache_position=cache_position,
                 output_attentions=output_attentions,
             )
+            # LayerDrop while training only (never with a cache)
+            hidden = _layer_drop(layer_hidden, hidden, self.layerdrop, self.training and cache is None)
             if cache is not None:
                 new_cache.append(layer_cache)
             if output_hidden_states:
@@ -588,6 +599,10 @@ class MarianMTModel(MarianPreTrainedModel):
             tied["lm_head.weight"] = "model.decoder.embed_tokens.weight"
         return tied
 
+    def lm_head_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B, t, D) -> (B, t, V): the head (own or tied) plus final_logits_bias."""
+        return self.lm_head(hidden) + self.final_logits_bias
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -611,7 +626,7 @@ class MarianMTModel(MarianPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
         )
-        logits = self.lm_head(outputs.last_hidden_state) + self.final_logits_bias  # (B, t, V)
+        logits = self.lm_head_logits(outputs.last_hidden_state)  # (B, t, V)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
@@ -656,7 +671,7 @@ class MarianMTModel(MarianPreTrainedModel):
             cache_position=cache_position,
             output_attentions=output_attentions,
         )
-        logits = self.lm_head(outputs.last_hidden_state) + self.final_logits_bias
+        logits = self.lm_head_logits(outputs.last_hidden_state)
         return logits, outputs.cache, outputs.cross_attentions
 
     @staticmethod

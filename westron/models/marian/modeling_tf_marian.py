@@ -73,7 +73,7 @@ ACT2FN = {
     "relu6": tf.nn.relu6,
     "leaky_relu": leaky_relu,
     "silu": tf.nn.silu,
-    "swish": tf.nn.silu,  # opus-mt's usual choice
+    "swish": tf.nn.silu,  # the older name of silu
     "mish": mish,
     "sigmoid": tf.math.sigmoid,
     "tanh": tf.math.tanh,
@@ -161,9 +161,7 @@ class TFMarianSinusoidalPositionalEmbedding(_Block):
 class TFMarianAttention(_Block):
     """Multi-head attention (self or cross), with an optional key/value cache."""
 
-    def __init__(
-        self, embed_dim: int, num_heads: int, dropout: float = 0.0, is_decoder: bool = False, bias: bool = True, **kwargs
-    ):
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True, **kwargs):
         super().__init__(**kwargs)
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
@@ -172,7 +170,6 @@ class TFMarianAttention(_Block):
         self.head_dim = embed_dim // num_heads
         self.scaling = self.head_dim**-0.5
         self.dropout = keras.layers.Dropout(dropout)
-        self.is_decoder = is_decoder
         self.k_proj = keras.layers.Dense(embed_dim, use_bias=bias, name="k_proj")
         self.v_proj = keras.layers.Dense(embed_dim, use_bias=bias, name="v_proj")
         self.q_proj = keras.layers.Dense(embed_dim, use_bias=bias, name="q_proj")
@@ -235,6 +232,15 @@ class TFMarianAttention(_Block):
         return self.out_proj(output), weights if output_attentions else None, past_key_value
 
 
+def clamp_overflow_fp16(hidden: tf.Tensor) -> tf.Tensor:
+    """As HF's Marian: once a float16 activation is not finite, clamp them all into range (max - 1000).
+    A select rather than a Python branch, so it traces into one graph."""
+    if hidden.dtype != tf.float16:
+        return hidden
+    clamp = np.finfo(np.float16).max - 1000
+    return tf.where(tf.reduce_all(tf.math.is_finite(hidden)), hidden, tf.clip_by_value(hidden, -clamp, clamp))
+
+
 class TFMarianEncoderLayer(_Block):
     def __init__(self, config: MarianConfig, **kwargs):
         super().__init__(**kwargs)
@@ -263,10 +269,7 @@ class TFMarianEncoderLayer(_Block):
         )
         hidden = self.self_attn_layer_norm(hidden + self._dropout(attended, training))
         hidden = self.final_layer_norm(hidden + self._dropout(self._feed_forward(hidden, training), training))
-        if hidden.dtype == tf.float16:
-            # As HF: keep float16 activations finite (a no-op on finite values in range).
-            clamp = np.finfo(np.float16).max - 1000
-            hidden = tf.clip_by_value(hidden, -clamp, clamp)
+        hidden = clamp_overflow_fp16(hidden)
         return hidden, weights
 
     def _feed_forward(self, hidden: tf.Tensor, training: bool) -> tf.Tensor:
@@ -285,7 +288,6 @@ class TFMarianDecoderLayer(_Block):
             self.embed_dim,
             config.decoder_attention_heads,
             dropout=config.attention_dropout,
-            is_decoder=True,
             name="self_attn",
         )
         self.dropout = keras.layers.Dropout(config.dropout)
@@ -296,7 +298,6 @@ class TFMarianDecoderLayer(_Block):
             self.embed_dim,
             config.decoder_attention_heads,
             dropout=config.attention_dropout,
-            is_decoder=True,
             name="encoder_attn",
         )
         self.encoder_attn_layer_norm = _layer_norm("encoder_attn_layer_norm")
@@ -362,7 +363,7 @@ def _layer_drop(layer_output, layer_input, layerdrop: float, training: bool):
     """LayerDrop (https://arxiv.org/abs/1909.11556) while training: keep the input instead of the layer's
     output with probability `layerdrop`. A select rather than a Python branch, so the graph (and XLA)
     has one shape and every layer's variables exist; the dropped layer's output gets no gradient.
-    (Unlike the PyTorch twin, a dropped layer still adds an entry to hidden_states / attentions.)"""
+    The PyTorch twin does the same, so hidden_states and attentions hold one entry per layer in both."""
     if not training or layerdrop <= 0.0:
         return layer_output
     return tf.where(tf.random.uniform([]) < layerdrop, layer_input, layer_output)

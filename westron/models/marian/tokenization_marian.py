@@ -23,19 +23,20 @@ import os
 from typing import Any
 
 from westron.errors import CheckpointError
-from westron.tokenization_utils import (
+from westron.file_utils import write_json
+from westron.sentencepiece_utils import (
     SPIECE_UNDERLINE,
-    SentencePieceTokenizer,
+    decode_pieces_around_special_tokens,
     load_spm,
     load_vocab,
     save_spm_model,
-    token_text,
-    write_json,
 )
+from westron.tokenization_utils import PreTrainedTokenizer
+from westron.tokenization_utils_base import token_text
 
 
 
-class MarianTokenizer(SentencePieceTokenizer):
+class MarianTokenizer(PreTrainedTokenizer):
     vocab_files_names = {
         "source_spm": "source.spm",
         "target_spm": "target.spm",
@@ -135,7 +136,7 @@ class MarianTokenizer(SentencePieceTokenizer):
     def convert_tokens_to_string(self, tokens: list[str], use_source_tokenizer: bool | None = None) -> str:
         """Pieces joined by SentencePiece; special tokens verbatim, each followed by a blank."""
         processor = self.spm_source if self._use_source(use_source_tokenizer) else self.spm_target
-        text = self.decode_pieces_around_special_tokens(processor, tokens, after_special=" ")
+        text = decode_pieces_around_special_tokens(processor, tokens, self.all_special_tokens, after_special=" ")
         return text.replace(SPIECE_UNDERLINE, " ").strip()
 
     def decode(

@@ -66,7 +66,7 @@ ACT2FN = {
     "relu6": F.relu6,
     "leaky_relu": F.leaky_relu,  # slope 0.01, as nn.LeakyReLU()
     "silu": F.silu,
-    "swish": F.silu,  # opus-mt's usual choice
+    "swish": F.silu,  # the older name of silu
     "mish": F.mish,
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
@@ -733,7 +733,7 @@ class T5ForConditionalGeneration(T5PreTrainedModel):
             output_attentions,
             output_hidden_states,
         )
-        logits = self.lm_logits(outputs.last_hidden_state)  # (B, t, V)
+        logits = self.lm_head_logits(outputs.last_hidden_state)  # (B, t, V)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
@@ -748,7 +748,7 @@ class T5ForConditionalGeneration(T5PreTrainedModel):
             encoder_attentions=outputs.encoder_attentions,
         )
 
-    def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+    def lm_head_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         # Original T5 rescales before its tied head (the embeddings are large, std 1).
         if self.config.scale_decoder_outputs:
             hidden = hidden * self.config.d_model**-0.5
@@ -786,8 +786,9 @@ class T5ForConditionalGeneration(T5PreTrainedModel):
             cache_position=cache_position,
             output_attentions=output_attentions,
         )
-        return self.lm_logits(outputs.last_hidden_state), outputs.cache, outputs.cross_attentions
+        return self.lm_head_logits(outputs.last_hidden_state), outputs.cache, outputs.cross_attentions
 
+    # Copied from westron.models.marian.modeling_marian.MarianMTModel.reorder_cache
     @staticmethod
     def reorder_cache(cache: tuple, beam_indices: torch.Tensor) -> tuple:
         """Picks the batch rows beam_indices (B,) of the self-attention keys/values; the cross

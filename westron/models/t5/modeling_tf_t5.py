@@ -85,7 +85,7 @@ ACT2FN = {
     "relu6": tf.nn.relu6,
     "leaky_relu": leaky_relu,
     "silu": tf.nn.silu,
-    "swish": tf.nn.silu,  # opus-mt's usual choice
+    "swish": tf.nn.silu,  # the older name of silu
     "mish": mish,
     "sigmoid": tf.math.sigmoid,
     "tanh": tf.math.tanh,
@@ -191,6 +191,16 @@ def _shared_embedding(config: T5Config) -> keras.layers.Embedding:
 # ---- layers --------------------------------------------------------------------------------------------
 
 
+# Copied from westron.models.marian.modeling_tf_marian._Block
+class _Block(keras.layers.Layer):
+    """A layer made of sublayers. Its build() creates nothing: each sublayer builds itself on its first
+    call, inside this layer's name scope, so variable paths follow the attribute names. (Without a
+    build(), Keras would first trace call() symbolically to build the sublayers: several times slower.)"""
+
+    def build(self, input_shape=None):
+        pass
+
+
 class TFT5LayerNorm(keras.layers.Layer):
     """RMS norm: no mean subtraction, no bias; the mean square in float32 even for half inputs."""
 
@@ -211,7 +221,7 @@ class TFT5LayerNorm(keras.layers.Layer):
         return tf.cast(self.weight, hidden.dtype) * tf.cast(hidden_32, hidden.dtype)
 
 
-class TFT5DenseActDense(keras.layers.Layer):
+class TFT5DenseActDense(_Block):
     """t5's feed-forward: wo(act(wi(x)))."""
 
     def __init__(self, config: T5Config, **kwargs):
@@ -227,7 +237,7 @@ class TFT5DenseActDense(keras.layers.Layer):
         return self.wo(hidden)
 
 
-class TFT5DenseGatedActDense(keras.layers.Layer):
+class TFT5DenseGatedActDense(_Block):
     """t5 v1.1's gated feed-forward: wo(act(wi_0(x)) * wi_1(x))."""
 
     def __init__(self, config: T5Config, **kwargs):
@@ -244,7 +254,7 @@ class TFT5DenseGatedActDense(keras.layers.Layer):
         return self.wo(hidden)
 
 
-class TFT5LayerFF(keras.layers.Layer):
+class TFT5LayerFF(_Block):
     def __init__(self, config: T5Config, **kwargs):
         super().__init__(**kwargs)
         # HF's attribute name, whichever activation it holds.
@@ -260,7 +270,7 @@ class TFT5LayerFF(keras.layers.Layer):
         return hidden + self.dropout(forwarded, training=training)
 
 
-class TFT5Attention(keras.layers.Layer):
+class TFT5Attention(_Block):
     """Multi-head attention (self or cross) without score scaling, with an optional key/value cache.
 
     The layer with `has_relative_attention_bias` (the first of each stack) owns the table
@@ -369,7 +379,7 @@ class TFT5Attention(keras.layers.Layer):
         return self.o(output), weights if output_attentions else None, past_key_value
 
 
-class TFT5LayerSelfAttention(keras.layers.Layer):
+class TFT5LayerSelfAttention(_Block):
     def __init__(self, config: T5Config, is_decoder: bool = False, has_relative_attention_bias: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.SelfAttention = TFT5Attention(
@@ -398,7 +408,7 @@ class TFT5LayerSelfAttention(keras.layers.Layer):
         return hidden + self.dropout(attended, training=training), weights, past_key_value
 
 
-class TFT5LayerCrossAttention(keras.layers.Layer):
+class TFT5LayerCrossAttention(_Block):
     def __init__(self, config: T5Config, **kwargs):
         super().__init__(**kwargs)
         self.EncDecAttention = TFT5Attention(config, is_decoder=True, is_cross_attention=True, name="EncDecAttention")
@@ -425,7 +435,7 @@ class TFT5LayerCrossAttention(keras.layers.Layer):
         return hidden + self.dropout(attended, training=training), weights
 
 
-class TFT5Block(keras.layers.Layer):
+class TFT5Block(_Block):
     """layer[0]: self-attention; decoder: layer[1] cross-attention; layer[-1]: feed-forward. Each
     is pre-norm with its own residual: hidden = hidden + sublayer(layer_norm(hidden))."""
 
@@ -488,7 +498,7 @@ class TFT5Block(keras.layers.Layer):
 # ---- stacks ---------------------------------------------------------------------------------------------
 
 
-class TFT5Stack(keras.layers.Layer):
+class TFT5Stack(_Block):
     """The encoder (is_decoder=False, num_layers blocks) or the decoder (num_decoder_layers blocks)."""
 
     def __init__(self, config: T5Config, embed_tokens: keras.layers.Embedding, is_decoder: bool = False, **kwargs):
@@ -801,7 +811,7 @@ class TFT5ForConditionalGeneration(TFT5PreTrainedModel):
             output_hidden_states,
             training=training,
         )
-        logits = self.lm_logits(outputs.last_hidden_state)  # (B, t, V)
+        logits = self.lm_head_logits(outputs.last_hidden_state)  # (B, t, V)
         loss = None
         if labels is not None:
             loss = masked_cross_entropy(logits, labels)
@@ -816,7 +826,7 @@ class TFT5ForConditionalGeneration(TFT5PreTrainedModel):
             encoder_attentions=outputs.encoder_attentions,
         )
 
-    def lm_logits(self, hidden: tf.Tensor) -> tf.Tensor:
+    def lm_head_logits(self, hidden: tf.Tensor) -> tf.Tensor:
         # Original T5 rescales before its tied head (the embeddings are large, std 1).
         if self.config.scale_decoder_outputs:
             hidden = hidden * self.config.d_model**-0.5
@@ -865,7 +875,7 @@ class TFT5ForConditionalGeneration(TFT5PreTrainedModel):
             cache_position=cache_position,
             output_attentions=output_attentions,
         )
-        return self.lm_logits(outputs.last_hidden_state), outputs.cache, outputs.cross_attentions
+        return self.lm_head_logits(outputs.last_hidden_state), outputs.cache, outputs.cross_attentions
 
     # Copied from westron.models.marian.modeling_tf_marian.TFMarianMTModel.reorder_cache
     @staticmethod

@@ -31,19 +31,19 @@ import re
 from typing import Any
 
 from westron.errors import CheckpointError
-from westron.tokenization_utils import (
-    SentencePieceTokenizer,
+from westron.sentencepiece_utils import (
     load_charsmap_normalizer,
     load_spm,
     metaspace_decode,
     save_spm_model,
-    token_text,
 )
+from westron.tokenization_utils import PreTrainedTokenizer
+from westron.tokenization_utils_base import token_text
 
 SENTINEL_PATTERN = re.compile(r"<extra_id_(\d+)>")
 
 
-class T5Tokenizer(SentencePieceTokenizer):
+class T5Tokenizer(PreTrainedTokenizer):
     vocab_files_names = {"vocab_file": "spiece.model"}
 
     def __init__(
