@@ -49,6 +49,8 @@ def add_compare_command(commands) -> None:
     compare.add_argument("--runs", type=positive_int, default=None, help="timed runs after the warm-up; the median is reported (default 3)")
     compare.add_argument("--num-beams", type=positive_int, default=4, help="beam width of the beam-search columns (default 4)")
     compare.add_argument("--max-new-tokens", type=positive_int, default=None, help="cap on generated tokens (default: the model's)")
+    compare.add_argument("--equivalence-tf-mode", choices=("xla", "function", "eager"), default="xla",
+                         help="how TensorFlow generates for equivalence and quality (default xla, its generate default)")
     compare.add_argument("--mode-timeout", type=float, default=1800.0, help="seconds one speed mode may take before it is reported as failed")
     compare.add_argument("--bleu-tokenize", default=None, help="sacrebleu BLEU tokenizer (default: from the target language)")
     compare.add_argument("--on-error", choices=("fail", "skip"), default="fail", help="malformed test records: stop or skip them")
@@ -108,7 +110,7 @@ def run_compare_command(args: argparse.Namespace) -> None:
         target_langs=args.target_lang, output_dir=args.output_dir, src_lang=args.src_lang, tgt_lang=args.tgt_lang,
         source_prefix=args.source_prefix, device=args.device, modes=modes, num_beams=args.num_beams,
         max_new_tokens=args.max_new_tokens, mode_timeout=args.mode_timeout, training_logs=args.training_log,
-        bleu_tokenize=args.bleu_tokenize, on_error=args.on_error,
+        bleu_tokenize=args.bleu_tokenize, on_error=args.on_error, equivalence_tf_mode=args.equivalence_tf_mode,
     )
     if args.quick:
         settings.make_quick()

@@ -1,7 +1,8 @@
 """One checkpoint, two frameworks: do they compute the same thing?
 
 For each batch of test sources (both models loaded from the same folder, in one process):
-- greedy and beam-search ids from PyTorch (eager) and from TensorFlow (XLA, its default);
+- greedy and beam-search ids from PyTorch (eager) and from TensorFlow (XLA, its default, unless
+  told otherwise);
 - the logits of one teacher-forced pass in each framework, fed PyTorch's greedy output as the
   decoder input, compared at every real position (up to and including the first </s>);
 - which sentences' outputs differ, in either decoding.
@@ -22,6 +23,7 @@ import numpy as np
 
 LOGITS_TOL = 1e-4  # the PT/TF tolerance of the test suite (tests/test_modeling_common.py), relative to max(1, |logits|)
 LISTED_DIFFERENCES = 20  # differing sentences the report lists per model
+TF_MODE_NAMES = {"xla": "XLA", "function": "tf.function", "eager": "eager"}
 
 
 @dataclass
@@ -84,10 +86,12 @@ def compare_frameworks(
     num_beams: int = 4,
     batch_size: int = 32,
     max_new_tokens: int | None = None,
+    tf_mode: str = "xla",
     progress=None,
 ) -> tuple[dict[str, Any], dict[str, dict[str, dict[str, list[str]]]]]:
     """Equivalence numbers for one checkpoint, and its translations.
 
+    tf_mode: how TensorFlow generates ("xla", its default; "function"; "eager").
     Returns (equivalence, translations) with translations[framework][decoding][pair name] the
     decoded outputs in the order of that pair's sources.
     """
@@ -116,7 +120,7 @@ def compare_frameworks(
             ids = {}
             for decoding, beams in decodings.items():
                 ids["pt", decoding] = torch_modes.generate_ids(pt_model, input_ids, attention_mask, "eager", **kwargs, num_beams=beams)
-                ids["tf", decoding] = tf_modes.generate_ids(tf_model, input_ids, attention_mask, "xla", **kwargs, num_beams=beams)
+                ids["tf", decoding] = tf_modes.generate_ids(tf_model, input_ids, attention_mask, tf_mode, **kwargs, num_beams=beams)
             # Logits along PyTorch's greedy output, in both frameworks.
             decoder_ids = ids["pt", "greedy"]
             mask = decoder_mask(decoder_ids, eos)
@@ -166,7 +170,7 @@ def compare_frameworks(
             "both frameworks load the same checkpoint in one process; logits of one teacher-forced pass on PyTorch's "
             "greedy output, compared at every position up to and including the first </s> (max |PT - TF|, float32); "
             f"tolerance {LOGITS_TOL:g} x max(1, max |logit|); outputs compared as token ids: PyTorch eager vs "
-            f"TensorFlow XLA, greedy and beam {num_beams}"
+            f"TensorFlow {TF_MODE_NAMES[tf_mode]}, greedy and beam {num_beams}"
         ),
     }
     return equivalence, translations

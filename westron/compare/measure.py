@@ -55,6 +55,7 @@ class CompareSettings:
     train_warmup: int = 2  # PyTorch's first steps after start-up are slow (PERFORMANCE-NOTES)
     max_new_tokens: int | None = None
     batch_size: int = 32  # equivalence and quality batches
+    equivalence_tf_mode: str = "xla"  # how TensorFlow generates for equivalence and quality
     mode_timeout: float = 1800.0
     training_logs: list[str] = field(default_factory=list)
     bleu_tokenize: str | None = None
@@ -235,7 +236,7 @@ def measure_model(settings: CompareSettings, label: str, path: str, pairs: list[
     with native_stderr_silenced():
         import tensorflow  # noqa: F401  (imported here only to keep its start-up notices off the terminal)
     from westron.compare import tf_modes, torch_modes
-    from westron.compare.equivalence import compare_frameworks
+    from westron.compare.equivalence import TF_MODE_NAMES, compare_frameworks
     from westron.compare.quality import score_quality
     from westron.models.auto import AutoTokenizer
 
@@ -247,10 +248,11 @@ def measure_model(settings: CompareSettings, label: str, path: str, pairs: list[
     with tensorflow.device(tf_device):
         equivalence, translations = compare_frameworks(
             pt_model, tf_model, tokenizer, pairs, num_beams=settings.num_beams, batch_size=settings.batch_size,
-            max_new_tokens=settings.max_new_tokens,
+            max_new_tokens=settings.max_new_tokens, tf_mode=settings.equivalence_tf_mode,
         )
     equivalence["devices"] = {"pt": pt_device, "tf": tf_device}
     quality = score_quality(translations, pairs, settings.bleu_tokenize)
+    tf_name = TF_MODE_NAMES[settings.equivalence_tf_mode]
     return {
         "label": label,
         "path": path,
@@ -259,7 +261,7 @@ def measure_model(settings: CompareSettings, label: str, path: str, pairs: list[
         "quality": quality,
         "quality_method": (
             "sacrebleu corpus BLEU, chrF2 and TER (signatures beside each score) of the translations made for the "
-            "equivalence check: PyTorch eager and TensorFlow XLA, greedy and beam"
+            f"equivalence check: PyTorch eager and TensorFlow {tf_name}, greedy and beam"
         ),
         "_loaded": (pt_model, tf_model, tokenizer),  # for extra sections; dropped before writing JSON
     }

@@ -1,7 +1,7 @@
 """Translation quality per framework: BLEU, chrF and TER (sacrebleu, with signatures).
 
-The translations are the ones the equivalence check made (PyTorch eager and TensorFlow XLA,
-greedy and beam), scored with westron.evaluation, the module `westron evaluate` and training use.
+The translations are the ones the equivalence check made (PyTorch eager and TensorFlow, XLA by
+default; greedy and beam), scored with westron.evaluation, the module `westron evaluate` and training use.
 """
 
 from __future__ import annotations
