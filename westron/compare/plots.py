@@ -23,7 +23,12 @@ GENERATION_CELLS = (("batch1_greedy", "batch 1\ngreedy"), ("batch1_beam", "batch
 
 
 def _pyplot():
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        from westron.errors import WestronError
+
+        raise WestronError("the report's plots need matplotlib: pip install 'westron[viz]'") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

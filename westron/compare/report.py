@@ -45,7 +45,9 @@ def fmt(value: Any, digits: int = 2, unit: str = "") -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        text = f"{value:,.{digits}f}" if abs(value) >= 10 ** -digits or value == 0 else f"{value:.2e}"
+        # Tiny logit differences keep their digits (1.2e-07); a tiny time is just 0.00.
+        tiny = value != 0 and abs(value) < 10**-digits and digits >= 4
+        text = f"{value:.2e}" if tiny else f"{value:,.{digits}f}"
     else:
         text = str(value)
     return f"{text}{unit}"
