@@ -247,3 +247,52 @@ def test_importing_compare_loads_no_framework_and_no_matplotlib():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1]) == []
+
+
+def test_extra_sections_hook_renders_sections_and_survives_a_failing_provider(full_run, tmp_path):
+    import base64
+
+    from westron.compare.plots import _png, _pyplot
+    from westron.compare.report import write_reports
+    from westron.compare.sections import collect_extra_sections
+
+    figure = _pyplot().figure(figsize=(2, 2))
+    png = _png(figure)
+
+    def attention_maps(context):
+        assert context["pairs"][0].sources == ["hello"]
+        return {"id": "attention", "title": "Attention maps", "markdown": "Cross-attention of `hello`.",
+                "images": [{"caption": "layer 1", "png_base64": base64.b64encode(png).decode()}]}
+
+    def broken(context):
+        raise RuntimeError("no maps today\nsecond line")
+
+    _, _, results = full_run
+    context = {"pairs": [type("Pair", (), {"sources": ["hello"]})()], "results": results, "loaded": {}, "settings": None}
+    results = dict(results, extra_sections=collect_extra_sections(context, [attention_maps, broken]))
+    assert [s["title"] for s in results["extra_sections"]] == ["Attention maps", "broken"]
+    assert results["extra_sections"][1]["markdown"] == "failed: RuntimeError: no maps today"
+    json.dumps(results)  # sections must stay JSON-able: the report is re-rendered from results.json
+    write_reports(results, str(tmp_path))
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## Attention maps\n\nCross-attention of `hello`.\n\n![layer 1](plots/attention-0.png)" in markdown
+    assert "## broken\n\nfailed: RuntimeError: no maps today" in markdown
+    page = (tmp_path / "report.html").read_text()
+    assert '<h2 id="attention">' in page and page.count("data:image/png;base64,") == 4
+
+
+def test_several_pairs_are_read_and_scored_per_pair(tmp_path):
+    from westron.compare.measure import CompareSettings, language_pairs
+    from westron.compare.quality import score_quality
+
+    path = tmp_path / "multi.jsonl"
+    rows = [{"en": "a cat", "de": "eine Katze", "fr": "un chat"}, {"en": "a dog", "de": "ein Hund", "fr": "un chien"}]
+    path.write_text("".join(json.dumps({"translation": row}) + "\n" for row in rows))
+    settings = CompareSettings(models=[], test_file=str(path), source_langs=["en"], target_langs=["de", "fr"], output_dir="x")
+    pairs = language_pairs(settings)
+    assert [(p.name, p.src_code, p.tgt_code, p.references) for p in pairs] == [
+        ("en-de", "en", "de", ["eine Katze", "ein Hund"]), ("en-fr", "en", "fr", ["un chat", "un chien"])]
+    perfect = {"pt": {"greedy": {"en-de": ["eine Katze", "ein Hund"], "en-fr": ["un chat", "wrong"]}}}
+    quality = score_quality(perfect, pairs)["pt"]["greedy"]
+    assert quality["per_pair"]["en-de"]["chrf"] == 100.0 and quality["per_pair"]["en-fr"]["chrf"] < 100.0
+    assert quality["per_pair"]["en-de"]["chrf"] > quality["all"]["chrf"] > quality["per_pair"]["en-fr"]["chrf"]

@@ -101,8 +101,7 @@ def run_compare_command(args: argparse.Namespace) -> None:
         raise WestronError(f"compare needs {', '.join(missing)} (or --render-only RESULTS_JSON)")
     if len(args.model) > 2:
         raise WestronError("compare takes one or two --model checkpoints")
-    from westron.compare.measure import CompareSettings, run_compare
-    from westron.compare.report import write_reports, write_results
+    from westron.compare.measure import CompareSettings
 
     modes = [] if args.modes == ["none"] else args.modes
     settings = CompareSettings(
@@ -117,14 +116,25 @@ def run_compare_command(args: argparse.Namespace) -> None:
     for name in ("max_sentences", "speed_sentences", "batch1_sentences", "runs"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
-    results = run_compare(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
-    write_results(results, args.output_dir)
-    paths = write_reports(results, args.output_dir)
+    results, paths = compare_and_report(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
     for model in results["models"]:
         verdict = "equivalent" if model["equivalence"]["equivalent"] else "NOT EQUIVALENT"
         print(f"{model['label']}: PyTorch and TensorFlow {verdict} "
               f"(max |logit diff| {model['equivalence']['logits']['max_abs_diff']:.3g})")
     print(f"report: {paths['html']} and {paths['markdown']}; numbers: {os.path.join(args.output_dir, 'results.json')}")
+
+
+def compare_and_report(settings, log=print, extra_section_providers=None) -> tuple[dict, dict[str, str]]:
+    """Measures, writes results.json, renders report.md and report.html (what `westron quickstart` calls).
+
+    Returns the results and the report paths {"results", "markdown", "html"}.
+    """
+    from westron.compare.measure import run_compare
+    from westron.compare.report import write_reports, write_results
+
+    results = run_compare(settings, log=log, extra_section_providers=extra_section_providers)
+    paths = {"results": write_results(results, settings.output_dir), **write_reports(results, settings.output_dir)}
+    return results, paths
 
 
 def run_report_command(args: argparse.Namespace) -> None:
