@@ -106,8 +106,7 @@ def compare_frameworks(
     translations = {fw: {d: {} for d in decodings} for fw in ("pt", "tf")}
     for pair in pairs:
         options = {"src_lang": pair.src_code, "tgt_lang": pair.tgt_code, "source_prefix": pair.source_prefix}
-        pt = TranslationPipeline(pt_model, tokenizer, framework="pt", **options)
-        tf = TranslationPipeline(tf_model, tokenizer, framework="tf", **options)
+        pt = TranslationPipeline(pt_model, tokenizer, framework="pt", **options)  # tokenizing and language settings, for both
         kwargs = dict(pt.generate_kwargs, do_sample=False)
         if max_new_tokens:
             kwargs["max_new_tokens"] = max_new_tokens

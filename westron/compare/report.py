@@ -100,7 +100,7 @@ def equivalence_blocks(results: dict[str, Any]) -> list[Block]:
             "equivalent" if eq["equivalent"] else "NOT equivalent",
         ])
     blocks.append(Block("table", headers=["model", "sentences", "max abs logit diff", "tolerance", "max abs logit",
-                                          "identical greedy", f"identical beam", "verdict"], rows=rows))
+                                          "identical greedy", "identical beam", "verdict"], rows=rows))
     for model in results.get("models", []):
         eq = model["equivalence"]
         if eq["differences"]:
