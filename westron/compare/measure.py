@@ -245,7 +245,7 @@ def measure_model(settings: CompareSettings, label: str, path: str, pairs: list[
     tokenizer = AutoTokenizer.from_pretrained(path)
     pt_model = torch_modes.load_model(path, pt_device)
     tf_model = tf_modes.load_model(path, tf_device)
-    with tensorflow.device(tf_device):
+    with tf_modes.device_scope(tf_device):
         equivalence, translations = compare_frameworks(
             pt_model, tf_model, tokenizer, pairs, num_beams=settings.num_beams, batch_size=settings.batch_size,
             max_new_tokens=settings.max_new_tokens, tf_mode=settings.equivalence_tf_mode,

@@ -55,6 +55,11 @@ def threads() -> dict[str, Any]:
     }
 
 
+def device_scope(device: str):
+    """`with tf.device(device)`: variables and ops created inside go there."""
+    return tf.device(device)
+
+
 def load_model(folder: str, device: str):
     from westron.models.auto import TFAutoModelForSeq2SeqLM
 

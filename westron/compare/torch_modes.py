@@ -8,6 +8,7 @@ for both frameworks.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 from collections.abc import Callable
 from typing import Any
@@ -46,6 +47,11 @@ def devices() -> dict[str, Any]:
 
 def threads() -> dict[str, Any]:
     return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
+
+
+def device_scope(device: str):
+    """Nothing to enter: the model and every input are put on the device explicitly."""
+    return contextlib.nullcontext()
 
 
 def load_model(folder: str, device: str):

@@ -141,10 +141,18 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     result["devices"] = fw.devices()
     result["threads"] = fw.threads()
     fw.reset_memory_peak(device)
+    with fw.device_scope(device):
+        measure(fw, spec, device, result)
+    result["memory"] = {**resident_memory_mib(), "gpu": fw.memory_peak(device)}
+    return result
 
+
+def measure(fw, spec: dict[str, Any], device: str, result: dict[str, Any]) -> None:
+    """Loads the model and fills result with the generation and training-step measurements."""
     from westron.models.auto import AutoTokenizer
     from westron.pipelines import TranslationPipeline
 
+    mode = spec["mode"]
     tokenizer = AutoTokenizer.from_pretrained(spec["model"])
     result["load_seconds"], model = timed(lambda: fw.load_model(spec["model"], device))
     result["memory_after_load"] = resident_memory_mib()
@@ -181,9 +189,6 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             )
         except Exception as error:
             result["training_step"] = {"error": one_line(error)}
-
-    result["memory"] = {**resident_memory_mib(), "gpu": fw.memory_peak(device)}
-    return result
 
 
 def main(argv: list[str]) -> int:
