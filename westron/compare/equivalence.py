@@ -148,6 +148,7 @@ def compare_frameworks(
             for decoding in decodings:
                 translations[fw][decoding][pair.name] = outputs[fw][decoding]
 
+    differences.sort(key=lambda d: (d["pair"], list(decodings).index(d["decoding"]), d["index"]))
     tolerance = LOGITS_TOL * max(1.0, tally.max_abs_logit)
     share = {d: tally.identical[d] / tally.sentences if tally.sentences else 0.0 for d in decodings}
     equivalence = {

@@ -97,7 +97,8 @@ def speed_figure(speed: dict[str, Any]) -> bytes | None:
     _bar_groups(axis, [label for _, label in GENERATION_CELLS], series, max(values) / min(values) > 30)
     axis.set_ylabel("generated tokens/s (median)")
     axis.set_title("Generation speed")
-    axis.legend(frameon=False, ncol=3, fontsize=8)
+    # Below the axes: tall bars would hide a legend drawn inside them.
+    axis.legend(frameon=False, ncol=min(len(series), 5), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     return _png(figure)
 
 

@@ -378,7 +378,7 @@ def inline(text: str) -> str:
 
 
 def html_cell(text: str) -> str:
-    css = "failed" if str(text).startswith("failed") else "num" if NUMBER.match(str(text)) else ""
+    css = "failed" if str(text).startswith(("failed", "NOT equivalent")) else "num" if NUMBER.match(str(text)) else ""
     return f"<td class=\"{css}\">{inline(text)}</td>" if css else f"<td>{inline(text)}</td>"
 
 
