@@ -9,6 +9,8 @@
     westron data prepare --input F --source-lang en --target-lang es -o DIR   (westron/data/cli.py)
     westron data gettext --target-lang es -o DIR
     westron tokenizer train --model-type marian --train-file F --source-lang en --target-lang es -o DIR
+    westron compare --model DIR --test-file F --source-lang en --target-lang es -o OUT   (westron/compare/cli.py)
+    westron report OUT/results.json
 
 User mistakes (a missing folder, bad UTF-8, an unknown device) print one line,
 `westron: error: ...`, and exit with status 2; no traceback, no partial output file.
@@ -85,11 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_commands(commands)
     add_tokenizer_commands(commands)
 
+    from westron.compare.cli import add_compare_command
     from westron.quickstart import add_quickstart_command
     from westron.training.cli import add_train_command
 
     add_train_command(commands)
     add_quickstart_command(commands)
+    add_compare_command(commands)
     return parser
 
 
