@@ -40,8 +40,13 @@ def test_smoke_run_trains_both_frameworks_and_writes_every_part(tmp_path, monkey
     code, _, stderr = run_cli(["quickstart", "--smoke", "--budget-minutes", "0.05", "--output-dir", os.fspath(out)], monkeypatch)
     assert code == 0, stderr
     assert "about" in stderr.splitlines()[0]  # it says what it will do and how long it takes
-    for part in ("corpus/train.jsonl", "corpus/test.jsonl", "tokenizer/vocab.json", "pt/model.safetensors", "tf/model.safetensors"):
+    parts = ("corpus/train.jsonl", "corpus/test.jsonl", "tokenizer/vocab.json", "pt/model.safetensors", "tf/model.safetensors")
+    for part in parts + ("report/report.md", "report/report.html", "report/results.json"):
         assert (out / part).exists(), part
+    report = (out / "report" / "report.md").read_text()
+    for section in ("Equivalence", "Quality", "Training", "Speed", "Memory", "Devices", "Environment", "Attention", "BLEU by language"):
+        assert section in report, section
+    assert "failed:" not in report
     results = json.loads((out / "quickstart.json").read_text())
     frameworks = results["pairs"]["en-es"]["frameworks"]
     assert set(frameworks) == {"pt", "tf"}

@@ -416,3 +416,42 @@ def report_section(
         images.append(path)
         lines += [f"![{KIND_TITLES[kind]}]({os.path.relpath(path, base)})", ""]
     return ReportSection("\n".join(lines), html_fragment(maps_list, element_id), images)
+
+
+def compare_section(context: dict) -> dict | None:
+    """The `westron compare` report's attention section (its extra-sections hook, compare/sections.py).
+
+    The first test sentence through the first model in both frameworks: TensorFlow is forced on
+    PyTorch's translation, so the two maps are of the same tokens and their difference is printed.
+    Images are embedded (base64 PNG) because the report is re-rendered from its JSON.
+    """
+    import base64
+    import tempfile
+
+    from westron.attention_maps import attention
+
+    if not context.get("loaded") or not context.get("pairs"):
+        return None
+    pt_model, tf_model, tokenizer = next(iter(context["loaded"].values()))
+    pair = context["pairs"][0]
+    source = next((text for text in pair.sources if text.strip()), None)
+    if source is None:
+        return None
+    codes = dict(src_lang=pair.src_code, tgt_lang=pair.tgt_code, source_prefix=context["settings"].source_prefix)
+    maps_list = [attention(pt_model, tokenizer, source, **codes, num_beams=1, max_new_tokens=32)]
+    if tf_model is not None:
+        maps_list.append(attention(tf_model, tokenizer, source, **codes, target_ids=maps_list[0].target_ids))
+    with tempfile.TemporaryDirectory() as scratch:
+        section = report_section(maps_list, scratch)
+        images = []
+        for path, kind in zip(section.images, KINDS):
+            with open(path, "rb") as handle:
+                images.append({"caption": KIND_TITLES[kind], "png_base64": base64.b64encode(handle.read()).decode("ascii")})
+    first = maps_list[0]
+    lines = [f"Source: {first.source}  ", f"Target ({FRAMEWORK_NAMES.get(first.framework, first.framework)}'s greedy translation): {first.target}"]
+    comparison = comparison_line(maps_list)
+    if comparison:
+        lines.append(f"  \nThe same input in both frameworks: {comparison}")
+    lines.append("\nLast layer, every head; `westron attention --framework both` draws every layer with an interactive view.")
+    data = {"max_difference": max_difference(maps_list[0], maps_list[1])} if len(maps_list) == 2 else {}
+    return {"id": "attention", "title": "Attention maps", "markdown": "\n".join(lines), "images": images, "data": data}

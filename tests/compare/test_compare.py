@@ -123,12 +123,15 @@ def test_reports_are_drawn_from_the_json(full_run):
     out, _, results = full_run
     markdown = (out / "report.md").read_text()
     page = (out / "report.html").read_text()
-    for title in ("## Equivalence", "## Quality", "## Training", "## Speed", "## Memory", "## Devices", "## Environment"):
+    titles = ("## Equivalence", "## Quality", "## Training", "## Speed", "## Memory", "## Devices", "## Environment")
+    for title in titles + ("## Attention maps",):  # the last from the extra-sections hook (attention_render)
         assert title in markdown
     for image in ("training", "speed", "step_memory"):
         assert (out / "plots" / f"{image}.png").read_bytes().startswith(b"\x89PNG")
         assert f"plots/{image}.png" in markdown
-    assert page.count("data:image/png;base64,") == 3 and "plots/" not in page  # self-contained
+    attention = [s for s in results["extra_sections"] if s["id"] == "attention"]
+    assert len(attention) == 1 and len(attention[0]["images"]) == 3 and attention[0]["data"]["max_difference"] < 1e-4
+    assert page.count("data:image/png;base64,") == 3 + 3 and "plots/" not in page  # self-contained
     assert "PyTorch eager" in page and "nrefs:1" in page
 
 

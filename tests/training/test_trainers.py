@@ -244,10 +244,10 @@ def test_rotation_logs_and_tracker(tmp_path):
     args = arguments(tmp_path / "out", max_steps=5, save_steps=1, keep_checkpoints=2, logging_steps=2)
     Trainer(MarianMTModel.from_pretrained(folder), args, family_batches("marian", 2), tracker=tracker).train()
     assert [os.path.basename(p) for p in list_checkpoints(args.output_dir)] == ["checkpoint-4", "checkpoint-5"]
-    assert [step for step, _ in tracker.calls] == [2, 4] and tracker.closed
+    assert [step for step, _ in tracker.calls] == [2, 4, 5] and tracker.closed  # 5: the steps after the last full window
     with open(os.path.join(args.output_dir, "log.jsonl"), encoding="utf-8") as handle:
         records = [json.loads(line) for line in handle]
-    assert [r["step"] for r in records] == [2, 4] and {"loss", "learning_rate", "tokens_per_second"} <= records[0].keys()
+    assert [r["step"] for r in records] == [2, 4, 5] and {"loss", "learning_rate", "tokens_per_second"} <= records[0].keys()
     # A plain list: two passes were made and the data position is the count of batches consumed.
     state = TrainerState.load(os.path.join(args.output_dir, "checkpoint-5"))
     assert state.data_state == {"batches_consumed": 5, "passes": 2} and state.epoch == 2.0

@@ -327,6 +327,18 @@ def md_cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def raw_markdown_html(paragraph: str) -> str:
+    """One paragraph of an extra section's Markdown: a pipe table, or text with its hard line breaks."""
+    lines = [line.strip() for line in paragraph.strip().splitlines()]
+    if len(lines) >= 2 and all(line.startswith("|") and line.endswith("|") for line in lines):
+        cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+        head = "".join(f"<th>{inline(cell)}</th>" for cell in cells[0])
+        rows = [row for row in cells[1:] if not all(set(cell) <= set("-: ") for cell in row)]  # the |---| line
+        body = "".join("<tr>" + "".join(f"<td>{inline(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return "<p>" + "<br>".join(inline(line) for line in paragraph.strip().split("  \n")) + "</p>"
+
+
 def render_markdown(blocks: list[Block]) -> str:
     lines = ["# Westron compare: PyTorch and TensorFlow side by side", ""]
     for block in blocks:
@@ -392,7 +404,7 @@ def render_html(blocks: list[Block]) -> str:
         elif block.kind == "p":
             parts.append(f"<p>{inline(block.text)}</p>")
         elif block.kind == "raw_md":
-            parts += [f"<p>{inline(paragraph)}</p>" for paragraph in block.text.split("\n\n") if paragraph.strip()]
+            parts += [raw_markdown_html(paragraph) for paragraph in block.text.split("\n\n") if paragraph.strip()]
         elif block.kind == "note":
             parts.append(f'<div class="note {block.status or "ok"}">{inline(block.text)}</div>')
         elif block.kind == "table":

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 # "westron.<module>:<function>" providers run on every compare (a missing module is skipped).
-PROVIDERS: list[str] = []
+PROVIDERS: list[str] = ["westron.attention_render:compare_section"]
 
 
 def resolve(name: str) -> Callable[[dict[str, Any]], dict[str, Any] | None] | None:

@@ -232,15 +232,7 @@ class BaseTrainer:
                 window_time += elapsed
                 logs = {"loss": output.loss, "learning_rate": output.learning_rate, "grad_norm": output.grad_norm}
                 if self.state.global_step % args.logging_steps == 0:
-                    logs = {
-                        "loss": float(np.mean(window)),
-                        "learning_rate": output.learning_rate,
-                        "grad_norm": output.grad_norm,
-                        "tokens_per_second": window_tokens / max(window_time, 1e-9),
-                        "tokens_seen": self.state.tokens_seen,
-                        "epoch": self.state.epoch,
-                    }
-                    self.log(logs)
+                    logs = self._log_window(window, window_tokens, window_time, output)
                     window, window_tokens, window_time = [], 0, 0.0
                 if bar is not None:
                     bar.update(1)
@@ -259,6 +251,8 @@ class BaseTrainer:
         except BaseException:
             self._close(bar)
             raise
+        if window:  # the steps since the last logged window: a short run still leaves its loss in the log
+            self._log_window(window, window_tokens, window_time, output)
         if self.eval_batches is not None and not (args.eval_steps and self.state.global_step % args.eval_steps == 0):
             self.evaluate()
         if self.state.global_step > self._last_saved_step:
@@ -266,6 +260,19 @@ class BaseTrainer:
         self.save_model(os.path.join(args.output_dir, FINAL_MODEL_DIR))
         self._close(bar)
         return self.state
+
+    def _log_window(self, window: list[float], tokens: int, seconds: float, output: StepOutput) -> dict[str, float]:
+        """Logs the mean loss and the throughput of the steps since the last log."""
+        logs = {
+            "loss": float(np.mean(window)),
+            "learning_rate": output.learning_rate,
+            "grad_norm": output.grad_norm,
+            "tokens_per_second": tokens / max(seconds, 1e-9),
+            "tokens_seen": self.state.tokens_seen,
+            "epoch": self.state.epoch,
+        }
+        self.log(logs)
+        return logs
 
     def _should_stop(self, started: float) -> bool:
         args = self.args
