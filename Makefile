@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CONSTRAINTS := constraints.txt
 
-.PHONY: setup fonts demo test test-latest lock check-copies fix-copies benchmark benchmark-env clean
+.PHONY: setup fonts quickstart demo test test-latest lock check-copies fix-copies benchmark benchmark-env clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,12 @@ fonts:
 	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-noto-core fonts-noto-cjk >/dev/null; \
 	else echo "make fonts: install fonts-noto-core and fonts-noto-cjk to test attention labels in every script"; fi
 
-# The main job until training lands: build a tiny demo checkpoint and translate with it.
+# The main job: a corpus from this machine's gettext catalogs, one model trained in PyTorch and in
+# TensorFlow, both scored on held-out software, and the comparison report (westron-quickstart/).
+quickstart: setup
+	$(VENV)/bin/westron quickstart
+
+# A tiny random-weight checkpoint translated in both frameworks: the machinery in a minute.
 demo: setup
 	$(VENV)/bin/westron demo
 
@@ -74,4 +79,4 @@ benchmark: benchmark-env
 	$(PY) benchmarks/generate.py
 
 clean:
-	rm -rf $(VENV) .venv-hf4 .venv-latest .venv-lock demo-model .pytest_cache benchmarks/.cache
+	rm -rf $(VENV) .venv-hf4 .venv-latest .venv-lock demo-model westron-quickstart .pytest_cache benchmarks/.cache
