@@ -163,7 +163,8 @@ def cli_cases(tmp_path, demo_folder):
         "-o a link to -i": (model + ["-o", str(tmp_path / "link.txt")], "is the input file"),
         "-o a folder": (model + ["-o", str(tmp_path)], "it is a folder"),
         "-o in a missing folder": (model + ["-o", str(tmp_path / "nope" / "out.txt")], "does not exist"),
-        "-o a full device": (model + ["-o", "/dev/full"], "No space left on device"),
+        # A private copy of /dev/full (mknod, root only): a broken build must not replace the system's.
+        "-o a full device": (model + ["-o", str(tmp_path / "full")], "No space left on device"),
         "--device mps": (model + ["--device", "mps"], "mps"),
         "--device nonsense": (model + ["--device", "tpu:7"], "not"),
         "a typo'd local path": (["translate", "--model", "dir/model", "-i", str(source)], "no folder 'dir/model'"),
@@ -178,8 +179,10 @@ CLI_CASES = [
 
 @pytest.mark.parametrize("case", CLI_CASES)
 def test_cli_mistake_is_one_line(case, demo_folder, tmp_path, monkeypatch):
-    if case == "-o a full device" and not os.path.exists("/dev/full"):
-        pytest.skip("no /dev/full here")
+    if case == "-o a full device":
+        if os.geteuid() != 0:
+            pytest.skip("mknod needs root (CI runs as root)")
+        os.mknod(tmp_path / "full", 0o666 | stat.S_IFCHR, os.makedev(1, 7))  # a second /dev/full
     argv, fragment = cli_cases(tmp_path, demo_folder)[case]
     before = (tmp_path / "in.txt").read_bytes()
     code, _, stderr = run_cli(argv, monkeypatch)

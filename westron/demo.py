@@ -1,9 +1,9 @@
-"""`westron demo`: the main job until training lands.
+"""`westron demo`: the machinery in a minute (the main job is `westron quickstart`).
 
 Builds a tiny Marian checkpoint (a sentencepiece tokenizer trained on a few sentences, random
 weights) and translates with it in PyTorch and in TensorFlow. The weights are untrained, so the
 "translations" are noise: the demo shows the machinery (one checkpoint, two frameworks, the same
-output), not translation quality. A later release replaces it with `westron quickstart`.
+output), not translation quality; `westron quickstart` trains a real model.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -501,9 +500,7 @@ def test_command_prints_path_line_and_diff_and_exits_1_without_importing_the_cod
     assert (result.returncode, result.stdout) == (0, "")
 
 
-def test_the_repository_is_checked_in_under_two_seconds():
-    # CPU time, not wall time: the machine is shared. The result is not asserted here (`make
-    # check-copies` is the gate); only that checking the real tree is fast and does not crash.
-    start = time.process_time()
+def test_the_repository_is_checked_without_crashing():
+    # The result is not asserted here (`make check-copies` is the gate), only that checking the real
+    # tree runs through. How fast it is is not a unit test's business (no timed assertions).
     cc.run(REPO)
-    assert time.process_time() - start < 2.0
