@@ -6,11 +6,9 @@ corpus holds Hebrew, Japanese and Georgian, so the token labels are in those scr
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
-import sys
 import warnings
 
 import numpy as np
@@ -18,6 +16,7 @@ import pytest
 
 import westron
 from tests import hf_oracle, spm_fixtures
+from tests.cli_utils import run_cli
 from westron.attention_maps import KINDS, AttentionMaps, attention, attention_weights, max_difference
 from westron.errors import WestronError
 
@@ -300,15 +299,6 @@ def test_report_section_for_the_compare_report(tmp_path):
 
 
 # ---- the command ----------------------------------------------------------------------------------------------
-
-
-def run_cli(argv, monkeypatch):
-    from westron.cli import main
-
-    stdout, stderr = io.StringIO(), io.StringIO()
-    monkeypatch.setattr(sys, "stdout", stdout)
-    monkeypatch.setattr(sys, "stderr", stderr)
-    return main(argv), stdout.getvalue(), stderr.getvalue()
 
 
 def test_cli_both_frameworks_writes_every_file(tmp_path, nllb_folder, monkeypatch):

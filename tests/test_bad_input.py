@@ -22,8 +22,16 @@ import sys
 import numpy as np
 import pytest
 
+from tests.cli_utils import assert_one_line_error
+from tests.cli_utils import run_cli as run_cli_with_stdin
 from westron.cli import main
 from westron.errors import WestronError
+
+
+def run_cli(argv, monkeypatch, stdin_bytes=b"hello\n\nworld\n"):
+    """main() in-process with three lines (one empty) on stdin unless told otherwise."""
+    return run_cli_with_stdin(argv, monkeypatch, stdin_bytes)
+
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -33,23 +41,6 @@ def demo_folder(tmp_path_factory):
     from westron.demo import build_demo_checkpoint
 
     return build_demo_checkpoint(str(tmp_path_factory.mktemp("demo") / "model"))
-
-
-def run_cli(argv, monkeypatch, stdin_bytes=b"hello\n\nworld\n"):
-    """main() in-process: (exit code, stdout, stderr)."""
-    stdout, stderr = io.StringIO(), io.StringIO()
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin_bytes), encoding="utf-8"))
-    monkeypatch.setattr(sys, "stdout", stdout)
-    monkeypatch.setattr(sys, "stderr", stderr)
-    code = main(argv)
-    return code, stdout.getvalue(), stderr.getvalue()
-
-
-def assert_one_line_error(code, stderr, fragment):
-    lines = [line for line in stderr.splitlines() if line.strip() and "warning" not in line]
-    assert code == 2, stderr
-    assert len(lines) == 1 and lines[0].startswith("westron: error: "), stderr
-    assert fragment in lines[0], lines[0]
 
 
 def no_temp_files(folder) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -10,7 +9,7 @@ import sys
 
 import pytest
 
-from westron.cli import main
+from tests.cli_utils import assert_one_line_error, run_cli
 
 LINES = ["Speak, friend, and enter.", "", "One checkpoint.", "The road goes ever on and on, down from the door.", "", "x"]
 
@@ -20,17 +19,6 @@ def demo_folder(tmp_path_factory):
     from westron.demo import build_demo_checkpoint
 
     return build_demo_checkpoint(str(tmp_path_factory.mktemp("demo") / "model"))
-
-
-def run_cli(argv, stdin_bytes=b"", monkeypatch=None):
-    """Runs main() in-process with the given stdin; returns (exit code, stdout, stderr)."""
-    stdin = io.TextIOWrapper(io.BytesIO(stdin_bytes), encoding="utf-8")
-    stdout, stderr = io.StringIO(), io.StringIO()
-    monkeypatch.setattr(sys, "stdin", stdin)
-    monkeypatch.setattr(sys, "stdout", stdout)
-    monkeypatch.setattr(sys, "stderr", stderr)
-    code = main(argv)
-    return code, stdout.getvalue(), stderr.getvalue()
 
 
 def write_input(tmp_path, lines):
@@ -64,14 +52,6 @@ def test_stdin_to_stdout(demo_folder, monkeypatch):
     )
     assert code == 0, stderr
     assert stdout.count("\n") == 3 and stdout.split("\n")[1] == ""
-
-
-def assert_one_line_error(code, stderr, *fragments):
-    assert code == 2
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("westron: error: "), stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_missing_model_folder(tmp_path, monkeypatch):

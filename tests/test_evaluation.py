@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import sys
@@ -11,6 +10,7 @@ import pytest
 import sacrebleu
 from sacrebleu.metrics import BLEU, CHRF, TER
 
+from tests.cli_utils import assert_one_line_error, run_cli
 from westron.errors import WestronError
 from westron.evaluation import bleu_tokenizer_for, evaluate_model, score_translations
 
@@ -200,17 +200,6 @@ def test_evaluate_model_counts_must_match(demo_folder):
 # ---- westron evaluate ----------------------------------------------------------------------------------
 
 
-def run_cli(argv, monkeypatch):
-    """Runs main() in-process; returns (exit code, stdout, stderr)."""
-    from westron.cli import main
-
-    stdout, stderr = io.StringIO(), io.StringIO()
-    monkeypatch.setattr(sys, "stdout", stdout)
-    monkeypatch.setattr(sys, "stderr", stderr)
-    code = main(argv)
-    return code, stdout.getvalue(), stderr.getvalue()
-
-
 def write_jsonl(path, pairs, source_lang="en", target_lang="es"):
     lines = [json.dumps({"translation": {source_lang: s, target_lang: t}}, ensure_ascii=False) for s, t in pairs]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -251,14 +240,6 @@ def test_cli_output_flag_names_the_hypotheses_file(demo_folder, tmp_path, monkey
     assert code == 0, stderr
     assert output.read_text(encoding="utf-8").count("\n") == 2
     assert sorted(path.name for path in tmp_path.iterdir()) == ["hyp.txt", "test.jsonl"]  # no JSON unless asked
-
-
-def assert_one_line_error(code, stderr, *fragments):
-    assert code == 2
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("westron: error: "), stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import sys
 
 import pytest
 
+from tests.cli_utils import run_cli
 from tests.data.test_gettext import entry, write_catalog
 
 WORDS = [("file", "archivo"), ("window", "ventana"), ("open", "abrir"), ("save", "guardar"), ("new", "nuevo"), ("print", "imprimir")]
@@ -22,15 +21,6 @@ def fixture_catalogs(root, count: int = 100) -> None:
             words = [WORDS[(index + k * j) % len(WORDS)] for j in range(1, 1 + k % 4 + 1)]
             entries.append(entry(" ".join(w for w, _ in words) + f" {index}", " ".join(t for _, t in words) + f" {index}"))
         write_catalog(root, "es", f"app{index:02d}", entries, mo=index % 2 == 0)
-
-
-def run_cli(argv, monkeypatch):
-    from westron.cli import main
-
-    stdout, stderr = io.StringIO(), io.StringIO()
-    monkeypatch.setattr(sys, "stdout", stdout)
-    monkeypatch.setattr(sys, "stderr", stderr)
-    return main(argv), stdout.getvalue(), stderr.getvalue()
 
 
 def test_smoke_run_trains_both_frameworks_and_writes_every_part(tmp_path, monkeypatch):

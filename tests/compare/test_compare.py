@@ -7,7 +7,6 @@ speed (speed belongs in benchmarks/).
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from westron.cli import main
+from tests.cli_utils import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 SENTENCES = [
@@ -27,14 +26,6 @@ SENTENCES = [
     "Greedy search takes the most likely token at every step.",
     "The encoder reads the source.",
 ]
-
-
-def run_cli(argv, monkeypatch):
-    stdout, stderr = io.StringIO(), io.StringIO()
-    monkeypatch.setattr(sys, "stdout", stdout)
-    monkeypatch.setattr(sys, "stderr", stderr)
-    code = main(argv)
-    return code, stdout.getvalue(), stderr.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
 
 import pytest
 
-from westron.cli import main
-
-
-def run_cli(argv, monkeypatch):
-    stdout, stderr = io.StringIO(), io.StringIO()
-    monkeypatch.setattr(sys, "stdout", stdout)
-    monkeypatch.setattr(sys, "stderr", stderr)
-    code = main(argv)
-    return code, stdout.getvalue(), stderr.getvalue()
-
-
-def assert_one_line_error(code, stderr, *fragments):
-    assert code == 2
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("westron: error: "), stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
+from tests.cli_utils import assert_one_line_error, run_cli
 
 
 @pytest.fixture

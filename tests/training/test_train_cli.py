@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
 import torch
+
+from tests.cli_utils import run_cli
 
 WORDS = {"red": "rojo", "house": "casa", "big": "grande", "cat": "gato", "dog": "perro", "green": "verde", "car": "coche"}
 
@@ -43,16 +43,6 @@ def corpus(tmp_path_factory):
     }
     train_tokenizer("marian", [files["train"]], "en", "es", folder / "tokenizer", vocab_size=60)
     return {**files, "tokenizer": os.fspath(folder / "tokenizer")}
-
-
-def run_cli(argv, monkeypatch):
-    from westron.cli import main
-
-    stdout, stderr = io.StringIO(), io.StringIO()
-    monkeypatch.setattr(sys, "stdout", stdout)
-    monkeypatch.setattr(sys, "stderr", stderr)
-    code = main(argv)
-    return code, stdout.getvalue(), stderr.getvalue()
 
 
 def base_argv(corpus, output_dir, framework="pt"):

@@ -312,7 +312,8 @@ def _encode(args, tokenizer, pairs):
     return encode_pairs(tokenizer, pairs, args.max_source_length, args.max_target_length, source_prefix=args.source_prefix)
 
 
-def make_batcher(args, tokenizer, config, pairs):
+def make_batcher(args, tokenizer, config, pairs, *, shuffle: bool = True):
+    """Token batches of `pairs` as the flags ask (length-bucketed; shuffled per epoch for training)."""
     from westron.data.batching import TokenBatcher
 
     source_ids, target_ids = _encode(args, tokenizer, pairs)
@@ -324,23 +325,13 @@ def make_batcher(args, tokenizer, config, pairs):
         max_tokens=args.max_tokens,
         batch_size=args.batch_size,
         seed=args.seed,
+        shuffle=shuffle,
     )
 
 
 def make_eval_batches(args, tokenizer, config, pairs) -> list:
     """The validation set as a fixed list of length-sorted batches (the same every evaluation)."""
-    from westron.data.batching import TokenBatcher
-
-    source_ids, target_ids = _encode(args, tokenizer, pairs)
-    batcher = TokenBatcher(
-        source_ids,
-        target_ids,
-        pad_token_id=config.pad_token_id,
-        decoder_start_token_id=config.decoder_start_token_id,
-        max_tokens=args.max_tokens,
-        batch_size=args.batch_size,
-        shuffle=False,
-    )
+    batcher = make_batcher(args, tokenizer, config, pairs, shuffle=False)
     return [batcher.batch(indices) for indices in batcher.epoch_batches(0)]
 
 
