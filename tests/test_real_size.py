@@ -2,7 +2,7 @@
 
 The tiny configs of the per-family tests cover every code path; these catch what only shows at
 size: float32 error growing with depth and width, a 58k-token vocabulary, 512 positions.
-Run with `RUN_SLOW=1 .venv/bin/python -m pytest -q -m slow` (about two minutes on 2 cores).
+Run with `RUN_SLOW=1 .venv/bin/python -m pytest -q -m slow` (11 minutes on a busy 2-core machine).
 """
 
 from __future__ import annotations
