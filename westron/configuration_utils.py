@@ -190,7 +190,9 @@ def pop_hub_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {key: kwargs.pop(key) for key in HUB_KWARGS if key in kwargs}
 
 
-def resized_vocab_size(old_num_tokens: int, new_num_tokens: int | None, pad_to_multiple_of: int | None) -> int:
+def resized_vocab_size(
+    old_num_tokens: int, new_num_tokens: int | None, pad_to_multiple_of: int | None, pad_token_id: int | None = None
+) -> int:
     """The vocabulary size resize_token_embeddings makes, checked (shared by both frameworks' models)."""
     size = old_num_tokens if new_num_tokens is None else new_num_tokens
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
@@ -199,5 +201,7 @@ def resized_vocab_size(old_num_tokens: int, new_num_tokens: int | None, pad_to_m
         if isinstance(pad_to_multiple_of, bool) or not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of < 1:
             raise WestronError(f"pad_to_multiple_of must be a positive int, not {pad_to_multiple_of!r}")
         size = -(-size // pad_to_multiple_of) * pad_to_multiple_of
+    if pad_token_id is not None and size <= pad_token_id:
+        raise WestronError(f"resizing the vocabulary to {size} tokens would drop the pad token (id {pad_token_id})")
     return size
 

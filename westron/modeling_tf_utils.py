@@ -104,7 +104,9 @@ class TFPreTrainedModel(keras.Model):
         if new_num_tokens is None and pad_to_multiple_of is None:
             return embeddings
         self.build_weights()
-        new_num_tokens = resized_vocab_size(embeddings.input_dim, new_num_tokens, pad_to_multiple_of)
+        new_num_tokens = resized_vocab_size(
+            embeddings.input_dim, new_num_tokens, pad_to_multiple_of, self.config.pad_token_id
+        )
         variables = self.checkpoint_variables()
         for name in self.vocab_parameters():
             if name not in variables:

@@ -83,7 +83,9 @@ class PreTrainedModel(nn.Module):
         embeddings = self.get_input_embeddings()
         if new_num_tokens is None and pad_to_multiple_of is None:
             return embeddings
-        new_num_tokens = resized_vocab_size(embeddings.num_embeddings, new_num_tokens, pad_to_multiple_of)
+        new_num_tokens = resized_vocab_size(
+            embeddings.num_embeddings, new_num_tokens, pad_to_multiple_of, self.config.pad_token_id
+        )
         tied = self.tied_weights()
         with torch.no_grad():
             for name in self.vocab_parameters():
