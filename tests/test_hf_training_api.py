@@ -182,6 +182,25 @@ def test_embedding_accessors_match_hf(resize_folder):
     assert torch.equal(base.get_input_embeddings().weight, ours.get_input_embeddings().weight)
 
 
+def test_set_input_embeddings_keeps_ties_in_both_frameworks(resize_folder):
+    ours = westron.AutoModelForSeq2SeqLM.from_pretrained(resize_folder)
+    tf_model = westron.TFAutoModelForSeq2SeqLM.from_pretrained(resize_folder)
+    old = ours.get_input_embeddings()
+    new = torch.nn.Embedding(old.num_embeddings, old.embedding_dim, padding_idx=old.padding_idx)
+    ours.set_input_embeddings(new)
+    assert ours.get_input_embeddings() is new
+    for name, source in ours.tied_weights().items():
+        assert ours.get_parameter(name) is ours.get_parameter(source)
+    tf_model.set_input_embeddings(new.weight.detach().numpy())
+    np.testing.assert_array_equal(tf_model.get_input_embeddings().embeddings.numpy(), new.weight.detach().numpy())
+    batch = dict(input_ids=torch.tensor([[5, 6, 2]]), decoder_input_ids=torch.tensor([[3, 4, 7]]))
+    with torch.no_grad():
+        expected = ours(**batch).logits
+    assert_float32_close(tf_model(**{k: v.numpy() for k, v in batch.items()}).logits, expected, LOGITS_TOL)
+    with pytest.raises(WestronError, match="resize_token_embeddings"):
+        tf_model.set_input_embeddings(np.zeros((3, old.embedding_dim), np.float32))
+
+
 @pytest.mark.parametrize("new_num_tokens, multiple", [(117, None), (90, None), (101, 8)])
 def test_resize_token_embeddings_matches_hf_in_both_frameworks(resize_folder, new_num_tokens, multiple, tmp_path):
     hf = transformers.AutoModelForSeq2SeqLM.from_pretrained(resize_folder).eval()

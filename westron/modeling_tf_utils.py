@@ -79,8 +79,8 @@ class TFPreTrainedModel(keras.Model):
         matrix = np.asarray(keras.ops.convert_to_numpy(matrix))
         if matrix.shape != tuple(layer.embeddings.shape):
             raise WestronError(
-                f"set_input_embeddings: shape {matrix.shape} does not fit the embeddings {tuple(layer.embeddings.shape)} "
-                "(change the vocabulary size with resize_token_embeddings)"
+                f"set_input_embeddings: shape {matrix.shape} does not fit the embeddings "
+                f"{tuple(layer.embeddings.shape)} (change the vocabulary size with resize_token_embeddings)"
             )
         layer.embeddings.assign(matrix.astype(layer.embeddings.dtype))
 
