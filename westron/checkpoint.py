@@ -282,10 +282,12 @@ def match_base_model_prefix(
     An LM keeps its base model under `prefix` (Marian's and M2M100's `model.`; T5 has none) next to
     its head (`head_names`: lm_head.weight, final_logits_bias). A base model loading an LM checkpoint
     takes the prefixed tensors without the prefix and leaves the head out; an LM loading a base
-    checkpoint adds the prefix. Returns (the renamed tensors, the head names the checkpoint lacks).
+    checkpoint adds the prefix. Returns (the renamed tensors, the head names a base checkpoint lacks:
+    empty for any other checkpoint, so an LM checkpoint missing part of its head is still reported).
     """
     model_names = set(model_names)
     head_names = set(head_names)
+    head_lacking: set[str] = set()
     if prefix:
         dotted = prefix + "."
         model_prefixed = any(name.startswith(dotted) for name in model_names)
@@ -296,9 +298,10 @@ def match_base_model_prefix(
             }
         elif model_prefixed and not checkpoint_prefixed:  # a base checkpoint into the LM
             state_dict = {dotted + name: tensor for name, tensor in state_dict.items()}
+            head_lacking = {name for name in head_names & model_names if name not in state_dict}
     if not head_names & model_names:  # a base model: no head to load
         state_dict = {name: tensor for name, tensor in state_dict.items() if name not in head_names}
-    return dict(state_dict), {name for name in head_names & model_names if name not in state_dict}
+    return dict(state_dict), head_lacking
 
 
 def check_names_and_shapes(
