@@ -146,6 +146,17 @@ def test_as_target_tokenizer_warns_and_tokenizes_targets(tokenizers):
             ours_tok(SOURCES, text_target=TARGETS)
 
 
+def test_as_target_tokenizer_gives_m2m100_the_target_language(tmp_path):
+    """Where sources and targets are encoded differently (M2M100's language codes), the block is the target."""
+    from tests.spm_fixtures import write_m2m100_folder
+
+    tokenizer = westron.M2M100Tokenizer.from_pretrained(write_m2m100_folder(tmp_path), src_lang="en", tgt_lang="fr")
+    with pytest.warns(FutureWarning), tokenizer.as_target_tokenizer():
+        labels = tokenizer(TARGETS)["input_ids"]
+    assert labels == tokenizer(text_target=TARGETS)["input_ids"] != tokenizer(TARGETS)["input_ids"]
+    assert labels[0][0] == tokenizer.get_lang_id("fr")
+
+
 # ---- embeddings, resize_token_embeddings, train / eval ---------------------------------------------
 
 FAMILIES = {
