@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -86,3 +87,21 @@ def test_an_output_dir_that_cannot_be_written_is_one_line(tmp_path, monkeypatch)
     blocker.write_text("not a folder")
     code, _, stderr = run_cli(["quickstart", "--smoke", "--output-dir", os.fspath(blocker / "out")], monkeypatch)
     assert code == 2 and "cannot create --output-dir" in stderr
+
+
+def test_a_saved_vocabulary_of_another_size_is_retrained(tmp_path, monkeypatch, capsys):
+    from westron.data.gettext import build_gettext_corpus
+    from westron.quickstart import SMOKE_RECIPE, ensure_tokenizer, saved_vocabulary_size
+
+    fixture_catalogs(tmp_path / "locale")
+    monkeypatch.setenv("WESTRON_GETTEXT_PATH", os.fspath(tmp_path / "locale"))
+    build_gettext_corpus("en", "es", os.fspath(tmp_path / "corpus"), split="by-catalog")
+    folder = os.fspath(tmp_path / "tokenizer")
+    ensure_tokenizer(folder, os.fspath(tmp_path / "corpus"), "en", "es", SMOKE_RECIPE, fresh=False)
+    assert saved_vocabulary_size(folder) == SMOKE_RECIPE.vocab_size
+    ensure_tokenizer(folder, os.fspath(tmp_path / "corpus"), "en", "es", SMOKE_RECIPE, fresh=False)
+    assert "reusing the vocabulary" in capsys.readouterr().err
+    smaller = dataclasses.replace(SMOKE_RECIPE, vocab_size=SMOKE_RECIPE.vocab_size - 20)
+    ensure_tokenizer(folder, os.fspath(tmp_path / "corpus"), "en", "es", smaller, fresh=False)
+    assert "training a new one" in capsys.readouterr().err
+    assert saved_vocabulary_size(folder) == smaller.vocab_size

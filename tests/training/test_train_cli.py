@@ -60,9 +60,10 @@ def test_from_scratch_in_pytorch_writes_a_model_hf_loads_with_test_scores(corpus
 
     out = tmp_path / "run"
     argv = base_argv(corpus, out) + ["--validation-file", corpus["validation"], "--test-file", corpus["test"]]
-    argv += ["--max-steps", "4", "--eval-steps", "2", "--num-beams", "2", "--logging-steps", "2"]
+    argv += ["--max-steps", "4", "--eval-steps", "2", "--num-beams", "2", "--logging-steps", "2", "--dropout", "0"]
     code, _, stderr = run_cli(argv, monkeypatch)
     assert code == 0, stderr
+    assert json.loads((out / "final" / "config.json").read_text())["dropout"] == 0.0  # the preset says 0.1
     results = json.loads((out / "results.json").read_text())
     assert results["framework"] == "pt" and results["global_step"] == 4
     assert set(results["test"]) >= {"bleu", "chrf", "ter"} and results["test"]["num_sentences"] == 10
@@ -85,9 +86,10 @@ def test_tensorflow_run_continues_in_pytorch(corpus, tmp_path, monkeypatch):
     assert json.loads((out / "results.json").read_text())["framework"] == "tf"
     argv = ["train", "--model", os.fspath(out / "final"), "--train-file", corpus["train"], "--source-lang", "en"]
     argv += ["--target-lang", "es", "--framework", "pt", "--output-dir", os.fspath(tmp_path / "pt"), "--report-to", "none"]
-    code, _, stderr = run_cli(argv + ["--max-steps", "1", "--max-tokens", "256"], monkeypatch)
+    code, _, stderr = run_cli(argv + ["--max-steps", "1", "--max-tokens", "256", "--dropout", "0.25"], monkeypatch)
     assert code == 0, stderr
     assert (tmp_path / "pt" / "final" / "model.safetensors").exists()
+    assert json.loads((tmp_path / "pt" / "final" / "config.json").read_text())["dropout"] == 0.25
 
 
 @pytest.mark.parametrize(
@@ -100,6 +102,7 @@ def test_tensorflow_run_continues_in_pytorch(corpus, tmp_path, monkeypatch):
         (lambda a, c, t: _replace(a, "--config", "marian-huge"), "neither a file nor a preset"),
         (lambda a, c, t: _drop(a, "--max-steps"), "say how long to train"),
         (lambda a, c, t: a + ["--xla"], "--xla applies to TensorFlow"),
+        (lambda a, c, t: a + ["--dropout", "1.5"], "--dropout 1.5 must be at least 0 and below 1"),
         (lambda a, c, t: a + ["--resume", os.fspath(t / "nowhere")], "no such checkpoint folder"),
     ],
 )

@@ -65,6 +65,7 @@ def add_train_command(commands) -> None:
     recipe.add_argument("--scheduler", choices=SCHEDULERS, default="inverse-sqrt")
     recipe.add_argument("--weight-decay", type=float, default=0.01)
     recipe.add_argument("--label-smoothing", type=float, default=0.1)
+    recipe.add_argument("--dropout", type=float, help="the model's dropout (default: its config's; 0.1 for the presets)")
     recipe.add_argument("--gradient-accumulation", type=positive_int, default=1)
     recipe.add_argument("--max-grad-norm", type=float, default=1.0, help="0 turns clipping off")
     recipe.add_argument("--mixed-precision", choices=("bf16", "fp16"), default=None)
@@ -112,6 +113,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise WestronError(f"--model {args.model} is a file: give the checkpoint folder")
     if args.framework == "pt" and args.xla:
         raise WestronError("--xla applies to TensorFlow (--framework tf); PyTorch has --compile")
+    if args.dropout is not None and not 0.0 <= args.dropout < 1.0:
+        raise WestronError(f"--dropout {args.dropout:g} must be at least 0 and below 1")
     if args.framework == "tf" and args.compile:
         raise WestronError("--compile applies to PyTorch (--framework pt); TensorFlow has --xla")
     if args.resume not in (None, True) and not os.path.isdir(args.resume):
@@ -245,9 +248,15 @@ def load_tokenizer_and_model(args, framework: str):
         from westron.training.presets import build_config
 
         config = build_config(args.config, tokenizer)
+        if args.dropout is not None:
+            setattr(config, dropout_field(config.model_type), args.dropout)
         model = auto_model.from_config(config)
     else:
         kwargs = {"allow_pickle": True} if args.allow_pickle else {}
+        if args.dropout is not None:
+            from westron.models.auto import AutoConfig
+
+            kwargs[dropout_field(AutoConfig.from_pretrained(args.model).model_type)] = args.dropout
         model = auto_model.from_pretrained(args.model, **kwargs)
     if args.forced_bos_lang:
         model.generation_config.forced_bos_token_id = tokenizer.get_lang_id(args.forced_bos_lang)
@@ -256,6 +265,11 @@ def load_tokenizer_and_model(args, framework: str):
 
         model.to(resolve_device(args.device))
     return tokenizer, model
+
+
+def dropout_field(model_type: str) -> str:
+    """The config field of a model family's dropout rate (T5 names it dropout_rate)."""
+    return "dropout_rate" if model_type in ("t5", "mt5") else "dropout"
 
 
 def _model_shapes(model, framework: str) -> dict[str, tuple[int, ...]]:

@@ -19,6 +19,12 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         dict(d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
              encoder_ffn_dim=256, decoder_ffn_dim=256, max_position_embeddings=256),
     ),
+    # The quickstart's shape: what learns most in ten minutes on one CPU core (docs/quickstart.md).
+    "marian-mini": (
+        "marian",
+        dict(d_model=128, encoder_layers=3, decoder_layers=3, encoder_attention_heads=4, decoder_attention_heads=4,
+             encoder_ffn_dim=512, decoder_ffn_dim=512, max_position_embeddings=512),
+    ),
     # The small from-scratch shape measured on 2 cores (../docs/training.md): d_model 256, 3+3 layers.
     "marian-small": (
         "marian",
