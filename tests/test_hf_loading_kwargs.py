@@ -280,3 +280,26 @@ def test_tensorflow_dtype_policies(tmp_path, family, policy):
     assert read_config(tmp_path / "saved")["dtype"] == variable_dtype
     with pytest.raises(WestronError, match="not a Keras dtype policy"):
         westron.TFAutoModelForSeq2SeqLM.from_pretrained(folder, dtype="int8")
+
+
+@pytest.mark.parametrize("framework", ["pt", "tf"])
+def test_save_pretrained_takes_hf4_keywords(folder, tmp_path, framework):
+    model_class = westron.MarianMTModel if framework == "pt" else westron.TFMarianMTModel
+    model = model_class.from_pretrained(folder)
+    model.save_pretrained(tmp_path / "saved", safe_serialization=True, push_to_hub=False, is_main_process=True, token=None)
+    assert read_config(tmp_path / "saved") == read_config(folder)
+    for name, value in [("safe_serialization", False), ("push_to_hub", True), ("is_main_process", False), ("variant", "fp16")]:
+        with pytest.raises(WestronError, match=f"save_pretrained\\({name}="):
+            model.save_pretrained(tmp_path / "refused", **{name: value})
+    with pytest.raises(WestronError, match="unexpected save_pretrained argument"):
+        model.save_pretrained(tmp_path / "refused", safe_serialisation=True)
+    assert not os.path.exists(tmp_path / "refused")
+
+
+def test_save_pretrained_state_dict(folder, tmp_path):
+    model = westron.MarianMTModel.from_pretrained(folder)
+    state = {name: torch.zeros_like(t) if name.endswith("bias") else t for name, t in model.state_dict().items()}
+    model.save_pretrained(tmp_path / "saved", state_dict=state)
+    reloaded = westron.MarianMTModel.from_pretrained(tmp_path / "saved")
+    assert all(not t.any() for name, t in reloaded.state_dict().items() if name.endswith("bias"))
+    assert any(t.any() for name, t in model.state_dict().items() if name.endswith("bias"))

@@ -184,3 +184,39 @@ def check_config_overrides(config: Any, overrides: dict[str, Any]) -> Any:
             f"(neither a loading option nor a key of {type(config).__name__})"
         )
     return type(config).from_dict(config.to_dict(), **overrides)
+
+
+# save_pretrained's HF 4.x keywords (PyTorch's and TensorFlow's), the same three outcomes.
+SAVE_NO_OPS: dict[str, str] = {
+    "token": "only used by push_to_hub",
+    "create_pr": "only used by push_to_hub",
+    "save_peft_format": "Westron has no PEFT adapters",
+    "version": "only used by saved_model",
+    "signatures": "only used by saved_model",
+}
+SAVE_UNSUPPORTED: dict[str, tuple[tuple[Any, ...], str]] = {
+    "safe_serialization": ((True,), "Westron writes safetensors only"),
+    "is_main_process": ((True,), "call save_pretrained from one process only"),
+    "push_to_hub": ((False,), "push the saved folder with huggingface_hub.upload_folder"),
+    "save_function": ((None,), "Westron writes its files itself, atomically"),
+    "variant": ((None,), "weight-file variants (model.<variant>.safetensors) are not supported"),
+    "saved_model": ((False,), "SavedModel export is not supported yet"),
+}
+
+
+def take_save_kwargs(kwargs: dict[str, Any], framework: str) -> Any:
+    """Checks save_pretrained's HF keywords; returns the `state_dict=` to save instead of the model's, or None."""
+    kwargs = dict(kwargs)
+    for name in SAVE_NO_OPS:
+        kwargs.pop(name, None)
+    for name, (allowed, why) in SAVE_UNSUPPORTED.items():
+        if name in kwargs:
+            value = kwargs.pop(name)
+            if not any(value is a or (type(value) is type(a) and value == a) for a in allowed):
+                raise WestronError(f"save_pretrained({name}={value!r}) is not supported: {why}")
+    state_dict = kwargs.pop("state_dict", None)
+    if state_dict is not None and framework != "pt":
+        raise WestronError("save_pretrained(state_dict=...) is a PyTorch argument")
+    if kwargs:
+        raise WestronError(f"unexpected save_pretrained argument(s): {', '.join(sorted(kwargs))}")
+    return state_dict

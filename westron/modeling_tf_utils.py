@@ -21,7 +21,7 @@ from westron.configuration_utils import PretrainedConfig, record_dtype
 from westron.errors import WestronError
 from westron.file_utils import recover_directory
 from westron.generation.configuration_utils import GenerationConfig
-from westron.loading import apply_key_mapping, check_config_overrides, take_loading_kwargs
+from westron.loading import apply_key_mapping, check_config_overrides, take_loading_kwargs, take_save_kwargs
 
 
 class TFPreTrainedModel(keras.Model):
@@ -128,11 +128,13 @@ class TFPreTrainedModel(keras.Model):
 
     # ---- saving -----------------------------------------------------------------------------------
 
-    def save_pretrained(self, save_directory: str | os.PathLike, max_shard_size: int | str = "5GB") -> None:
+    def save_pretrained(self, save_directory: str | os.PathLike, max_shard_size: int | str = "5GB", **kwargs: Any) -> None:
         """Writes config.json, generation_config.json and a PyTorch-named model.safetensors as one atomic folder swap.
 
-        Other files in the folder (a tokenizer's) are kept.
+        Other files in the folder (a tokenizer's) are kept. HF 4.x's keywords are taken as the
+        PyTorch twin takes them (docs/hf_compatibility.md).
         """
+        take_save_kwargs(kwargs, framework="tf")
         state_dict = {
             name: np.ascontiguousarray(variable.numpy().T if transposed else variable.numpy())
             for name, (variable, transposed) in self.checkpoint_variables().items()

@@ -17,7 +17,7 @@ from westron.configuration_utils import PretrainedConfig, record_dtype
 from westron.errors import WestronError
 from westron.file_utils import recover_directory
 from westron.generation.configuration_utils import GenerationConfig
-from westron.loading import apply_key_mapping, check_config_overrides, take_loading_kwargs
+from westron.loading import apply_key_mapping, check_config_overrides, take_loading_kwargs, take_save_kwargs
 
 
 class PreTrainedModel(nn.Module):
@@ -131,14 +131,18 @@ class PreTrainedModel(nn.Module):
 
     # ---- saving -----------------------------------------------------------------------------------
 
-    def save_pretrained(self, save_directory: str | os.PathLike, max_shard_size: int | str = "5GB") -> None:
+    def save_pretrained(self, save_directory: str | os.PathLike, max_shard_size: int | str = "5GB", **kwargs: Any) -> None:
         """Writes config.json, generation_config.json and model.safetensors (or shards) as one atomic folder swap.
 
         Tied parameters are saved once, under their source name, as Hugging Face does. Other files
-        in the folder (a tokenizer's) are kept.
+        in the folder (a tokenizer's) are kept. HF 4.x's keywords (`safe_serialization=True`,
+        `state_dict=`, ...) are taken as docs/hf_compatibility.md says.
         """
         tied = self.tied_weights()
-        state_dict = {name: t.detach().cpu() for name, t in self.state_dict().items() if name not in tied}
+        state_dict = take_save_kwargs(kwargs, framework="pt")
+        if state_dict is None:
+            state_dict = self.state_dict()
+        state_dict = {name: t.detach().cpu() for name, t in state_dict.items() if name not in tied}
         record_dtype(self.config, str(self.dtype).removeprefix("torch."))
         save_model_folder(save_directory, self.config, self.generation_config, state_dict, max_shard_size)
 
