@@ -219,3 +219,18 @@ def test_clean_up_tokenization_spaces_reaches_decode(t5_folder):
     raw = translator(SOURCES[:1], clean_up_tokenization_spaces=False, **settings)[0]["translation_text"]
     clean = translator(SOURCES[:1], clean_up_tokenization_spaces=True, **settings)[0]["translation_text"]
     assert (raw, clean) == ("la .", "la.")
+
+
+def test_loading_arguments_reach_from_pretrained(t5_folder):
+    """HF 4.x's pipeline(torch_dtype=..., device_map=..., model_kwargs={...}) load the model as asked."""
+    translator = westron.pipeline(
+        "translation", model=t5_folder, framework="pt", source_prefix="x: ", torch_dtype=torch.bfloat16,
+        device_map="cpu", model_kwargs={"attn_implementation": "eager"},
+    )
+    assert translator.model.dtype == torch.bfloat16 and translator.model.config._attn_implementation == "eager"
+    assert translator(SOURCES[:1], max_new_tokens=3)[0]["translation_text"] is not None
+    with pytest.raises(WestronError, match="load_in_8bit"):
+        westron.pipeline("translation", model=t5_folder, framework="pt", model_kwargs={"load_in_8bit": True})
+    tokenizer, model = westron.AutoTokenizer.from_pretrained(t5_folder), westron.AutoModelForSeq2SeqLM.from_pretrained(t5_folder)
+    with pytest.raises(WestronError, match="torch_dtype: loading arguments need model= to be a path"):
+        westron.pipeline("translation", model=model, tokenizer=tokenizer, torch_dtype=torch.float16)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from westron.configuration_utils import peek_hub_kwargs
 from westron.errors import WestronError
 
 SUPPORTED_TASK = re.compile(r"translation(?:_(.+?)_to_(.+))?")
@@ -44,6 +45,7 @@ class TranslationPipeline:
         src_lang: str | None = None,
         tgt_lang: str | None = None,
         source_prefix: str | None = None,
+        model_kwargs: dict[str, Any] | None = None,
         **generate_kwargs: Any,
     ):
         is_path = isinstance(model, str) or hasattr(model, "__fspath__")
@@ -59,9 +61,14 @@ class TranslationPipeline:
         if is_path:
             from westron.models.auto import AutoModelForSeq2SeqLM, AutoTokenizer, TFAutoModelForSeq2SeqLM
 
-            tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
+            model_kwargs = dict(model_kwargs or {})
+            if device is not None:
+                model_kwargs["device"] = device
+            tokenizer = tokenizer or AutoTokenizer.from_pretrained(model, **peek_hub_kwargs(model_kwargs))
             auto = AutoModelForSeq2SeqLM if framework == "pt" else TFAutoModelForSeq2SeqLM
-            model = auto.from_pretrained(model, device=device, allow_pickle=allow_pickle)
+            model = auto.from_pretrained(model, allow_pickle=allow_pickle, **model_kwargs)
+        elif model_kwargs:
+            raise WestronError(f"{', '.join(sorted(model_kwargs))}: loading arguments need model= to be a path, not a model object")
         elif tokenizer is None:
             raise WestronError("pass tokenizer= when model is a model object rather than a path")
         elif framework == "pt" and device is not None:
@@ -304,10 +311,20 @@ def pipeline(task: str, model: Any, tokenizer: Any = None, framework: str | None
         >>> translator(["Speak, friend, and enter.", ""], num_beams=2, max_new_tokens=8)
         [{'translation_text': '...'}, {'translation_text': ''}]
     """
+    # HF 4.x's pipeline() loading arguments go to from_pretrained, as its model_kwargs do.
+    model_kwargs = dict(kwargs.pop("model_kwargs", None) or {})
+    for name in PIPELINE_LOADING_KWARGS:
+        if name in kwargs:
+            model_kwargs[name] = kwargs.pop(name)
     match = SUPPORTED_TASK.fullmatch(task)
     if not match:
         raise WestronError(f"unsupported task {task!r}: Westron's pipeline() supports 'translation'")
     if match.group(1):
         kwargs.setdefault("src_lang", match.group(1))
         kwargs.setdefault("tgt_lang", match.group(2))
-    return TranslationPipeline(model, tokenizer=tokenizer, framework=framework, device=device, **kwargs)
+    return TranslationPipeline(
+        model, tokenizer=tokenizer, framework=framework, device=device, model_kwargs=model_kwargs, **kwargs
+    )
+
+
+PIPELINE_LOADING_KWARGS = ("revision", "token", "use_auth_token", "device_map", "torch_dtype", "dtype", "trust_remote_code")
