@@ -213,6 +213,16 @@ def test_greedy_search_leaves_tf_global_rng_alone(models):
     np.testing.assert_array_equal(tf.random.uniform((3,)).numpy(), expected)
 
 
+def test_hf4_tf_seed_pair(models):
+    """HF 4.x's TF generate took seed=[a, b]; [a, 0] is the seed a, and a bad pair is one clear line."""
+    _, tf_model = models
+    first = westron_generate(tf_model, seed=7, **SAMPLE)
+    assert_same_ids(westron_generate(tf_model, seed=[7, 0], **SAMPLE), first)
+    assert not np.array_equal(westron_generate(tf_model, seed=[7, 1], **SAMPLE), first)
+    with pytest.raises(WestronError, match="pair of integers"):
+        westron_generate(tf_model, seed=[7, -1], **SAMPLE)
+
+
 def test_seeded_sampling_eager_equals_compiled(models):
     _, tf_model = models
     settings = dict(do_sample=True, max_new_tokens=6, top_k=0)
