@@ -303,3 +303,11 @@ def test_save_pretrained_state_dict(folder, tmp_path):
     reloaded = westron.MarianMTModel.from_pretrained(tmp_path / "saved")
     assert all(not t.any() for name, t in reloaded.state_dict().items() if name.endswith("bias"))
     assert any(t.any() for name, t in model.state_dict().items() if name.endswith("bias"))
+
+
+def test_configs_and_tokenizers_take_the_hub_hints(folder, tmp_path):
+    """AutoConfig/AutoTokenizer.from_pretrained(trust_remote_code=True) is common HF 4.x code: a no-op, never stored."""
+    config = westron.AutoConfig.from_pretrained(folder, trust_remote_code=True, use_auth_token=None, revision="main")
+    assert not hasattr(config, "trust_remote_code") and not hasattr(config, "use_auth_token")
+    config.save_pretrained(tmp_path)
+    assert read_config(tmp_path) == read_config(folder)

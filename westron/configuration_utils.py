@@ -199,11 +199,18 @@ class InvalidConfigError(WestronError):
 HUB_KWARGS = ("revision", "cache_dir", "local_files_only", "token", "force_download", "subfolder")
 
 
+# HF 4.x hints that change nothing in Westron, for configs, tokenizers and models alike: Westron
+# never runs code from a checkpoint, and huggingface_hub always resumes downloads.
+HUB_NO_OPS = ("trust_remote_code", "code_revision", "resume_download")
+
+
 def pop_hub_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Takes the huggingface_hub arguments out of a from_pretrained(**kwargs).
+    """Takes the huggingface_hub arguments out of a from_pretrained(**kwargs), dropping HUB_NO_OPS.
 
     `use_auth_token` is HF 4.x's older name for `token`; as there, giving both is an error.
     """
+    for name in HUB_NO_OPS:
+        kwargs.pop(name, None)
     if "use_auth_token" in kwargs:
         if kwargs.get("token") is not None:
             raise WestronError("give token= or its older name use_auth_token=, not both")
