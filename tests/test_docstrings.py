@@ -21,6 +21,8 @@ OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 DOCUMENTED = [
     ("westron.modeling_utils", "PreTrainedModel.from_pretrained"),
     ("westron.modeling_utils", "PreTrainedModel.generate"),
+    ("westron.modeling_utils", "PreTrainedModel.resize_token_embeddings"),
+    ("westron.data_collator", "DataCollatorForSeq2Seq"),
     ("westron.modeling_tf_utils", "TFPreTrainedModel.from_pretrained"),
     ("westron.modeling_tf_utils", "TFPreTrainedModel.generate"),
     ("westron.models.auto", "AutoTokenizer.from_pretrained"),

@@ -274,6 +274,36 @@ def _remove_stale(save_directory, keep: set[str]) -> None:
 # ---- matching a checkpoint to a model --------------------------------------------------------------
 
 
+def match_base_model_prefix(
+    state_dict: Mapping[str, Any], model_names: Iterable[str], prefix: str, head_names: Iterable[str]
+) -> tuple[dict[str, Any], set[str]]:
+    """Hugging Face's rule between a seq2seq LM checkpoint and its base model, in either direction.
+
+    An LM keeps its base model under `prefix` (Marian's and M2M100's `model.`; T5 has none) next to
+    its head (`head_names`: lm_head.weight, final_logits_bias). A base model loading an LM checkpoint
+    takes the prefixed tensors without the prefix and leaves the head out; an LM loading a base
+    checkpoint adds the prefix. Returns (the renamed tensors, the head names a base checkpoint lacks:
+    empty for any other checkpoint, so an LM checkpoint missing part of its head is still reported).
+    """
+    model_names = set(model_names)
+    head_names = set(head_names)
+    head_lacking: set[str] = set()
+    if prefix:
+        dotted = prefix + "."
+        model_prefixed = any(name.startswith(dotted) for name in model_names)
+        checkpoint_prefixed = any(name.startswith(dotted) for name in state_dict)
+        if checkpoint_prefixed and not model_prefixed:  # an LM checkpoint into the base model
+            state_dict = {
+                name.removeprefix(dotted): tensor for name, tensor in state_dict.items() if name not in head_names
+            }
+        elif model_prefixed and not checkpoint_prefixed:  # a base checkpoint into the LM
+            state_dict = {dotted + name: tensor for name, tensor in state_dict.items()}
+            head_lacking = {name for name in head_names & model_names if name not in state_dict}
+    if not head_names & model_names:  # a base model: no head to load
+        state_dict = {name: tensor for name, tensor in state_dict.items() if name not in head_names}
+    return dict(state_dict), head_lacking
+
+
 def check_names_and_shapes(
     model_shapes: Mapping[str, tuple[int, ...]],
     checkpoint_shapes: Mapping[str, tuple[int, ...]],

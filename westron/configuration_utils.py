@@ -221,3 +221,20 @@ def pop_hub_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
 def peek_hub_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The huggingface_hub arguments of a from_pretrained(**kwargs), leaving `kwargs` as it is."""
     return pop_hub_kwargs(dict(kwargs))
+
+
+def resized_vocab_size(
+    old_num_tokens: int, new_num_tokens: int | None, pad_to_multiple_of: int | None, pad_token_id: int | None = None
+) -> int:
+    """The vocabulary size resize_token_embeddings makes, checked (shared by both frameworks' models)."""
+    size = old_num_tokens if new_num_tokens is None else new_num_tokens
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise WestronError(f"new_num_tokens must be a positive int, not {new_num_tokens!r}")
+    if pad_to_multiple_of is not None:
+        if isinstance(pad_to_multiple_of, bool) or not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of < 1:
+            raise WestronError(f"pad_to_multiple_of must be a positive int, not {pad_to_multiple_of!r}")
+        size = -(-size // pad_to_multiple_of) * pad_to_multiple_of
+    if pad_token_id is not None and size <= pad_token_id:
+        raise WestronError(f"resizing the vocabulary to {size} tokens would drop the pad token (id {pad_token_id})")
+    return size
+

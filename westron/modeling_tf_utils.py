@@ -16,17 +16,30 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from westron.checkpoint import check_names_and_shapes, load_state_dict, save_model_folder, tf_to_checkpoint_name
-from westron.configuration_utils import PretrainedConfig, record_dtype
+from westron.checkpoint import (
+    check_names_and_shapes,
+    load_state_dict,
+    match_base_model_prefix,
+    save_model_folder,
+    tf_to_checkpoint_name,
+)
+from westron.configuration_utils import PretrainedConfig, record_dtype, resized_vocab_size
 from westron.errors import WestronError
 from westron.file_utils import recover_directory
 from westron.generation.configuration_utils import GenerationConfig
 from westron.loading import apply_key_mapping, check_config_overrides, take_loading_kwargs, take_save_kwargs
 
 
+# Where generation/tf_search.py caches its compiled searches on a model.
+COMPILED_SEARCHES_ATTRIBUTE = "_westron_tf_search_functions"
+
+
 class TFPreTrainedModel(keras.Model):
     config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
     checkpoint_keys_to_ignore: ClassVar[list[str]] = []
+    # As in the PyTorch twin: where the LM keeps its base model, and its head's checkpoint names.
+    base_model_prefix: ClassVar[str] = ""
+    head_checkpoint_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: PretrainedConfig, **kwargs: Any):
         super().__init__(**kwargs)
@@ -48,6 +61,77 @@ class TFPreTrainedModel(keras.Model):
         """Creates every variable by running the model once on a tiny input."""
         if not self.built or not self.weights:
             self(**self.dummy_inputs)
+
+    # ---- embeddings (Hugging Face's accessors, used by fine-tuning scripts) ---------------------------
+
+    def get_input_embeddings(self) -> keras.layers.Embedding:
+        """The Embedding layer the encoder reads its input ids through."""
+        raise NotImplementedError(f"{type(self).__name__} does not name its input embeddings")
+
+    def set_input_embeddings(self, value) -> None:
+        """Copies a (vocab, d_model) matrix (an array, variable or Embedding layer) into the input embeddings.
+
+        Unlike PyTorch's, the layer is kept, not swapped: its variable's path is its checkpoint name.
+        The vocabulary size must not change here (resize_token_embeddings changes it).
+        """
+        layer = self.get_input_embeddings()
+        self.build_weights()
+        matrix = value.embeddings if isinstance(value, keras.layers.Embedding) else value
+        matrix = np.asarray(keras.ops.convert_to_numpy(matrix))
+        if matrix.shape != tuple(layer.embeddings.shape):
+            raise WestronError(
+                f"set_input_embeddings: shape {matrix.shape} does not fit the embeddings "
+                f"{tuple(layer.embeddings.shape)} (change the vocabulary size with resize_token_embeddings)"
+            )
+        layer.embeddings.assign(matrix.astype(layer.embeddings.dtype))
+
+    def get_output_embeddings(self) -> keras.layers.Layer | None:
+        """The LM head: a Dense layer, or the tied Embedding whose matrix it uses; None for a base model."""
+        return None
+
+    def vocab_parameters(self) -> list[str]:
+        """Checkpoint names with one row per token of the input vocabulary, the same list as the PyTorch twin's."""
+        return []
+
+    def resize_token_embeddings(
+        self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None, mean_resizing: bool = True
+    ) -> keras.layers.Embedding:
+        """Gives the input vocabulary new_num_tokens rows, as the PyTorch twin does (see its docstring).
+
+        Each resized variable is replaced by a new one at the same path (Keras variables cannot
+        change shape); tied weights have no variable of their own and follow their source.
+        """
+        embeddings = self.get_input_embeddings()
+        if new_num_tokens is None and pad_to_multiple_of is None:
+            return embeddings
+        self.build_weights()
+        new_num_tokens = resized_vocab_size(
+            embeddings.input_dim, new_num_tokens, pad_to_multiple_of, self.config.pad_token_id
+        )
+        variables = self.checkpoint_variables()
+        for name in self.vocab_parameters():
+            if name not in variables:
+                continue  # tied: no variable on the TensorFlow side
+            variable, transposed = variables[name]
+            rows = variable.numpy().T if transposed else variable.numpy()  # (V, D)
+            rows = resized_rows(rows, new_num_tokens, mean_resizing, self._embedding_init_std())
+            layer = replace_variable(self, variable, rows.T if transposed else rows)
+            if isinstance(layer, keras.layers.Embedding):
+                layer.input_dim = new_num_tokens
+                if getattr(layer, "padding_idx", None) is not None and layer.padding_idx >= new_num_tokens:
+                    layer.padding_idx = None
+            elif isinstance(layer, keras.layers.Dense):
+                layer.units = new_num_tokens
+        self._vocab_resized(new_num_tokens)
+        vars(self).pop(COMPILED_SEARCHES_ATTRIBUTE, None)  # compiled searches hold the old variables
+        return self.get_input_embeddings()
+
+    def _vocab_resized(self, new_num_tokens: int) -> None:
+        """Updates the config (and any variable sized by the vocabulary) after resize_token_embeddings."""
+        self.config.vocab_size = new_num_tokens
+
+    def _embedding_init_std(self) -> float:
+        return getattr(self.config, "init_std", None) or getattr(self.config, "initializer_factor", 1.0)
 
     # ---- the checkpoint view of the variables --------------------------------------------------------
 
@@ -114,13 +198,21 @@ class TFPreTrainedModel(keras.Model):
     def load_checkpoint(self, state_dict: dict[str, np.ndarray], source: str = "state dict") -> None:
         """Assigns a checkpoint's arrays to the variables after checking every name and shape."""
         tied = self.tied_weights()
+        variables = self.checkpoint_variables()
+        state_dict, head_lacking = match_base_model_prefix(
+            state_dict, variables, self.base_model_prefix, self.head_checkpoint_names
+        )
         check_names_and_shapes(
             self.checkpoint_shapes(),
             {name: tuple(array.shape) for name, array in state_dict.items()},
             source,
+            # a head variable a base checkpoint lacks keeps its initial zeros if untrained, as in HF
+            optional={name for name in head_lacking if not variables[name][0].trainable},
             ignored=self.checkpoint_keys_to_ignore + [re.escape(name) + "$" for name in tied],
         )
-        for name, (variable, transposed) in self.checkpoint_variables().items():
+        for name, (variable, transposed) in variables.items():
+            if name not in state_dict:
+                continue  # optional, above
             array = state_dict[name]
             if transposed:
                 array = array.T
@@ -225,3 +317,40 @@ def tf_device_scope(device: str | None):
     return tf.device(resolve_tf_device(device))
 
 
+def resized_rows(old: np.ndarray, new_num_tokens: int, mean_resizing: bool, std: float) -> np.ndarray:
+    """old (V, D) -> (new_num_tokens, D): the first rows kept, added rows the old rows' mean or normal(0, std)."""
+    kept = old[:new_num_tokens]
+    added = new_num_tokens - kept.shape[0]
+    if added <= 0:
+        return kept.copy()
+    if mean_resizing:
+        rows = np.repeat(old.astype(np.float32).mean(axis=0, keepdims=True), added, axis=0)
+    else:
+        rows = np.random.default_rng().normal(0.0, std, (added, old.shape[1]))
+    return np.concatenate([kept, rows.astype(old.dtype)], axis=0)
+
+
+def replace_variable(model: keras.Model, variable, value: np.ndarray) -> keras.layers.Layer:
+    """Swaps `variable` for a new one holding `value` (any shape) at the same path; returns its layer.
+
+    Keras locks a built layer's state, and a variable's shape is fixed: so the old variable is
+    untracked and the new one, created under the same name scopes, set in its attribute.
+    """
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        attribute = next((key for key, held in vars(layer).items() if held is variable), None)
+        if attribute is not None:
+            break
+    else:
+        raise RuntimeError(f"no layer holds variable {variable.path}")
+    *scopes, name = variable.path.split("/")
+    with contextlib.ExitStack() as stack:
+        for scope in scopes:
+            stack.enter_context(keras.name_scope(scope, deduplicate=False))
+        new = keras.Variable(value, dtype=variable.dtype, trainable=variable.trainable, name=name)
+    layer._untrack_variable(variable)
+    locked = layer._tracker.locked
+    layer._tracker.unlock()
+    setattr(layer, attribute, new)
+    if locked:
+        layer._tracker.lock()
+    return layer

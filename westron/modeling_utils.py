@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from westron.checkpoint import check_names_and_shapes, load_state_dict, save_model_folder
-from westron.configuration_utils import PretrainedConfig, record_dtype
+from westron.checkpoint import check_names_and_shapes, load_state_dict, match_base_model_prefix, save_model_folder
+from westron.configuration_utils import PretrainedConfig, record_dtype, resized_vocab_size
 from westron.errors import WestronError
 from westron.file_utils import recover_directory
 from westron.generation.configuration_utils import GenerationConfig
@@ -24,6 +24,10 @@ class PreTrainedModel(nn.Module):
     config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
     # Regexes for checkpoint tensors the model does not need (e.g. HF's saved sinusoidal tables).
     checkpoint_keys_to_ignore: ClassVar[list[str]] = []
+    # Where the LM class keeps its base model ("model" in Marian and M2M100, none in T5), and the
+    # checkpoint names of its head: a base model loads an LM checkpoint and the other way round.
+    base_model_prefix: ClassVar[str] = ""
+    head_checkpoint_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: PretrainedConfig):
         super().__init__()
@@ -41,6 +45,76 @@ class PreTrainedModel(nn.Module):
         for target, source in self.tied_weights().items():
             module_path, _, attribute = target.rpartition(".")
             setattr(self.get_submodule(module_path), attribute, self.get_parameter(source))
+
+    # ---- embeddings (Hugging Face's accessors, used by fine-tuning scripts) ---------------------------
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The nn.Embedding the encoder reads its input ids through."""
+        raise NotImplementedError(f"{type(self).__name__} does not name its input embeddings")
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not name its input embeddings")
+
+    def get_output_embeddings(self) -> nn.Linear | None:
+        """The LM head (its weight is the input embeddings' when tied); None for a base model."""
+        return None
+
+    def vocab_parameters(self) -> list[str]:
+        """Parameters with one row per token of the input vocabulary: what resize_token_embeddings resizes."""
+        return []
+
+    def resize_token_embeddings(
+        self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None, mean_resizing: bool = True
+    ) -> nn.Embedding:
+        """Gives the input vocabulary new_num_tokens rows (rounded up to pad_to_multiple_of), as Hugging Face does.
+
+        Kept rows are copied; added rows are the mean of the old rows (HF samples them within 1e-9 of
+        the covariance around that mean) or, with mean_resizing=False, normal(0, the init std). Every
+        parameter indexed by that vocabulary (vocab_parameters: embeddings, an untied LM head) is
+        resized; tied weights stay tied. Returns the input embeddings.
+
+        Example (after adding tokens to the tokenizer):
+
+            >>> from westron import AutoModelForSeq2SeqLM, AutoTokenizer
+            >>> model = AutoModelForSeq2SeqLM.from_pretrained(checkpoint)
+            >>> embeddings = model.resize_token_embeddings(model.config.vocab_size + 3)
+            >>> embeddings.num_embeddings == model.config.vocab_size
+            True
+        """
+        embeddings = self.get_input_embeddings()
+        if new_num_tokens is None and pad_to_multiple_of is None:
+            return embeddings
+        new_num_tokens = resized_vocab_size(
+            embeddings.num_embeddings, new_num_tokens, pad_to_multiple_of, self.config.pad_token_id
+        )
+        tied = self.tied_weights()
+        with torch.no_grad():
+            for name in self.vocab_parameters():
+                if name in tied:
+                    continue  # re-tied below, to its resized source
+                module_path, _, attribute = name.rpartition(".")
+                module = self.get_submodule(module_path)
+                old = getattr(module, attribute)
+                new = resized_rows(old, new_num_tokens, mean_resizing, self._embedding_init_std())
+                setattr(module, attribute, nn.Parameter(new, requires_grad=old.requires_grad))
+        self._vocab_resized(new_num_tokens)
+        self.tie_weights()
+        for name in self.vocab_parameters():  # the sizes modules report, tied ones too
+            module = self.get_submodule(name.rpartition(".")[0])
+            if isinstance(module, nn.Embedding):
+                module.num_embeddings = new_num_tokens
+                if module.padding_idx is not None and module.padding_idx >= new_num_tokens:
+                    module.padding_idx = None
+            else:
+                module.out_features = new_num_tokens
+        return self.get_input_embeddings()
+
+    def _vocab_resized(self, new_num_tokens: int) -> None:
+        """Updates the config (and any buffer sized by the vocabulary) after resize_token_embeddings."""
+        self.config.vocab_size = new_num_tokens
+
+    def _embedding_init_std(self) -> float:
+        return getattr(self.config, "init_std", None) or getattr(self.config, "initializer_factor", 1.0)
 
     # ---- device / dtype ---------------------------------------------------------------------------
 
@@ -116,11 +190,15 @@ class PreTrainedModel(nn.Module):
         """Copies a checkpoint's tensors into the model after checking every name and shape."""
         tied = self.tied_weights()
         model_state = self.state_dict()
+        state_dict, head_lacking = match_base_model_prefix(
+            state_dict, model_state, self.base_model_prefix, self.head_checkpoint_names
+        )
+        buffers = dict(self.named_buffers())  # a head buffer a base checkpoint lacks keeps its initial zeros, as in HF
         check_names_and_shapes(
             {name: tuple(t.shape) for name, t in model_state.items()},
             {name: tuple(t.shape) for name, t in state_dict.items()},
             source,
-            optional=tied,
+            optional=set(tied) | {name for name in head_lacking if name in buffers},
             ignored=self.checkpoint_keys_to_ignore + [re.escape(name) + "$" for name in tied],
         )
         with torch.no_grad():
@@ -205,3 +283,16 @@ def resolve_device(device: str | torch.device) -> torch.device:
     elif device.type != "cpu":
         raise WestronError(f"device type {device.type!r} is not supported (use cpu or cuda)")
     return device
+
+
+def resized_rows(old: torch.Tensor, new_num_tokens: int, mean_resizing: bool, std: float) -> torch.Tensor:
+    """old (V, D) -> (new_num_tokens, D): the first rows kept, added rows the old rows' mean or normal(0, std)."""
+    kept = old[:new_num_tokens]
+    added = new_num_tokens - kept.shape[0]
+    if added <= 0:
+        return kept.clone()
+    if mean_resizing:
+        rows = old.float().mean(dim=0, keepdim=True).expand(added, -1).to(old.dtype)
+    else:
+        rows = torch.empty(added, old.shape[1], dtype=old.dtype, device=old.device).normal_(0.0, std)
+    return torch.cat([kept, rows], dim=0)

@@ -30,10 +30,12 @@ The base class never calls SentencePiece itself: every family happens to use it,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import warnings
 from collections.abc import Mapping, Sequence
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from westron.configuration_utils import JsonConfig, pop_hub_kwargs
@@ -414,6 +416,23 @@ class PreTrainedTokenizer:
         encoding = self(text_target=text, **options) if target else self(text, **options)
         return encoding["input_ids"]
 
+    @contextlib.contextmanager
+    def as_target_tokenizer(self) -> Iterator["PreTrainedTokenizer"]:
+        """Transformers 4.x's old way to tokenize labels: inside, `tokenizer(texts)` means `text_target=texts`.
+
+        Deprecated there and here (a FutureWarning), and kept because many fine-tuning scripts use it.
+        """
+        warnings.warn(
+            "as_target_tokenizer() is deprecated: tokenize labels with tokenizer(text_target=...) instead",
+            FutureWarning,
+            stacklevel=3,
+        )
+        self._target_mode = True
+        try:
+            yield self
+        finally:
+            self._target_mode = False
+
     # ---- __call__: texts -> padded ids ------------------------------------------------------------
 
     def __call__(
@@ -452,6 +471,10 @@ class PreTrainedTokenizer:
             >>> tokenizer("The road", text_target="goes ever on")["labels"][-1] == tokenizer.eos_token_id
             True
         """
+        if vars(self).get("_target_mode") and text is not None:
+            if text_target is not None:
+                raise ValueError("inside as_target_tokenizer() text is the target: pass text_target outside it")
+            text, text_target = None, text
         if text is None and text_target is None:
             raise ValueError("give text, text_target or both")
         if padding_side not in (None, "left", "right"):

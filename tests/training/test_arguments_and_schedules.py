@@ -26,7 +26,7 @@ def args(**overrides):
         (dict(max_grad_norm=-1.0), "max_grad_norm"),
         (dict(save_steps=0), "save_steps"),
         (dict(warmup_steps=1000), "warmup_steps"),
-        (dict(scheduler="linear", max_steps=None, max_time=60.0), "scheduler"),
+        (dict(scheduler="linear", max_steps=None, epochs=2.0), "scheduler"),
         (dict(adam_beta2=1.0), "adam_beta2"),
     ],
 )
@@ -63,3 +63,16 @@ def test_decay_shapes():
     assert learning_rate_at(5000, args(scheduler="constant")) == 1e-3
     with pytest.raises(ValueError):
         learning_rate_at(0, linear)
+
+
+def test_a_time_budget_decays_with_the_elapsed_training_time():
+    """max_time and no max_steps: the warm-up ramp times the decay of train_time / max_time."""
+    linear = args(scheduler="linear", max_steps=None, max_time=600.0)
+    cosine = args(scheduler="cosine", max_steps=None, max_time=600.0)
+    assert learning_rate_at(50, linear, train_time=60.0) == pytest.approx(1e-3 * 0.5 * 0.9)  # ramp 0.5, 10% of the time gone
+    assert learning_rate_at(400, linear, train_time=300.0) == pytest.approx(0.5e-3)
+    assert learning_rate_at(400, cosine, train_time=150.0) == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi / 4)))
+    assert learning_rate_at(900, linear, train_time=600.0) == 0.0
+    assert learning_rate_at(900, linear, train_time=700.0) == 0.0  # a last update past the budget
+    with_steps = args(scheduler="linear", max_time=600.0)  # max_steps set too: the steps decide
+    assert learning_rate_at(551, with_steps, train_time=599.0) == pytest.approx(0.5e-3)

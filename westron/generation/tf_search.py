@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from westron.errors import WestronError
+from westron.modeling_tf_utils import COMPILED_SEARCHES_ATTRIBUTE
 from westron.generation.utils import (
     NAN_LOGITS_MESSAGE,
     GenerationSettings,
@@ -38,7 +39,7 @@ from westron.generation.utils import (
 NEG_INF = float("-inf")
 # Hugging Face's beam search marks impossible beams with -1e9 (not -inf, so sums stay ordered).
 BEAM_MASK = -1.0e9
-_FUNCTIONS_ATTRIBUTE = "_westron_tf_search_functions"
+_FUNCTIONS_ATTRIBUTE = COMPILED_SEARCHES_ATTRIBUTE
 
 
 # ---- buckets -------------------------------------------------------------------------------------------

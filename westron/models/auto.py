@@ -19,6 +19,8 @@ class ModelFamily(NamedTuple):
     tokenizer: str
     pt_model: str  # the seq2seq LM class (HF's XForConditionalGeneration / MarianMTModel)
     tf_model: str
+    pt_base: str  # the encoder-decoder without the LM head (HF's XModel)
+    tf_base: str
 
 
 MODEL_FAMILIES: dict[str, ModelFamily] = {
@@ -27,12 +29,16 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
         tokenizer="westron.models.marian.tokenization_marian.MarianTokenizer",
         pt_model="westron.models.marian.modeling_marian.MarianMTModel",
         tf_model="westron.models.marian.modeling_tf_marian.TFMarianMTModel",
+        pt_base="westron.models.marian.modeling_marian.MarianModel",
+        tf_base="westron.models.marian.modeling_tf_marian.TFMarianModel",
     ),
     "t5": ModelFamily(
         config="westron.models.t5.configuration_t5.T5Config",
         tokenizer="westron.models.t5.tokenization_t5.T5Tokenizer",
         pt_model="westron.models.t5.modeling_t5.T5ForConditionalGeneration",
         tf_model="westron.models.t5.modeling_tf_t5.TFT5ForConditionalGeneration",
+        pt_base="westron.models.t5.modeling_t5.T5Model",
+        tf_base="westron.models.t5.modeling_tf_t5.TFT5Model",
     ),
     # mT5: T5 v1.1's architecture and weight names; its own config defaults, the same classes.
     "mt5": ModelFamily(
@@ -40,6 +46,8 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
         tokenizer="westron.models.t5.tokenization_t5.T5Tokenizer",
         pt_model="westron.models.t5.modeling_t5.T5ForConditionalGeneration",
         tf_model="westron.models.t5.modeling_tf_t5.TFT5ForConditionalGeneration",
+        pt_base="westron.models.t5.modeling_t5.T5Model",
+        tf_base="westron.models.t5.modeling_tf_t5.TFT5Model",
     ),
     # M2M100 and NLLB-200 (an M2M100 checkpoint whose tokenizer_config.json names NllbTokenizer).
     "m2m_100": ModelFamily(
@@ -47,6 +55,8 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
         tokenizer="westron.models.m2m_100.tokenization_m2m_100.M2M100Tokenizer",
         pt_model="westron.models.m2m_100.modeling_m2m_100.M2M100ForConditionalGeneration",
         tf_model="westron.models.m2m_100.modeling_tf_m2m_100.TFM2M100ForConditionalGeneration",
+        pt_base="westron.models.m2m_100.modeling_m2m_100.M2M100Model",
+        tf_base="westron.models.m2m_100.modeling_tf_m2m_100.TFM2M100Model",
     ),
 }
 
@@ -140,6 +150,21 @@ class _AutoModel:
     @classmethod
     def from_config(cls, config: PretrainedConfig):
         return cls.model_class(config.model_type, "from_config")(config)
+
+
+class AutoModel(_AutoModel):
+    """The PyTorch encoder-decoder without LM head for a checkpoint (`MarianModel` for an opus-mt folder).
+
+    It loads a seq2seq LM checkpoint too (the head is left out), as Hugging Face's AutoModel does.
+    """
+
+    framework_field = "pt_base"
+
+
+class TFAutoModel(_AutoModel):
+    """The TensorFlow encoder-decoder without LM head for a checkpoint (`TFMarianModel` for an opus-mt folder)."""
+
+    framework_field = "tf_base"
 
 
 class AutoModelForSeq2SeqLM(_AutoModel):

@@ -92,8 +92,12 @@ class TrainingArguments:
         if self.max_steps is None and self.epochs is None and self.max_time is None:
             raise WestronError("TrainingArguments: set max_steps, epochs or max_time (otherwise training never ends)")
         if self.scheduler in ("linear", "cosine"):
-            _check(self.max_steps is not None, "scheduler", self.scheduler, "decays to zero at max_steps: set max_steps (or use inverse-sqrt or constant)")
-            _check(self.warmup_steps < self.max_steps, "warmup_steps", self.warmup_steps, f"must be below max_steps ({self.max_steps})")
+            _check(
+                self.max_steps is not None or self.max_time is not None, "scheduler", self.scheduler,
+                "decays to zero at max_steps or max_time: set one (or use inverse-sqrt or constant)",
+            )  # fmt: skip
+            if self.max_steps is not None:
+                _check(self.warmup_steps < self.max_steps, "warmup_steps", self.warmup_steps, f"must be below max_steps ({self.max_steps})")
         _check(bool(self.output_dir), "output_dir", self.output_dir, "must name a folder")
 
     @property

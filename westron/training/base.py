@@ -195,7 +195,7 @@ class BaseTrainer:
     # ---- training ----------------------------------------------------------------------------------------
 
     def learning_rate(self, step: int) -> float:
-        return learning_rate_at(step, self.args)
+        return learning_rate_at(step, self.args, self.state.train_time)
 
     def train(self, resume_from: str | bool | None = None) -> TrainerState:
         """Trains until max_steps, epochs or max_time (the first reached) or early stopping.

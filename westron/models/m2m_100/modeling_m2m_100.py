@@ -531,6 +531,8 @@ class M2M100PreTrainedModel(PreTrainedModel):
     # Checkpoints of transformers 4 may hold the sinusoidal tables (`...embed_positions.weights`);
     # they are computed here.
     checkpoint_keys_to_ignore = [r"(^|\.)embed_positions\.weights?$"]
+    base_model_prefix = "model"
+    head_checkpoint_names = ("lm_head.weight",)  # no final_logits_bias
 
     # Copied from westron.models.marian.modeling_marian.MarianPreTrainedModel._init_weights
     def _init_weights(self, module: nn.Module) -> None:
@@ -581,6 +583,19 @@ class M2M100Model(M2M100PreTrainedModel):
         if self.config.tie_word_embeddings:
             return {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"}
         return {}
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.encoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        """The encoder's embeddings; when tied also `shared` and the decoder's (as in HF)."""
+        if self.config.tie_word_embeddings:
+            self.shared = value
+            self.decoder.embed_tokens = value
+        self.encoder.embed_tokens = value
+
+    def vocab_parameters(self) -> list[str]:
+        return ["shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"]
 
     # Copied from westron.models.marian.modeling_marian.MarianModel.forward with Marian->M2M100, M2M100MTModel->M2M100ForConditionalGeneration
     def forward(
@@ -645,6 +660,31 @@ class M2M100ForConditionalGeneration(M2M100PreTrainedModel):
         tied = {f"model.{name}": f"model.{source}" for name, source in self.model.tied_weights().items()}
         tied["lm_head.weight"] = "model.shared.weight"
         return tied
+
+    # Copied from westron.models.marian.modeling_marian.MarianMTModel.get_input_embeddings
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.get_input_embeddings()
+
+    # Copied from westron.models.marian.modeling_marian.MarianMTModel.set_input_embeddings
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.set_input_embeddings(value)
+        self.tie_weights()
+
+    # Copied from westron.models.marian.modeling_marian.MarianMTModel.get_output_embeddings
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    # Copied from westron.models.marian.modeling_marian.MarianMTModel.set_output_embeddings
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    def vocab_parameters(self) -> list[str]:
+        return [f"model.{name}" for name in self.model.vocab_parameters()] + ["lm_head.weight"]
+
+    # Copied from westron.models.marian.modeling_marian.MarianMTModel.prepare_decoder_input_ids_from_labels
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """Teacher-forcing decoder inputs from labels (what DataCollatorForSeq2Seq calls)."""
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
     def lm_head_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B, t, D) -> (B, t, V): the head, own or tied."""

@@ -582,6 +582,9 @@ class TFM2M100PreTrainedModel(TFPreTrainedModel):
     # Checkpoints of transformers 4 may hold the sinusoidal tables (`...embed_positions.weights`);
     # they are computed here.
     checkpoint_keys_to_ignore = [r"(^|\.)embed_positions\.weights?$"]
+    base_model_prefix = "model"
+    # Ignore copy
+    head_checkpoint_names = ("lm_head.weight",)  # no final_logits_bias
 
     def _init_weights(self, layer: keras.layers.Layer) -> None:
         """HF's initialisation, for training from scratch (from_pretrained overwrites it). Keras variables
@@ -666,6 +669,13 @@ class TFM2M100Model(TFM2M100PreTrainedModel):
         if self.config.tie_word_embeddings:
             return {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"}
         return {}
+
+    # Copied from westron.models.marian.modeling_tf_marian.TFMarianModel.get_input_embeddings
+    def get_input_embeddings(self) -> keras.layers.Embedding:
+        return self.encoder.embed_tokens
+
+    def vocab_parameters(self) -> list[str]:
+        return ["shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"]
 
     # Copied from westron.models.marian.modeling_tf_marian.TFMarianModel.build
     def build(self, input_shape=None):
@@ -752,6 +762,21 @@ class TFM2M100ForConditionalGeneration(TFM2M100PreTrainedModel):
         tied = {f"model.{name}": f"model.{source}" for name, source in self.model.tied_weights().items()}
         tied["lm_head.weight"] = "model.shared.weight"
         return tied
+
+    # Copied from westron.models.marian.modeling_tf_marian.TFMarianMTModel.get_input_embeddings
+    def get_input_embeddings(self) -> keras.layers.Embedding:
+        return self.model.get_input_embeddings()
+
+    def get_output_embeddings(self) -> keras.layers.Layer:
+        return self.lm_head if self.lm_head is not None else self.model.shared
+
+    def vocab_parameters(self) -> list[str]:
+        return [f"model.{name}" for name in self.model.vocab_parameters()] + ["lm_head.weight"]
+
+    # Copied from westron.models.marian.modeling_tf_marian.TFMarianMTModel.prepare_decoder_input_ids_from_labels
+    def prepare_decoder_input_ids_from_labels(self, labels: tf.Tensor) -> tf.Tensor:
+        """Teacher-forcing decoder inputs from labels (what DataCollatorForSeq2Seq calls)."""
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
     def lm_head_logits(self, hidden: tf.Tensor) -> tf.Tensor:
         """(B, t, D) -> (B, t, V): the head, own or tied."""

@@ -478,6 +478,8 @@ class MarianPreTrainedModel(PreTrainedModel):
     config_class = MarianConfig
     # HF checkpoints before transformers 5 saved the sinusoidal tables; they are computed here.
     checkpoint_keys_to_ignore = [r"(^|\.)embed_positions\.weight$"]
+    base_model_prefix = "model"
+    head_checkpoint_names = ("lm_head.weight", "final_logits_bias")
 
     def _init_weights(self, module: nn.Module) -> None:
         """HF's initialisation, for training from scratch (from_pretrained overwrites it)."""
@@ -530,6 +532,21 @@ class MarianModel(MarianPreTrainedModel):
         if self.config.share_encoder_decoder_embeddings and self.config.tie_word_embeddings:
             return {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"}
         return {}
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.encoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        """The encoder's embeddings; with one tied vocabulary also `shared` and the decoder's (as in HF)."""
+        if self.config.share_encoder_decoder_embeddings and self.config.tie_word_embeddings:
+            self.shared = value
+            self.decoder.embed_tokens = value
+        self.encoder.embed_tokens = value
+
+    def vocab_parameters(self) -> list[str]:
+        if self.config.share_encoder_decoder_embeddings:
+            return ["shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"]
+        return ["encoder.embed_tokens.weight"]  # the decoder's vocabulary is another one
 
     def forward(
         self,
@@ -599,6 +616,37 @@ class MarianMTModel(MarianPreTrainedModel):
         else:
             tied["lm_head.weight"] = "model.decoder.embed_tokens.weight"
         return tied
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.set_input_embeddings(value)
+        self.tie_weights()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    def vocab_parameters(self) -> list[str]:
+        names = [f"model.{name}" for name in self.model.vocab_parameters()]
+        if self.config.share_encoder_decoder_embeddings:  # else the head predicts the decoder's vocabulary
+            names.append("lm_head.weight")
+        return names
+
+    def _vocab_resized(self, new_num_tokens: int) -> None:
+        self.config.vocab_size = new_num_tokens
+        if self.config.share_encoder_decoder_embeddings:
+            self.config.decoder_vocab_size = new_num_tokens
+            bias = self.final_logits_bias[:, :new_num_tokens]  # (1, V): kept values, zeros for added tokens
+            added = bias.new_zeros(1, new_num_tokens - bias.shape[1])
+            self.final_logits_bias = torch.cat([bias, added], dim=1)
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """Teacher-forcing decoder inputs from labels (what DataCollatorForSeq2Seq calls)."""
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
     def lm_head_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B, t, D) -> (B, t, V): the head (own or tied) plus final_logits_bias."""

@@ -24,7 +24,7 @@ from tensorflow.compiler.tf2xla.python.xla import dynamic_update_slice
 
 from westron.errors import WestronError
 from westron.modeling_outputs import DecoderOutput, EncoderOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
-from westron.modeling_tf_utils import TFPreTrainedModel
+from westron.modeling_tf_utils import TFPreTrainedModel, replace_variable
 from westron.models.marian.configuration_marian import MarianConfig
 
 # ---- activations: Hugging Face's ACT2FN names, the same numerics -------------------------------------
@@ -514,6 +514,8 @@ class TFMarianPreTrainedModel(TFPreTrainedModel):
     config_class = MarianConfig
     # HF checkpoints before transformers 5 saved the sinusoidal tables; they are computed here.
     checkpoint_keys_to_ignore = [r"(^|\.)embed_positions\.weight$"]
+    base_model_prefix = "model"
+    head_checkpoint_names = ("lm_head.weight", "final_logits_bias")
 
     def _init_weights(self, layer: keras.layers.Layer) -> None:
         """HF's initialisation, for training from scratch (from_pretrained overwrites it). Keras variables
@@ -600,6 +602,14 @@ class TFMarianModel(TFMarianPreTrainedModel):
         if self.config.share_encoder_decoder_embeddings and self.config.tie_word_embeddings:
             return {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"}
         return {}
+
+    def get_input_embeddings(self) -> keras.layers.Embedding:
+        return self.encoder.embed_tokens
+
+    def vocab_parameters(self) -> list[str]:
+        if self.config.share_encoder_decoder_embeddings:
+            return ["shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"]
+        return ["encoder.embed_tokens.weight"]  # the decoder's vocabulary is another one
 
     def build(self, input_shape=None):
         # `shared` is built here, in this model's name scope, so its one variable is
@@ -692,6 +702,31 @@ class TFMarianMTModel(TFMarianPreTrainedModel):
         else:
             tied["lm_head.weight"] = "model.decoder.embed_tokens.weight"
         return tied
+
+    def get_input_embeddings(self) -> keras.layers.Embedding:
+        return self.model.get_input_embeddings()
+
+    def get_output_embeddings(self) -> keras.layers.Layer:
+        return self.lm_head if self.lm_head is not None else self.model.decoder.embed_tokens
+
+    def vocab_parameters(self) -> list[str]:
+        names = [f"model.{name}" for name in self.model.vocab_parameters()]
+        if self.config.share_encoder_decoder_embeddings:  # else the head predicts the decoder's vocabulary
+            names.append("lm_head.weight")
+        return names
+
+    def _vocab_resized(self, new_num_tokens: int) -> None:
+        self.config.vocab_size = new_num_tokens
+        if self.config.share_encoder_decoder_embeddings:
+            self.config.decoder_vocab_size = new_num_tokens
+            self.target_vocab_size = new_num_tokens
+            bias = self.final_logits_bias.numpy()[:, :new_num_tokens]  # (1, V): kept values, zeros for added tokens
+            added = np.zeros((1, new_num_tokens - bias.shape[1]), bias.dtype)
+            replace_variable(self, self.final_logits_bias, np.concatenate([bias, added], axis=1))
+
+    def prepare_decoder_input_ids_from_labels(self, labels: tf.Tensor) -> tf.Tensor:
+        """Teacher-forcing decoder inputs from labels (what DataCollatorForSeq2Seq calls)."""
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
     def lm_head_logits(self, hidden: tf.Tensor) -> tf.Tensor:
         """(B, t, D) -> (B, t, V): the head (own or tied) plus final_logits_bias."""

@@ -565,6 +565,7 @@ class T5PreTrainedModel(PreTrainedModel):
     # Some old HF checkpoints hold a relative bias table in the decoder's first cross-attention,
     # which T5 never uses (HF ignores it on load too).
     checkpoint_keys_to_ignore = [r"^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\.weight$"]
+    head_checkpoint_names = ("lm_head.weight",)  # the base model has the same names, no prefix
 
     def _init_weights(self, module: nn.Module) -> None:
         """HF's initialisation, for training from scratch (from_pretrained overwrites it)."""
@@ -591,6 +592,16 @@ class T5PreTrainedModel(PreTrainedModel):
 
     def tied_weights(self) -> dict[str, str]:
         return {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"}
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.shared
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        """`shared`, which is always both stacks' embeddings."""
+        self.shared = self.encoder.embed_tokens = self.decoder.embed_tokens = value
+
+    def vocab_parameters(self) -> list[str]:
+        return ["shared.weight"]
 
     def _encode_decode(
         self,
@@ -710,6 +721,23 @@ class T5ForConditionalGeneration(T5PreTrainedModel):
             if not tie:  # a parameter of its own, filled from the checkpoint next
                 self.lm_head.weight = nn.Parameter(self.lm_head.weight.detach().clone())
         super().load_checkpoint(state_dict, source)
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        super().set_input_embeddings(value)
+        self.tie_weights()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    def vocab_parameters(self) -> list[str]:
+        return ["shared.weight", "lm_head.weight"]
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """Teacher-forcing decoder inputs from labels (what DataCollatorForSeq2Seq calls)."""
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
     def forward(
         self,

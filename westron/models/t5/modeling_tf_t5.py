@@ -637,6 +637,7 @@ class TFT5PreTrainedModel(TFPreTrainedModel):
     # Some old HF checkpoints hold a relative bias table in the decoder's first cross-attention,
     # which T5 never uses (HF ignores it on load too).
     checkpoint_keys_to_ignore = [r"^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\.weight$"]
+    head_checkpoint_names = ("lm_head.weight",)  # the base model has the same names, no prefix
 
     def _build_shared(self) -> None:
         # `shared` is built in this model's name scope, so its one variable is `<model>/shared/embeddings`
@@ -646,6 +647,12 @@ class TFT5PreTrainedModel(TFPreTrainedModel):
 
     def tied_weights(self) -> dict[str, str]:
         return {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"}
+
+    def get_input_embeddings(self) -> keras.layers.Embedding:
+        return self.shared
+
+    def vocab_parameters(self) -> list[str]:
+        return ["shared.weight"]
 
     def _encode_decode(
         self,
@@ -785,6 +792,16 @@ class TFT5ForConditionalGeneration(TFT5PreTrainedModel):
                 with keras.name_scope(self.name):
                     self.lm_head.build((None, self.config.d_model))
         super().load_checkpoint(state_dict, source)
+
+    def get_output_embeddings(self) -> keras.layers.Layer:
+        return self.shared if self.config.tie_word_embeddings else self.lm_head
+
+    def vocab_parameters(self) -> list[str]:
+        return ["shared.weight", "lm_head.weight"]
+
+    def prepare_decoder_input_ids_from_labels(self, labels: tf.Tensor) -> tf.Tensor:
+        """Teacher-forcing decoder inputs from labels (what DataCollatorForSeq2Seq calls)."""
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
     def call(
         self,
