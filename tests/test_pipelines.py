@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -152,3 +153,84 @@ def test_input_that_is_not_text_names_the_expected_types(t5_translator, texts, k
     with pytest.raises(TypeError, match=f"a string or a list of strings, not {kind}") as error:
         t5_translator(texts)
     assert isinstance(error.value, WestronError)
+
+
+# ---- HF 4.x's pipeline details ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("framework", ["pt", "tf"])
+def test_integer_devices_as_in_hf4(t5_folder, framework):
+    cpu = westron.pipeline("translation", model=t5_folder, framework=framework, device=-1, source_prefix="x: ")
+    assert cpu(SOURCES[:1], max_new_tokens=4) == westron.pipeline(
+        "translation", model=t5_folder, framework=framework, source_prefix="x: "
+    )(SOURCES[:1], max_new_tokens=4)
+    with pytest.raises(WestronError, match="GPU"):  # tests see no GPU
+        westron.pipeline("translation", model=t5_folder, framework=framework, device=0)
+    with pytest.raises(WestronError, match="-1 for the CPU"):
+        westron.pipeline("translation", model=t5_folder, framework=framework, device=-2)
+
+
+def test_plain_translation_on_t5_takes_the_first_task_specific_params_entry(t5_folder):
+    want = hf_translate(t5_folder, SOURCES, prefix="translate English to German: ", num_beams=2, max_length=12)
+    with pytest.warns(UserWarning, match='defaulting to "translation_en_to_de"'):
+        translator = westron.pipeline("translation", model=t5_folder, framework="pt")
+    assert translator.source_prefix == "translate English to German: "
+    assert [r["translation_text"] for r in translator(SOURCES)] == want
+
+
+def test_batch_size_changes_nothing_but_the_batches(t5_folder):
+    one = westron.pipeline("translation", model=t5_folder, framework="pt", source_prefix="x: ", batch_size=1)
+    assert one.batch_size == 1
+    assert one(SOURCES, max_new_tokens=6) == one(SOURCES, batch_size=3, max_new_tokens=6)
+    with pytest.raises(WestronError, match="batch_size must be a positive integer"):
+        one(SOURCES, batch_size=0)
+
+
+@pytest.mark.parametrize("framework", ["pt", "tf"])
+def test_return_tensors_gives_hf_unbatched_ids(t5_folder, framework):
+    """return_tensors=True: each sequence's ids, as HF generate gives them for that text alone."""
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    tokenizer, hf = AutoTokenizer.from_pretrained(t5_folder), AutoModelForSeq2SeqLM.from_pretrained(t5_folder).eval()
+    translator = westron.pipeline("translation", model=t5_folder, framework=framework, source_prefix="x: ")
+    results = translator(SOURCES + [""], return_tensors=True, max_new_tokens=8)
+    assert [list(r) for r in results] == [["translation_token_ids"]] * 4
+    for text, result in zip(SOURCES, results):
+        with torch.no_grad():
+            want = hf.generate(**tokenizer(["x: " + text], return_tensors="pt"), max_new_tokens=8)[0]
+        ids = result["translation_token_ids"]
+        assert type(ids).__module__.startswith("torch" if framework == "pt" else "tensorflow")
+        assert np.asarray(ids).tolist() == want.tolist()
+    assert np.asarray(results[-1]["translation_token_ids"]).size == 0
+
+
+def test_clean_up_tokenization_spaces_reaches_decode(t5_folder):
+    """A model made to say "word", "▁", "." decodes to "word ." and, cleaned up, to "word."."""
+    tokenizer = westron.AutoTokenizer.from_pretrained(t5_folder)
+    space, period = tokenizer.convert_tokens_to_ids("▁"), tokenizer.convert_tokens_to_ids(".")
+    word = tokenizer.convert_tokens_to_ids("▁la")
+    assert tokenizer.unk_token_id not in (space, period, word)
+    allowed = {word, space, period, tokenizer.eos_token_id}
+    banned = [[i] for i in range(len(tokenizer)) if i not in allowed] + [[word, period]]
+    settings = dict(
+        forced_bos_token_id=word, bad_words_ids=banned, no_repeat_ngram_size=1, min_new_tokens=3, max_new_tokens=4
+    )
+    translator = westron.pipeline("translation", model=t5_folder, framework="pt", source_prefix="x: ")
+    raw = translator(SOURCES[:1], clean_up_tokenization_spaces=False, **settings)[0]["translation_text"]
+    clean = translator(SOURCES[:1], clean_up_tokenization_spaces=True, **settings)[0]["translation_text"]
+    assert (raw, clean) == ("la .", "la.")
+
+
+def test_loading_arguments_reach_from_pretrained(t5_folder):
+    """HF 4.x's pipeline(torch_dtype=..., device_map=..., model_kwargs={...}) load the model as asked."""
+    translator = westron.pipeline(
+        "translation", model=t5_folder, framework="pt", source_prefix="x: ", torch_dtype=torch.bfloat16,
+        device_map="cpu", model_kwargs={"attn_implementation": "eager"},
+    )
+    assert translator.model.dtype == torch.bfloat16 and translator.model.config._attn_implementation == "eager"
+    assert translator(SOURCES[:1], max_new_tokens=3)[0]["translation_text"] is not None
+    with pytest.raises(WestronError, match="load_in_8bit"):
+        westron.pipeline("translation", model=t5_folder, framework="pt", model_kwargs={"load_in_8bit": True})
+    tokenizer, model = westron.AutoTokenizer.from_pretrained(t5_folder), westron.AutoModelForSeq2SeqLM.from_pretrained(t5_folder)
+    with pytest.raises(WestronError, match="torch_dtype: loading arguments need model= to be a path"):
+        westron.pipeline("translation", model=model, tokenizer=tokenizer, torch_dtype=torch.float16)

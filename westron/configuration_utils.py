@@ -161,7 +161,10 @@ class PretrainedConfig(JsonConfig):
         raise AttributeError(f"{type(self).__name__} has no attribute {key!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "model_type": self.model_type}
+        data = {**super().to_dict(), "model_type": self.model_type}
+        for key in RUNTIME_KEYS:  # how this process runs the model, not what the model is
+            data.pop(key, None)
+        return data
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **overrides: Any) -> "PretrainedConfig":
@@ -169,6 +172,17 @@ class PretrainedConfig(JsonConfig):
         if cls.model_type and model_type and model_type != cls.model_type:
             raise CheckpointError(f"config.json has model_type {model_type!r}, expected {cls.model_type!r}")
         return super().from_dict(config_dict, **overrides)
+
+
+# Set by from_pretrained on the config (HF reads `config._attn_implementation`), never written to config.json.
+RUNTIME_KEYS = ("_attn_implementation",)
+
+
+def record_dtype(config: PretrainedConfig, dtype_name: str) -> None:
+    """Writes the weights' dtype into the config's dtype / torch_dtype key, where config.json has one, as HF does on save."""
+    for key in ("dtype", "torch_dtype"):
+        if key in config.__dict__:
+            setattr(config, key, dtype_name)
 
 
 def _is_int(value: Any) -> bool:
@@ -182,12 +196,31 @@ class InvalidConfigError(WestronError):
         super().__init__(f"{key} must be {requirement}, got {value!r}")
 
 
-HUB_KWARGS = ("revision", "cache_dir", "local_files_only", "token")
+HUB_KWARGS = ("revision", "cache_dir", "local_files_only", "token", "force_download", "subfolder")
+
+
+# HF 4.x hints that change nothing in Westron, for configs, tokenizers and models alike: Westron
+# never runs code from a checkpoint, and huggingface_hub always resumes downloads.
+HUB_NO_OPS = ("trust_remote_code", "code_revision", "resume_download")
 
 
 def pop_hub_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Takes the huggingface_hub arguments out of a from_pretrained(**kwargs)."""
+    """Takes the huggingface_hub arguments out of a from_pretrained(**kwargs), dropping HUB_NO_OPS.
+
+    `use_auth_token` is HF 4.x's older name for `token`; as there, giving both is an error.
+    """
+    for name in HUB_NO_OPS:
+        kwargs.pop(name, None)
+    if "use_auth_token" in kwargs:
+        if kwargs.get("token") is not None:
+            raise WestronError("give token= or its older name use_auth_token=, not both")
+        kwargs["token"] = kwargs.pop("use_auth_token")
     return {key: kwargs.pop(key) for key in HUB_KWARGS if key in kwargs}
+
+
+def peek_hub_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The huggingface_hub arguments of a from_pretrained(**kwargs), leaving `kwargs` as it is."""
+    return pop_hub_kwargs(dict(kwargs))
 
 
 def resized_vocab_size(

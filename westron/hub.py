@@ -25,23 +25,29 @@ def cached_file(
     cache_dir: str | os.PathLike | None = None,
     local_files_only: bool = False,
     token: str | bool | None = None,
+    force_download: bool = False,
+    subfolder: str = "",
 ) -> str | None:
-    """Returns the local path of `filename` in a folder or Hub repo, or None if it is optional and absent."""
+    """Returns the local path of `filename` in a folder or Hub repo, or None if it is optional and absent.
+
+    `subfolder` is a folder inside the checkpoint (local or on the Hub), as in Hugging Face.
+    """
     path_or_repo_id = os.fspath(path_or_repo_id)
     if not os.path.exists(path_or_repo_id):
         recover_directory(path_or_repo_id)  # a save killed between its two renames: the folder is at .old
     if is_local(path_or_repo_id):
-        path = os.path.join(path_or_repo_id, filename)
+        path = os.path.join(path_or_repo_id, subfolder or "", filename)
         if os.path.isfile(path):
             return path
         if required:
-            raise CheckpointError(f"{path_or_repo_id!r} has no {filename}")
+            raise CheckpointError(f"{os.path.join(path_or_repo_id, subfolder or '')!r} has no {filename}")
         return None
     if os.path.exists(path_or_repo_id):
         raise CheckpointError(f"{path_or_repo_id!r} is a file; a model is a folder")
     if not _looks_like_repo_id(path_or_repo_id):
         raise CheckpointError(f"model folder {path_or_repo_id!r} does not exist")
-    return _hub_download(path_or_repo_id, filename, required, revision, cache_dir, local_files_only, token)
+    options = {"force_download": force_download, "subfolder": subfolder or None}
+    return _hub_download(path_or_repo_id, filename, required, revision, cache_dir, local_files_only, token, options)
 
 
 def _looks_like_repo_id(name: str) -> bool:
@@ -49,7 +55,7 @@ def _looks_like_repo_id(name: str) -> bool:
     return len(parts) <= 2 and all(parts) and not name.startswith((".", "~"))
 
 
-def _hub_download(repo_id, filename, required, revision, cache_dir, local_files_only, token):
+def _hub_download(repo_id, filename, required, revision, cache_dir, local_files_only, token, options):
     import huggingface_hub
     from huggingface_hub import constants
     from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
@@ -65,6 +71,7 @@ def _hub_download(repo_id, filename, required, revision, cache_dir, local_files_
             cache_dir=cache_dir,
             local_files_only=local_files_only,
             token=token,
+            **options,
         )
     except LocalEntryNotFoundError:
         # Offline (HF_HUB_OFFLINE=1 or no network) and not in the cache. An optional file that was

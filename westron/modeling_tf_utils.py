@@ -23,10 +23,11 @@ from westron.checkpoint import (
     save_model_folder,
     tf_to_checkpoint_name,
 )
-from westron.configuration_utils import PretrainedConfig, pop_hub_kwargs, resized_vocab_size
+from westron.configuration_utils import PretrainedConfig, record_dtype, resized_vocab_size
 from westron.errors import WestronError
 from westron.file_utils import recover_directory
 from westron.generation.configuration_utils import GenerationConfig
+from westron.loading import apply_key_mapping, check_config_overrides, take_loading_kwargs, take_save_kwargs
 
 
 # Where generation/tf_search.py caches its compiled searches on a model.
@@ -154,16 +155,12 @@ class TFPreTrainedModel(keras.Model):
     # ---- loading ----------------------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(
-        cls,
-        path_or_repo_id: str | os.PathLike,
-        *,
-        config: PretrainedConfig | None = None,
-        allow_pickle: bool = False,
-        device: str | None = None,
-        **kwargs: Any,
-    ) -> "TFPreTrainedModel":
+    def from_pretrained(cls, path_or_repo_id: str | os.PathLike | None, **kwargs: Any) -> "TFPreTrainedModel":
         """Loads config.json, generation_config.json and the (PyTorch-named) weights of a folder or Hub repo.
+
+        Takes Hugging Face 4.x's keywords as the PyTorch twin does (docs/hf_compatibility.md);
+        `dtype=` is a Keras dtype policy ("float32", "bfloat16", "mixed_bfloat16", "mixed_float16")
+        for every layer, and `device=` ("cpu", "gpu:0") where the variables live.
 
         Example (the same folder PyTorch reads):
 
@@ -173,17 +170,29 @@ class TFPreTrainedModel(keras.Model):
             >>> TFMarianMTModel.from_pretrained("my-tf-opus-mt").config.d_model == model.config.d_model
             True
         """
-        hub_kwargs = pop_hub_kwargs(kwargs)
-        recover_directory(path_or_repo_id)  # the leftovers of a save that was killed, if any
+        options = take_loading_kwargs(kwargs, framework="tf")
+        hub_kwargs = options.hub_kwargs
+        if path_or_repo_id is None and (options.config is None or options.state_dict is None):
+            raise WestronError("from_pretrained(None) needs both config= and state_dict=")
+        if path_or_repo_id is not None:
+            recover_directory(path_or_repo_id)  # the leftovers of a save that was killed, if any
+        config = options.config
         if config is None:
-            config = cls.config_class.from_pretrained(path_or_repo_id, **hub_kwargs, **kwargs)
-        elif kwargs:
-            raise TypeError(f"unexpected arguments: {', '.join(kwargs)}")
-        state_dict = load_state_dict(path_or_repo_id, framework="np", allow_pickle=allow_pickle, **hub_kwargs)
-        with tf_device_scope(device):
+            config = cls.config_class.from_pretrained(path_or_repo_id, **hub_kwargs)
+            config = check_config_overrides(config, options.config_overrides)
+        state_dict = options.state_dict
+        if state_dict is None:
+            state_dict = load_state_dict(path_or_repo_id, framework="np", allow_pickle=options.allow_pickle, **hub_kwargs)
+        state_dict = apply_key_mapping(state_dict, options.key_mapping)
+        policy = resolve_dtype_policy(options.dtype, config)
+        with tf_device_scope(options.device), dtype_policy_scope(policy):
             model = cls(config)
-            model.load_checkpoint(state_dict, source=os.fspath(path_or_repo_id))
-        model.generation_config = GenerationConfig.for_model(path_or_repo_id, config, **hub_kwargs)
+            model.load_checkpoint(state_dict, source=os.fspath(path_or_repo_id or "state_dict"))
+        if path_or_repo_id is not None:
+            model.generation_config = GenerationConfig.for_model(path_or_repo_id, config, **hub_kwargs)
+        config._attn_implementation = "eager"  # TensorFlow's only path: scores, softmax, matmul
+        if options.output_loading_info:  # loading is strict: anything missing or extra was an error
+            return model, {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
         return model
 
     def load_checkpoint(self, state_dict: dict[str, np.ndarray], source: str = "state dict") -> None:
@@ -207,19 +216,22 @@ class TFPreTrainedModel(keras.Model):
             array = state_dict[name]
             if transposed:
                 array = array.T
-            variable.assign(np.asarray(array, dtype=variable.dtype))
+            variable.assign(tf.cast(np.asarray(array), variable.dtype))
 
     # ---- saving -----------------------------------------------------------------------------------
 
-    def save_pretrained(self, save_directory: str | os.PathLike, max_shard_size: int | str = "5GB") -> None:
+    def save_pretrained(self, save_directory: str | os.PathLike, max_shard_size: int | str = "5GB", **kwargs: Any) -> None:
         """Writes config.json, generation_config.json and a PyTorch-named model.safetensors as one atomic folder swap.
 
-        Other files in the folder (a tokenizer's) are kept.
+        Other files in the folder (a tokenizer's) are kept. HF 4.x's keywords are taken as the
+        PyTorch twin takes them (docs/hf_compatibility.md).
         """
+        take_save_kwargs(kwargs, framework="tf")
         state_dict = {
             name: np.ascontiguousarray(variable.numpy().T if transposed else variable.numpy())
             for name, (variable, transposed) in self.checkpoint_variables().items()
         }
+        record_dtype(self.config, self.dtype_policy.variable_dtype)
         save_model_folder(save_directory, self.config, self.generation_config, state_dict, max_shard_size)
 
     # ---- generation -------------------------------------------------------------------------------
@@ -243,6 +255,42 @@ class TFPreTrainedModel(keras.Model):
         from westron.generation.tf_search import generate
 
         return generate(self, input_ids, attention_mask=attention_mask, **kwargs)
+
+
+DTYPE_POLICIES = ("float32", "bfloat16", "float16", "mixed_bfloat16", "mixed_float16")
+
+
+def resolve_dtype_policy(dtype: Any, config: PretrainedConfig) -> str | None:
+    """A Keras dtype policy name from "float32", "bfloat16", "mixed_float16", ..., a tf.DType, a
+    keras.DTypePolicy, or "auto" (config.json's dtype / torch_dtype, as in PyTorch)."""
+    if dtype is None:
+        return None
+    given = dtype
+    if dtype == "auto":
+        dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or "float32"
+    if isinstance(dtype, keras.DTypePolicy):
+        dtype = dtype.name
+    elif isinstance(dtype, tf.DType):
+        dtype = dtype.name
+    if isinstance(dtype, str):
+        dtype = dtype.removeprefix("torch.")
+    if dtype not in DTYPE_POLICIES:
+        raise WestronError(f"dtype={given!r} is not a Keras dtype policy Westron supports ({', '.join(DTYPE_POLICIES)})")
+    return dtype
+
+
+@contextlib.contextmanager
+def dtype_policy_scope(policy: str | None):
+    """Keras's global dtype policy set to `policy` while a model is built (every sublayer takes it), then restored."""
+    if policy is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def resolve_tf_device(device: str) -> str:

@@ -13,10 +13,11 @@ import torch
 from torch import nn
 
 from westron.checkpoint import check_names_and_shapes, load_state_dict, match_base_model_prefix, save_model_folder
-from westron.configuration_utils import PretrainedConfig, pop_hub_kwargs, resized_vocab_size
+from westron.configuration_utils import PretrainedConfig, record_dtype, resized_vocab_size
 from westron.errors import WestronError
 from westron.file_utils import recover_directory
 from westron.generation.configuration_utils import GenerationConfig
+from westron.loading import apply_key_mapping, check_config_overrides, take_loading_kwargs, take_save_kwargs
 
 
 class PreTrainedModel(nn.Module):
@@ -131,17 +132,13 @@ class PreTrainedModel(nn.Module):
     # ---- loading ----------------------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(
-        cls,
-        path_or_repo_id: str | os.PathLike,
-        *,
-        config: PretrainedConfig | None = None,
-        allow_pickle: bool = False,
-        device: str | torch.device | None = None,
-        dtype: torch.dtype | None = None,
-        **kwargs: Any,
-    ) -> "PreTrainedModel":
+    def from_pretrained(cls, path_or_repo_id: str | os.PathLike | None, **kwargs: Any) -> "PreTrainedModel":
         """Loads config.json, generation_config.json and the weights of a folder or Hub repo.
+
+        Takes Hugging Face 4.x's keywords (`torch_dtype` or `dtype`, `device_map`, `token`,
+        `attn_implementation`, ...); each works as in HF, is a documented no-op, or is refused
+        with one line (`westron.loading`, docs/hf_compatibility.md). Westron's own: `device=`,
+        and `allow_pickle=True` to read a pytorch_model.bin.
 
         Example (`checkpoint`: a folder or Hub id such as "Helsinki-NLP/opus-mt-en-de"):
 
@@ -151,22 +148,43 @@ class PreTrainedModel(nn.Module):
             >>> MarianMTModel.from_pretrained("my-opus-mt").config.d_model == model.config.d_model
             True
         """
-        hub_kwargs = pop_hub_kwargs(kwargs)
-        recover_directory(path_or_repo_id)  # the leftovers of a save that was killed, if any
+        options = take_loading_kwargs(kwargs, framework="pt")
+        hub_kwargs = options.hub_kwargs
+        if path_or_repo_id is None and (options.config is None or options.state_dict is None):
+            raise WestronError("from_pretrained(None) needs both config= and state_dict=")
+        if path_or_repo_id is not None:
+            recover_directory(path_or_repo_id)  # the leftovers of a save that was killed, if any
+        config = options.config
         if config is None:
-            config = cls.config_class.from_pretrained(path_or_repo_id, **hub_kwargs, **kwargs)
-        elif kwargs:
-            raise TypeError(f"unexpected arguments: {', '.join(kwargs)}")
+            config = cls.config_class.from_pretrained(path_or_repo_id, **hub_kwargs)
+            config = check_config_overrides(config, options.config_overrides)
+        state_dict = options.state_dict
+        if state_dict is None:
+            state_dict = load_state_dict(path_or_repo_id, framework="pt", allow_pickle=options.allow_pickle, **hub_kwargs)
+        state_dict = apply_key_mapping(state_dict, options.key_mapping)
+        dtype = resolve_torch_dtype(options.dtype, config, state_dict)
         model = cls(config)
-        state_dict = load_state_dict(path_or_repo_id, framework="pt", allow_pickle=allow_pickle, **hub_kwargs)
-        model.load_checkpoint(state_dict, source=os.fspath(path_or_repo_id))
-        model.generation_config = GenerationConfig.for_model(path_or_repo_id, config, **hub_kwargs)
+        model.load_checkpoint(state_dict, source=os.fspath(path_or_repo_id or "state_dict"))
+        if path_or_repo_id is not None:
+            model.generation_config = GenerationConfig.for_model(path_or_repo_id, config, **hub_kwargs)
         model.eval()  # as in HF: dropout is off until the caller trains
+        model.set_attn_implementation(options.attn_implementation or "sdpa")
         if dtype is not None:
             model.to(dtype)
-        if device is not None:
-            model.to(resolve_device(device))
+        if options.device is not None:
+            model.to(resolve_device(options.device))
+        if options.output_loading_info:  # loading is strict: anything missing or extra was an error
+            return model, {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
         return model
+
+    def set_attn_implementation(self, name: str) -> None:
+        """"sdpa" (fused, the default) or "eager" (scores, softmax and matmul written out), as HF names them."""
+        if name not in ("eager", "sdpa"):
+            raise WestronError(f"attn_implementation={name!r} is not available in Westron's PyTorch models (use 'eager' or 'sdpa')")
+        for module in self.modules():
+            if hasattr(module, "attn_implementation"):
+                module.attn_implementation = name
+        self.config._attn_implementation = name
 
     def load_checkpoint(self, state_dict: dict[str, torch.Tensor], source: str = "state dict") -> None:
         """Copies a checkpoint's tensors into the model after checking every name and shape."""
@@ -191,14 +209,19 @@ class PreTrainedModel(nn.Module):
 
     # ---- saving -----------------------------------------------------------------------------------
 
-    def save_pretrained(self, save_directory: str | os.PathLike, max_shard_size: int | str = "5GB") -> None:
+    def save_pretrained(self, save_directory: str | os.PathLike, max_shard_size: int | str = "5GB", **kwargs: Any) -> None:
         """Writes config.json, generation_config.json and model.safetensors (or shards) as one atomic folder swap.
 
         Tied parameters are saved once, under their source name, as Hugging Face does. Other files
-        in the folder (a tokenizer's) are kept.
+        in the folder (a tokenizer's) are kept. HF 4.x's keywords (`safe_serialization=True`,
+        `state_dict=`, ...) are taken as docs/hf_compatibility.md says.
         """
         tied = self.tied_weights()
-        state_dict = {name: t.detach().cpu() for name, t in self.state_dict().items() if name not in tied}
+        state_dict = take_save_kwargs(kwargs, framework="pt")
+        if state_dict is None:
+            state_dict = self.state_dict()
+        state_dict = {name: t.detach().cpu() for name, t in state_dict.items() if name not in tied}
+        record_dtype(self.config, str(self.dtype).removeprefix("torch."))
         save_model_folder(save_directory, self.config, self.generation_config, state_dict, max_shard_size)
 
     # ---- generation -------------------------------------------------------------------------------
@@ -221,6 +244,25 @@ class PreTrainedModel(nn.Module):
         from westron.generation.torch_search import generate
 
         return generate(self, input_ids, attention_mask=attention_mask, **kwargs)
+
+
+def resolve_torch_dtype(dtype: Any, config: PretrainedConfig, state_dict: dict[str, torch.Tensor]) -> torch.dtype | None:
+    """A floating torch.dtype from HF's forms: a torch.dtype, its name ("float16"), or "auto".
+
+    "auto" is config.json's dtype (HF 5) or torch_dtype (HF 4.x), else the checkpoint's own.
+    """
+    if dtype is None:
+        return None
+    given = dtype
+    if dtype == "auto":
+        dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+        if dtype is None:
+            dtype = next((t.dtype for t in state_dict.values() if t.is_floating_point()), torch.float32)
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype.removeprefix("torch."), None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise WestronError(f"dtype={given!r} is not a floating torch dtype (use torch.float16, 'bfloat16', 'auto', ...)")
+    return dtype
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

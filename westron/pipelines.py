@@ -13,6 +13,9 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
+from westron.configuration_utils import peek_hub_kwargs
 from westron.errors import WestronError
 
 SUPPORTED_TASK = re.compile(r"translation(?:_(.+?)_to_(.+))?")
@@ -35,12 +38,14 @@ class TranslationPipeline:
         model: Any,
         tokenizer: Any = None,
         framework: str | None = None,
-        device: str | None = None,
+        device: str | int | None = None,
         truncation: bool = True,
+        batch_size: int = 32,
         allow_pickle: bool = False,
         src_lang: str | None = None,
         tgt_lang: str | None = None,
         source_prefix: str | None = None,
+        model_kwargs: dict[str, Any] | None = None,
         **generate_kwargs: Any,
     ):
         is_path = isinstance(model, str) or hasattr(model, "__fspath__")
@@ -50,13 +55,20 @@ class TranslationPipeline:
             raise WestronError(f"framework must be 'pt' or 'tf', not {framework!r}")
         self.framework = framework
         self.truncation = truncation
+        self.batch_size = _positive_int("batch_size", batch_size)
+        device = pipeline_device(device, framework)
         self.generate_kwargs = generate_kwargs
         if is_path:
             from westron.models.auto import AutoModelForSeq2SeqLM, AutoTokenizer, TFAutoModelForSeq2SeqLM
 
-            tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
+            model_kwargs = dict(model_kwargs or {})
+            if device is not None:
+                model_kwargs["device"] = device
+            tokenizer = tokenizer or AutoTokenizer.from_pretrained(model, **peek_hub_kwargs(model_kwargs))
             auto = AutoModelForSeq2SeqLM if framework == "pt" else TFAutoModelForSeq2SeqLM
-            model = auto.from_pretrained(model, device=device, allow_pickle=allow_pickle)
+            model = auto.from_pretrained(model, allow_pickle=allow_pickle, **model_kwargs)
+        elif model_kwargs:
+            raise WestronError(f"{', '.join(sorted(model_kwargs))}: loading arguments need model= to be a path, not a model object")
         elif tokenizer is None:
             raise WestronError("pass tokenizer= when model is a model object rather than a path")
         elif framework == "pt" and device is not None:
@@ -88,6 +100,12 @@ class TranslationPipeline:
         if source_prefix is not None:
             return source_prefix
         task_params = getattr(self.model.config, "task_specific_params", None) or {}
+        if not (src_lang or tgt_lang):
+            # HF 4.x: plain "translation" on a model with translation_XX_to_YY entries takes the first one.
+            first = next((key for key in task_params if SUPPORTED_TASK.fullmatch(key) and key != "translation"), None)
+            if first is not None:
+                warnings.warn(f'"translation" task was used, instead of "translation_XX_to_YY", defaulting to "{first}"', UserWarning, stacklevel=4)
+                src_lang, tgt_lang = SUPPORTED_TASK.fullmatch(first).groups()
         if src_lang and tgt_lang:
             task = f"translation_{src_lang}_to_{tgt_lang}"
             if task not in task_params:
@@ -123,19 +141,24 @@ class TranslationPipeline:
             encoded = self.tokenizer(list(texts), padding=True, truncation=True, max_length=limit, return_tensors="np")
         return encoded["input_ids"], encoded["attention_mask"]
 
-    def translate_batch(self, texts: Sequence[str], **generate_kwargs: Any) -> list[str]:
+    def translate_batch(self, texts: Sequence[str], clean_up_tokenization_spaces: bool | None = None, **generate_kwargs: Any) -> list[str]:
         """Translates one batch of non-empty texts; returns one string per text (per returned sequence)."""
+        output_ids = self.generate_batch(texts, **generate_kwargs)
+        return self.tokenizer.batch_decode(
+            output_ids, skip_special_tokens=True, clean_up_tokenization_spaces=clean_up_tokenization_spaces
+        )
+
+    def generate_batch(self, texts: Sequence[str], **generate_kwargs: Any) -> np.ndarray:
+        """The generated ids (rows, length) of one batch of non-empty texts, padded after each row's end."""
         if not texts:
-            return []
+            return np.zeros((0, 0), np.int64)
         if self.source_prefix:
             texts = [self.source_prefix + text for text in texts]
         input_ids, attention_mask = self.encode(texts)
         kwargs = {**self.generate_kwargs, **generate_kwargs}
         if self.framework == "pt":
-            output_ids = self._generate_pt(input_ids, attention_mask, kwargs)
-        else:
-            output_ids = self._generate_tf(input_ids, attention_mask, kwargs)
-        return self.tokenizer.batch_decode(output_ids, skip_special_tokens=True)
+            return self._generate_pt(input_ids, attention_mask, kwargs)
+        return self._generate_tf(input_ids, attention_mask, kwargs)
 
     def _generate_pt(self, input_ids, attention_mask, kwargs):
         import torch
@@ -153,27 +176,86 @@ class TranslationPipeline:
             output = self.model.generate(input_ids, attention_mask=attention_mask, **kwargs)
         return output.numpy()
 
-    def __call__(self, texts: str | Sequence[str], batch_size: int = 32, **generate_kwargs: Any) -> list[dict[str, str]]:
+    def __call__(
+        self,
+        texts: str | Sequence[str],
+        batch_size: int | None = None,
+        return_tensors: bool = False,
+        return_text: bool = True,
+        clean_up_tokenization_spaces: bool | None = None,
+        **generate_kwargs: Any,
+    ) -> list[dict[str, Any]]:
         """Translates a text or a list of texts: [{"translation_text": ...}] in input order.
 
-        An empty or blank text translates to "" (as the CLI keeps empty lines empty): a model
-        given nothing would still say something.
+        As HF 4.x: `return_tensors=True` gives [{"translation_token_ids": ids}] instead (a 1-D
+        tensor of the pipeline's framework per sequence, ending at its eos as HF's unbatched
+        output does); `clean_up_tokenization_spaces` goes to the tokenizer's decode; other keywords
+        are generate()'s (`num_beams=4`, `max_new_tokens=64`, `do_sample=True`, ...).
+
+        An empty or blank text translates to "" (no ids), as the CLI keeps empty lines empty: a
+        model given nothing would still say something.
         """
         texts = _text_list(texts)
+        batch_size = self.batch_size if batch_size is None else _positive_int("batch_size", batch_size)
         filled = [i for i, text in enumerate(texts) if text.strip()]
-        translations: list[str] = []
+        rows: list[np.ndarray] = []
         for start in range(0, len(filled), batch_size):
             batch = [texts[i] for i in filled[start : start + batch_size]]
-            translations.extend(self.translate_batch(batch, **generate_kwargs))
-        # Each text gives num_return_sequences translations; a blank one as many empty strings.
+            rows.extend(self.generate_batch(batch, **generate_kwargs))
+        # Each text gives num_return_sequences translations; a blank one as many empty ones.
         if filled:
-            per_text = len(translations) // len(filled)
+            per_text = len(rows) // len(filled)
         else:
             per_text = int({**self.generate_kwargs, **generate_kwargs}.get("num_return_sequences") or 1)
-        results = [[""] * per_text for _ in texts]
+        if return_tensors:
+            return [{"translation_token_ids": self._as_tensor(ids)} for ids in self._arrange(texts, filled, rows, per_text, None)]
+        if not return_text:
+            raise WestronError("return_text=False without return_tensors=True would return nothing")
+        decoded = self.tokenizer.batch_decode(
+            rows, skip_special_tokens=True, clean_up_tokenization_spaces=clean_up_tokenization_spaces
+        ) if rows else []
+        return [{"translation_text": text} for text in self._arrange(texts, filled, decoded, per_text, "")]
+
+    @staticmethod
+    def _arrange(texts, filled, outputs, per_text, blank):
+        """Outputs of the non-blank texts back in input order, `blank` for each blank text's sequences."""
+        results = [[blank] * per_text for _ in texts]
         for k, i in enumerate(filled):
-            results[i] = translations[k * per_text : (k + 1) * per_text]
-        return [{"translation_text": text} for per_input in results for text in per_input]
+            results[i] = outputs[k * per_text : (k + 1) * per_text]
+        return [output for per_input in results for output in per_input]
+
+    def _as_tensor(self, ids: np.ndarray | None):
+        """One sequence's ids up to its first eos (what HF returns for one text), as the framework's tensor."""
+        ids = np.zeros((0,), np.int64) if ids is None else np.asarray(ids)
+        eos = getattr(self.model.generation_config, "eos_token_id", None)
+        eos_ids = eos if isinstance(eos, list) else [eos]
+        ends = np.flatnonzero(np.isin(ids[1:], [e for e in eos_ids if e is not None]))
+        if ends.size:
+            ids = ids[: ends[0] + 2]
+        if self.framework == "pt":
+            import torch
+
+            return torch.as_tensor(ids)
+        import tensorflow as tf
+
+        return tf.constant(ids)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise WestronError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def pipeline_device(device: Any, framework: str) -> Any:
+    """HF 4.x's device forms: -1 is the CPU, N >= 0 the N-th GPU; strings and torch.devices pass through."""
+    if isinstance(device, bool) or not isinstance(device, int):
+        return device
+    if device < -1:
+        raise WestronError(f"device={device} is not a device (-1 for the CPU, 0, 1, ... for a GPU)")
+    if device == -1:
+        return "cpu"
+    return f"cuda:{device}" if framework == "pt" else f"gpu:{device}"
 
 
 class PipelineInputError(WestronError, TypeError):
@@ -217,7 +299,7 @@ class InputTooLongError(WestronError):
         super().__init__(f"input {index + 1} has {length} tokens, more than the model's limit of {limit}")
 
 
-def pipeline(task: str, model: Any, tokenizer: Any = None, framework: str | None = None, device: str | None = None, **kwargs: Any):
+def pipeline(task: str, model: Any, tokenizer: Any = None, framework: str | None = None, device: str | int | None = None, **kwargs: Any):
     """Hugging Face's pipeline() for translation: `pipeline("translation", model=..., framework="pt"|"tf")`.
 
     As in HF 4.x, "translation_en_to_de" names the direction (T5 then finds its prefix in the config).
@@ -229,10 +311,20 @@ def pipeline(task: str, model: Any, tokenizer: Any = None, framework: str | None
         >>> translator(["Speak, friend, and enter.", ""], num_beams=2, max_new_tokens=8)
         [{'translation_text': '...'}, {'translation_text': ''}]
     """
+    # HF 4.x's pipeline() loading arguments go to from_pretrained, as its model_kwargs do.
+    model_kwargs = dict(kwargs.pop("model_kwargs", None) or {})
+    for name in PIPELINE_LOADING_KWARGS:
+        if name in kwargs:
+            model_kwargs[name] = kwargs.pop(name)
     match = SUPPORTED_TASK.fullmatch(task)
     if not match:
         raise WestronError(f"unsupported task {task!r}: Westron's pipeline() supports 'translation'")
     if match.group(1):
         kwargs.setdefault("src_lang", match.group(1))
         kwargs.setdefault("tgt_lang", match.group(2))
-    return TranslationPipeline(model, tokenizer=tokenizer, framework=framework, device=device, **kwargs)
+    return TranslationPipeline(
+        model, tokenizer=tokenizer, framework=framework, device=device, model_kwargs=model_kwargs, **kwargs
+    )
+
+
+PIPELINE_LOADING_KWARGS = ("revision", "token", "use_auth_token", "device_map", "torch_dtype", "dtype", "trust_remote_code")

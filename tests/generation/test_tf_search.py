@@ -190,6 +190,39 @@ def test_seeded_sampling_is_reproducible(models):
     assert len({tuple(row) for row in first[:3]}) > 1  # a sentence's samples differ
 
 
+@pytest.mark.parametrize("eager", [True, False])
+def test_tf_random_set_seed_reproduces_sampling_without_seed_argument(models, eager):
+    """Without seed=, sampling draws its seed from TF's global RNG, so tf.random.set_seed(n) reproduces it."""
+    _, tf_model = models
+
+    def run(seed):
+        tf.random.set_seed(seed)
+        return westron_generate(tf_model, eager=eager, **SAMPLE)
+
+    first = run(21)
+    assert_same_ids(run(21), first)
+    assert not np.array_equal(run(22), first)
+
+
+def test_greedy_search_leaves_tf_global_rng_alone(models):
+    _, tf_model = models
+    tf.random.set_seed(4)
+    expected = tf.random.uniform((3,)).numpy()
+    tf.random.set_seed(4)
+    westron_generate(tf_model, eager=True, **GREEDY)
+    np.testing.assert_array_equal(tf.random.uniform((3,)).numpy(), expected)
+
+
+def test_hf4_tf_seed_pair(models):
+    """HF 4.x's TF generate took seed=[a, b]; [a, 0] is the seed a, and a bad pair is one clear line."""
+    _, tf_model = models
+    first = westron_generate(tf_model, seed=7, **SAMPLE)
+    assert_same_ids(westron_generate(tf_model, seed=[7, 0], **SAMPLE), first)
+    assert not np.array_equal(westron_generate(tf_model, seed=[7, 1], **SAMPLE), first)
+    with pytest.raises(WestronError, match="pair of integers"):
+        westron_generate(tf_model, seed=[7, -1], **SAMPLE)
+
+
 def test_seeded_sampling_eager_equals_compiled(models):
     _, tf_model = models
     settings = dict(do_sample=True, max_new_tokens=6, top_k=0)

@@ -367,6 +367,17 @@ def test_seeded_sampling_is_reproducible_and_follows_torch_rng(lively, settings)
     assert first.tolist() == expected.tolist()
 
 
+def test_torch_manual_seed_reproduces_sampling_without_seed_argument(lively):
+    """Without seed=, sampling draws from torch's global RNG: torch.manual_seed(n) before generate reproduces it."""
+    def run(seed):
+        torch.manual_seed(seed)
+        return lively.westron.generate(lively.ids, attention_mask=lively.mask, max_new_tokens=12, do_sample=True)
+
+    first, again, other = run(5), run(5), run(6)
+    assert torch.equal(first, again)
+    assert first.shape != other.shape or not torch.equal(first, other)
+
+
 def test_top_k_1_sampling_is_greedy(lively):
     greedy = lively.westron.generate(lively.ids, attention_mask=lively.mask, max_new_tokens=12)
     for seed in (0, 1):

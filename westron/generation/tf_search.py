@@ -19,7 +19,6 @@ so a seed reproduces a result in eager and compiled mode alike, but not PyTorch'
 from __future__ import annotations
 
 import dataclasses
-import secrets
 from typing import Any
 
 import numpy as np
@@ -412,7 +411,7 @@ def generate(
     max_positions = getattr(config, "max_position_embeddings", None)
     empty_rows = np.flatnonzero(mask.sum(axis=1) == 0)
     check_source(int(ids.min()), int(ids.max()), source_length, empty_rows, getattr(config, "vocab_size", None), max_positions)
-    seed_pair = _seed_pair(settings.seed)
+    seed_pair = _seed_pair(settings.seed, settings.do_sample)
     settings = dataclasses.replace(settings, seed=None)  # the seed is an input, not part of the compiled program
     if eager:
         ids, mask, num_rows = tf.constant(ids), tf.constant(mask), tf.constant(batch)
@@ -491,8 +490,15 @@ def _to_numpy(value, name: str) -> np.ndarray:
     return array
 
 
-def _seed_pair(seed: int | None) -> tf.Tensor:
-    """A stateless RNG seed (2,) int32; without a seed, a fresh random one (no recompilation either way)."""
+def _seed_pair(seed: int | None, do_sample: bool) -> tf.Tensor:
+    """A stateless RNG seed (2,) int32, an input of the compiled search (no recompilation per seed).
+
+    Without `seed=`, sampling draws one from TensorFlow's global RNG, so `tf.random.set_seed(n)`
+    (or keras.utils.set_random_seed) before generate reproduces it, as users of HF's TF models
+    expect; greedy and beam search draw nothing, leaving the global RNG where it was.
+    """
     if seed is None:
-        seed = secrets.randbelow(2**31)
+        if not do_sample:
+            return tf.zeros((2,), tf.int32)
+        return tf.random.uniform((2,), maxval=2**31 - 1, dtype=tf.int32)
     return tf.constant([seed % 2**31, seed // 2**31 % 2**31], tf.int32)

@@ -414,6 +414,11 @@ def resolve_generation_settings(
         top_k = _int("top_k", get("top_k"), 0)
         top_p = _float("top_p", get("top_p"), lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
     min_tokens_to_keep = max(2, len(eos_token_ids) + 1) if num_beams > 1 else 1
+    if isinstance(seed, (list, tuple)):  # HF 4.x TF's stateless seed: two ints, kept as one (tf_search splits it again)
+        in_range = [isinstance(p, numbers.Integral) and not isinstance(p, bool) and 0 <= p < 2**31 for p in seed]
+        if len(seed) != 2 or not all(in_range):
+            raise WestronError(f"seed must be an integer >= 0 or a pair of integers in [0, 2**31), got {seed!r}")
+        seed = seed[0] + seed[1] * 2**31
     if seed is not None:
         seed = _int("seed", seed, 0)
 

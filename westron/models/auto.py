@@ -9,7 +9,7 @@ import importlib
 import os
 from typing import Any, NamedTuple
 
-from westron.configuration_utils import HUB_KWARGS, JsonConfig, PretrainedConfig, pop_hub_kwargs
+from westron.configuration_utils import JsonConfig, PretrainedConfig, peek_hub_kwargs, pop_hub_kwargs
 from westron.errors import CheckpointError
 from westron.hub import cached_file
 
@@ -112,7 +112,7 @@ class AutoTokenizer:
             >>> type(tokenizer).__name__
             'MarianTokenizer'
         """
-        hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
+        hub_kwargs = peek_hub_kwargs(kwargs)
         config_path = cached_file(path_or_repo_id, "tokenizer_config.json", required=False, **hub_kwargs)
         name = JsonConfig.read_json(config_path).get("tokenizer_class") if config_path else None
         if isinstance(name, str) and name.removesuffix("Fast") in TOKENIZER_CLASSES:
@@ -143,7 +143,7 @@ class _AutoModel:
             >>> type(TFAutoModelForSeq2SeqLM.from_pretrained(checkpoint)).__name__
             'TFMarianMTModel'
         """
-        hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
+        hub_kwargs = peek_hub_kwargs(kwargs)
         family, _ = _family_of_checkpoint(path_or_repo_id, hub_kwargs)
         return import_object(getattr(family, cls.framework_field)).from_pretrained(path_or_repo_id, **kwargs)
 

@@ -201,7 +201,7 @@ class TFM2M100SinusoidalPositionalEmbedding(_Block):
             raise ValueError(f"{past_length + length} positions exceed max_position_embeddings ({self.num_positions})")
         not_pad = tf.cast(tf.not_equal(input_ids, tf.cast(self.padding_idx, input_ids.dtype)), tf.int32)
         positions = (tf.cumsum(not_pad, axis=1) + tf.cast(past_length, tf.int32)) * not_pad + self.padding_idx
-        return tf.gather(self.table, positions)
+        return tf.cast(tf.gather(self.table, positions), self.compute_dtype)  # bfloat16 under a bfloat16 policy
 
 
 # Copied from westron.models.marian.modeling_tf_marian.TFMarianAttention with Marian->M2M100

@@ -135,6 +135,7 @@ class MarianAttention(nn.Module):
         self.head_dim = embed_dim // num_heads
         self.scaling = self.head_dim**-0.5
         self.dropout = dropout
+        self.attn_implementation = "sdpa"  # or "eager": the explicit form always (from_pretrained sets it)
         self.k_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.v_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
@@ -186,8 +187,8 @@ class MarianAttention(nn.Module):
             key, value = self.project_key_value(key_value_states)
 
         dropout = self.dropout if self.training else 0.0
-        if output_attentions:
-            # The explicit form, because the weights are asked for.
+        if output_attentions or self.attn_implementation == "eager":
+            # The explicit form, because the weights are asked for (or eager attention was chosen).
             scores = torch.matmul(query, key.transpose(2, 3)) * self.scaling  # (B, heads, t, keys)
             if attention_mask is not None:
                 scores = scores + attention_mask

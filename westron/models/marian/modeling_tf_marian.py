@@ -154,8 +154,8 @@ class TFMarianSinusoidalPositionalEmbedding(_Block):
         self.weight = tf.constant(sinusoidal_table(num_positions, embedding_dim))
 
     def call(self, positions: tf.Tensor) -> tf.Tensor:
-        # positions: (t,) int -> (t, dim)
-        return tf.gather(self.weight, positions)
+        # positions: (t,) int -> (t, dim), in the layer's compute dtype (bfloat16 under a bfloat16 policy)
+        return tf.cast(tf.gather(self.weight, positions), self.compute_dtype)
 
 
 class TFMarianAttention(_Block):

@@ -244,6 +244,7 @@ class T5Attention(nn.Module):
         self.key_value_proj_dim = config.d_kv
         self.inner_dim = self.n_heads * self.key_value_proj_dim
         self.dropout = config.dropout_rate
+        self.attn_implementation = "sdpa"  # or "eager": the explicit form always (from_pretrained sets it)
         self.q = nn.Linear(config.d_model, self.inner_dim, bias=False)
         self.k = nn.Linear(config.d_model, self.inner_dim, bias=False)
         self.v = nn.Linear(config.d_model, self.inner_dim, bias=False)
@@ -311,8 +312,8 @@ class T5Attention(nn.Module):
             key, value = self.project_key_value(key_value_states)
 
         dropout = self.dropout if self.training else 0.0
-        if output_attentions:
-            # The explicit form, because the weights are asked for. No 1/sqrt(d_kv): T5 has none.
+        if output_attentions or self.attn_implementation == "eager":
+            # The explicit form, because the weights are asked for (or eager attention was chosen). No 1/sqrt(d_kv): T5 has none.
             scores = torch.matmul(query, key.transpose(2, 3))  # (B, heads, t, keys)
             if position_bias is not None:
                 scores = scores + position_bias
