@@ -71,8 +71,24 @@ def no_weight_decay(name: str, shape: tuple[int, ...]) -> bool:
     return len(shape) < 2 or "bias" in name
 
 
+def check_sharding(train_batches, num_processes: int) -> None:
+    """Each of N processes must read its own 1/N of every global batch (TokenBatcher's num_shards=N)."""
+    num_shards = getattr(train_batches, "num_shards", None)
+    if num_shards is not None and num_shards != num_processes:
+        raise WestronError(
+            f"the training batches are cut into {num_shards} shards but {num_processes} processes train: "
+            f"give each process TokenBatcher(num_shards={num_processes}, shard_index=its rank)"
+        )
+
+
 class BaseTrainer:
     framework: ClassVar[str] = ""
+    # Data parallelism over processes (torchrun's ranks, TF's workers): each twin sets these before
+    # BaseTrainer.__init__. Every process runs the same loop on its shard of each global batch; only
+    # the main process (0) writes logs, trackers and checkpoints, the others wait at a barrier.
+    process_index: int = 0
+    num_processes: int = 1
+    replicas_per_process: int = 1  # TF: a MirroredStrategy's local devices, each taking one batch per micro-step
 
     def __init__(
         self,
@@ -112,6 +128,7 @@ class BaseTrainer:
         self._should_stop_early = False
         self._last_saved_step = -1
         self._completed_position = None  # the data position after the last completed update
+        check_sharding(train_batches, self.num_processes)
         self.seed(args.seed)
         self.create_optimizer()
 
@@ -149,6 +166,14 @@ class BaseTrainer:
     def restore_framework_rng_state(self, rng: Mapping[str, Any]) -> None:
         raise NotImplementedError
 
+    def barrier(self) -> None:
+        """Waits until every process reaches this point (a no-op in a single process)."""
+        raise NotImplementedError
+
+    @property
+    def is_main_process(self) -> bool:
+        return self.process_index == 0
+
     # ---- the data stream ---------------------------------------------------------------------------------
 
     def _next_batch(self) -> Batch:
@@ -166,8 +191,9 @@ class BaseTrainer:
         raise WestronError("the training batches are empty (or a one-shot iterator that has run out)")
 
     def next_batches(self) -> list[Batch]:
-        """The micro-batches of the next update (gradient_accumulation of them)."""
-        return [self._next_batch() for _ in range(self.args.gradient_accumulation)]
+        """This process's batches of the next update: gradient_accumulation micro-steps, each of one
+        batch per local replica."""
+        return [self._next_batch() for _ in range(self.args.gradient_accumulation * self.replicas_per_process)]
 
     @property
     def epoch(self) -> float:
@@ -286,6 +312,8 @@ class BaseTrainer:
 
     def _progress_bar(self):
         show = self.args.progress_bar
+        if not self.is_main_process:
+            return None
         if show is None:
             show = sys.stderr.isatty()
         if not show:
@@ -312,6 +340,8 @@ class BaseTrainer:
     def log(self, metrics: Mapping[str, float]) -> None:
         record = {"step": self.state.global_step, **metrics}
         self.state.log_history.append(record)
+        if not self.is_main_process:
+            return
         append_log(self.args.output_dir, record)
         if self.tracker is not None:
             self.tracker.log(dict(metrics), self.state.global_step)
@@ -370,11 +400,14 @@ class BaseTrainer:
     # ---- checkpoints -------------------------------------------------------------------------------------
 
     def save_model(self, folder: str) -> None:
-        """The model (and tokenizer) alone, as a folder any Westron or HF loader reads, swapped in atomically."""
-        with atomic_directory(folder) as tmp:
-            self.model.save_pretrained(tmp)
-            if self.tokenizer is not None:
-                self.tokenizer.save_pretrained(tmp)
+        """The model (and tokenizer) alone, as a folder any Westron or HF loader reads, swapped in atomically.
+        Written by the main process; every process returns once it is there."""
+        if self.is_main_process:
+            with atomic_directory(folder) as tmp:
+                self.model.save_pretrained(tmp)
+                if self.tokenizer is not None:
+                    self.tokenizer.save_pretrained(tmp)
+        self.barrier()
 
     def save_state(self, folder: str) -> None:
         """Writes everything a checkpoint holds into an existing folder (model files first)."""
@@ -388,12 +421,15 @@ class BaseTrainer:
         self.state.save(folder)
 
     def save_checkpoint(self) -> str:
-        """output_dir/checkpoint-{step}, written as a whole (atomic_directory), then old ones rotated out."""
+        """output_dir/checkpoint-{step}, written as a whole (atomic_directory), then old ones rotated out.
+        Written by the main process (the weights are the same in every process); the others wait for it."""
         folder = checkpoint_dir(self.args.output_dir, self.state.global_step)
-        with atomic_directory(folder) as tmp:
-            self.save_state(tmp)
+        if self.is_main_process:
+            with atomic_directory(folder) as tmp:
+                self.save_state(tmp)
+            rotate_checkpoints(self.args.output_dir, self.args.keep_checkpoints, best=self.state.best_checkpoint)
         self._last_saved_step = self.state.global_step
-        rotate_checkpoints(self.args.output_dir, self.args.keep_checkpoints, best=self.state.best_checkpoint)
+        self.barrier()
         return folder
 
     def resume(self, folder: str) -> None:

@@ -4,10 +4,17 @@ One update: for each micro-batch, one compiled gradient function (forward with t
 label-smoothed loss summed over target tokens and divided by the target tokens of the whole
 accumulated batch, gradients); then a finite-loss check, the step's learning rate, and one compiled
 apply function (global-norm clipping, Keras AdamW).
+
+Under a tf.distribute strategy (MirroredStrategy over a machine's devices, MultiWorkerMirroredStrategy
+over the TF_CONFIG cluster) the model and optimizer variables live in strategy.scope(); each
+micro-step gives every replica one batch of the global batch (strategy.run), and the apply function
+sums the replicas' gradients (all_reduce) before clipping, the loss being divided by the target
+tokens of the whole global batch, so the update equals the single-device update of that batch.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -41,7 +48,8 @@ def label_smoothed_loss_sum(logits: tf.Tensor, labels: tf.Tensor, smoothing: flo
 class TFTrainer(BaseTrainer):
     framework = "tf"
 
-    def __init__(self, model, args, train_batches, **kwargs):
+    def __init__(self, model, args, train_batches, *, strategy=None, **kwargs):
+        """strategy: a tf.distribute strategy whose scope() the model was built or loaded in (default: none)."""
         if args.mixed_precision == "fp16":
             raise WestronError("mixed_precision fp16 is PyTorch-only (CUDA loss scaling); the TensorFlow trainer trains in fp32")
         if args.device is not None:
@@ -50,8 +58,24 @@ class TFTrainer(BaseTrainer):
             # The TF models add float32 constants (sinusoidal positions, masks) to the hidden states;
             # Keras' mixed_bfloat16 policy needs them cast to the compute dtype first.
             raise WestronError("mixed_precision bf16 is not supported by the TensorFlow trainer yet (use the PyTorch trainer)")
-        model.build_weights()
+        self.strategy = self.join_strategy(model, strategy)
         super().__init__(model, args, train_batches, **kwargs)
+
+    def join_strategy(self, model, strategy):
+        """Builds the model under the strategy and reads its layout: replicas here, workers, this worker's index."""
+        self.distributed = strategy is not None
+        if strategy is None:
+            model.build_weights()
+            return tf.distribute.get_strategy()  # the default: one replica, the same calls
+        with strategy.scope():
+            model.build_weights()
+        if not all(strategy.extended.variable_created_in_scope(v.value) for v in model.variables):  # the tf.Variables
+            raise WestronError("the model's variables were made outside strategy.scope(): load or build the model inside `with strategy.scope():`")
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            resolver = strategy.cluster_resolver
+            self.num_processes, self.process_index = worker_layout(resolver.cluster_spec().as_dict(), resolver.task_type, resolver.task_id)
+        self.replicas_per_process = strategy.num_replicas_in_sync // self.num_processes
+        return strategy
 
     # ---- framework parts, in BaseTrainer's order ------------------------------------------------------
 
@@ -64,7 +88,11 @@ class TFTrainer(BaseTrainer):
 
     def create_optimizer(self) -> None:
         """Keras AdamW, decoupled weight decay except on biases and LayerNorm weights; the learning rate is
-        set before every update from schedules.learning_rate_at."""
+        set before every update from schedules.learning_rate_at. Under a strategy, its variables are mirrored."""
+        with self.strategy.scope():
+            self._create_optimizer()
+
+    def _create_optimizer(self) -> None:
         self.variables = list(self.model.trainable_variables)
         self.variable_names = [tf_to_checkpoint_name(v.path) for v in self.variables]  # [(name, transposed)]
         args = self.args
@@ -83,10 +111,11 @@ class TFTrainer(BaseTrainer):
         )
         self.optimizer.build(self.variables)
         self.used = None  # which variables get gradients: found when the gradient function is traced
-        self.compute_gradients = tf.function(
-            self._compute_gradients, input_signature=[_BATCH_SPEC] * 4 + [tf.TensorSpec([], tf.float32)],
-            jit_compile=args.xla,
-        )
+        # One replica: a signature of any batch shape traces once. Several: strategy.run traces the
+        # function for all replicas at once, with per-replica inputs a fixed signature cannot describe,
+        # so the shapes are relaxed after the first retrace instead.
+        shapes = {"reduce_retracing": True} if self.distributed else {"input_signature": [_BATCH_SPEC] * 4 + [tf.TensorSpec([], tf.float32)]}
+        self.compute_gradients = tf.function(self._compute_gradients, jit_compile=args.xla, **shapes)
         self.apply_gradients = tf.function(self._apply_gradients, jit_compile=args.xla)
         self.forward_loss = tf.function(self._forward_loss, input_signature=[_BATCH_SPEC] * 4, jit_compile=args.xla)
 
@@ -103,24 +132,48 @@ class TFTrainer(BaseTrainer):
         return loss_sum, [tf.convert_to_tensor(g) for g in gradients if g is not None]
 
     def train_step(self, batches: Batch | Iterable[Batch]) -> StepOutput:
-        """One optimizer update over one batch or the micro-batches of an accumulated batch."""
+        """One optimizer update over one batch or the micro-batches of an accumulated batch (under a
+        strategy: micro-steps of one batch per local replica, in the order next_batches() gives them)."""
         batches = as_batch_list(batches)
-        num_tokens = sum(count_target_tokens(batch) for batch in batches)
+        replicas = self.replicas_per_process
+        if len(batches) % replicas:
+            raise WestronError(f"{len(batches)} batches do not split over {replicas} replicas: give a multiple")
+        num_tokens = self.sum_over_processes(sum(count_target_tokens(batch) for batch in batches))
         learning_rate = self.learning_rate(self.state.global_step + 1)
-        loss_sum, gradients = 0.0, None
-        for batch in batches:
-            inputs = [tf.convert_to_tensor(np.asarray(batch[name]), tf.int32) for name in (*MODEL_INPUTS, "labels")]
-            batch_loss, batch_gradients = self.compute_gradients(*inputs, tf.constant(num_tokens, tf.float32))
-            loss_sum += float(batch_loss)
-            gradients = batch_gradients if gradients is None else [a + b for a, b in zip(gradients, batch_gradients)]
+        loss_sum, gradients = 0.0, None  # gradients: per local replica, the list of its summed micro-step gradients
+        for start in range(0, len(batches), replicas):
+            inputs = self.per_replica(
+                [[tf.convert_to_tensor(np.asarray(batch[name]), tf.int32) for name in (*MODEL_INPUTS, "labels")] for batch in batches[start : start + replicas]]
+            )
+            batch_loss, batch_gradients = self.strategy.run(self.compute_gradients, args=(*inputs, tf.constant(num_tokens, tf.float32)))
+            loss_sum += float(self.strategy.reduce(tf.distribute.ReduceOp.SUM, batch_loss, axis=None))
+            local = [self.strategy.experimental_local_results(g) for g in batch_gradients]  # [variable][replica]
+            by_replica = [[g[r] for g in local] for r in range(replicas)]
+            gradients = by_replica if gradients is None else [[a + b for a, b in zip(mine, new)] for mine, new in zip(gradients, by_replica)]
         loss = loss_sum / num_tokens
         self.check_finite(loss)
         self.optimizer.learning_rate.assign(learning_rate)
-        grad_norm = float(self.apply_gradients(gradients))
+        grad_norm = self.strategy.run(self.apply_gradients, args=(self.per_replica(gradients),))
+        grad_norm = float(self.strategy.experimental_local_results(grad_norm)[0])
         return StepOutput(loss=loss, grad_norm=grad_norm, learning_rate=learning_rate, num_tokens=num_tokens)
 
+    def per_replica(self, values: list):
+        """values[r] for local replica r -> one distributed value (the value itself without a strategy)."""
+        return self.strategy.experimental_distribute_values_from_function(
+            lambda context: values[context.replica_id_in_sync_group % self.replicas_per_process]
+        )
+
+    def sum_over_processes(self, count: int) -> int:
+        """A count summed over every worker (itself in a single process)."""
+        if self.num_processes == 1:
+            return count
+        first = self.per_replica([tf.constant(float(count), tf.float64)] + [tf.constant(0.0, tf.float64)] * (self.replicas_per_process - 1))
+        return int(self.strategy.reduce(tf.distribute.ReduceOp.SUM, first, axis=None))
+
     def _apply_gradients(self, gradients):
-        """Global-norm clipping exactly as torch.nn.utils.clip_grad_norm_, then AdamW; returns the norm."""
+        """Sums the replicas' gradients, clips to a global norm exactly as torch.nn.utils.clip_grad_norm_,
+        then AdamW; returns the norm."""
+        gradients = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, gradients)
         grad_norm = tf.linalg.global_norm(gradients)
         if self.args.max_grad_norm is not None:
             scale = tf.minimum(1.0, self.args.max_grad_norm / (grad_norm + 1e-6))
@@ -178,6 +231,28 @@ class TFTrainer(BaseTrainer):
             raise WestronError("the checkpoint's dropout random state does not fit this model's dropout layers")
         for variable, value in zip(states, rng["dropout_seeds"]):
             variable.assign(np.array(value, dtype=variable.dtype))
+
+    def barrier(self) -> None:
+        if self.num_processes > 1:  # a tiny all-reduce every worker must join
+            self.sum_over_processes(0)
+
+
+def worker_layout(cluster: Mapping[str, Any], task_type: str, task_id: int) -> tuple[int, int]:
+    """(number of workers, this worker's index) in a TF cluster; the chief (or worker 0) is index 0."""
+    chiefs = len(cluster.get("chief", []))
+    workers = chiefs + len(cluster.get("worker", []))
+    if task_type not in ("chief", "worker"):
+        raise WestronError(f"TF_CONFIG: this task is a {task_type!r}; training runs on the chief and the workers")
+    return workers, (0 if task_type == "chief" else chiefs + int(task_id))
+
+
+def tf_config_layout(text: str) -> tuple[int, int]:
+    """worker_layout() of a TF_CONFIG value, or one WestronError saying what is wrong with it."""
+    try:
+        config = json.loads(text)
+        return worker_layout(config["cluster"], config["task"]["type"], int(config["task"]["index"]))
+    except (ValueError, KeyError, TypeError) as error:
+        raise WestronError(f"TF_CONFIG is not a cluster description ({error}): see docs/training.md") from None
 
 
 def dropout_seed_states(model) -> list:

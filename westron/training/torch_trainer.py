@@ -3,12 +3,19 @@
 One update: for each micro-batch, forward (under autocast for mixed precision), the label-smoothed
 loss summed over target tokens and divided by the target tokens of the whole accumulated batch,
 backward; then a finite-loss check, global-norm clipping, the step's learning rate, AdamW.
+
+Launched by torchrun (RANK, WORLD_SIZE, LOCAL_RANK in the environment) the trainer joins the process
+group (gloo on the CPU, nccl on CUDA, each process on cuda:LOCAL_RANK) and wraps the model in
+DistributedDataParallel. Each process reads its shard of every global batch; the loss is divided by
+the target tokens of the whole global batch (summed over processes) and multiplied by the number of
+processes, so DDP's gradient average equals the single-process gradient of the global batch.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -43,10 +50,30 @@ class Trainer(BaseTrainer):
 
     def __init__(self, model, args, train_batches, **kwargs):
         self.device = resolve_device(args.device) if args.device else model.device
+        self._owns_process_group = False
+        if launched_distributed() or torch.distributed.is_initialized():
+            self.device = self.join_process_group(self.device)
         if args.mixed_precision == "fp16" and self.device.type != "cuda":
             raise WestronError("mixed_precision fp16 needs a CUDA GPU (loss scaling); on the CPU use bf16")
         model.to(self.device)
         super().__init__(model, args, train_batches, **kwargs)
+
+    def join_process_group(self, device: torch.device) -> torch.device:
+        """Joins (or uses the caller's) torch.distributed group; returns this process's device."""
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if device.type == "cuda":
+            if device.index not in (None, local_rank):
+                raise WestronError(f"under torchrun each process trains on cuda:LOCAL_RANK (cuda:{local_rank}), not {device}: give --device cuda")
+            device = resolve_device(f"cuda:{local_rank}")
+            torch.cuda.set_device(device)
+        elif device.type != "cpu":
+            raise WestronError(f"distributed training runs on cpu (gloo) or cuda (nccl), not {device.type}")
+        if not torch.distributed.is_initialized():
+            torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+            self._owns_process_group = True
+        self.process_index = torch.distributed.get_rank()
+        self.num_processes = torch.distributed.get_world_size()
+        return device
 
     # ---- framework parts, in BaseTrainer's order ------------------------------------------------------
 
@@ -70,7 +97,12 @@ class Trainer(BaseTrainer):
             eps=args.adam_epsilon,
         )
         self.scaler = torch.amp.GradScaler("cuda") if args.mixed_precision == "fp16" else None
-        self.forward = torch.compile(self.model) if args.compile else self.model
+        self.forward = self.model
+        if self.num_processes > 1:  # DDP averages the gradients across processes during backward
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.forward = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+        if args.compile:
+            self.forward = torch.compile(self.forward)
 
     def autocast(self):
         dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -88,17 +120,18 @@ class Trainer(BaseTrainer):
     def train_step(self, batches: Batch | Iterable[Batch]) -> StepOutput:
         """One optimizer update over one batch or the micro-batches of an accumulated batch."""
         batches = as_batch_list(batches)
-        num_tokens = sum(count_target_tokens(batch) for batch in batches)
+        num_tokens = self.sum_over_processes(sum(count_target_tokens(batch) for batch in batches))
         learning_rate = self.learning_rate(self.state.global_step + 1)
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
-        for batch in batches:
+        for index, batch in enumerate(batches):
             tensors = self.to_tensors(batch)
-            batch_loss = label_smoothed_loss_sum(self.logits(tensors), tensors["labels"], self.args.label_smoothing)
-            loss = batch_loss / num_tokens
-            (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            with self.gradient_sync(index == len(batches) - 1):
+                batch_loss = label_smoothed_loss_sum(self.logits(tensors), tensors["labels"], self.args.label_smoothing)
+                loss = batch_loss * self.num_processes / num_tokens  # DDP divides by num_processes again
+                (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
             loss_sum += batch_loss.detach()
-        loss = loss_sum.item() / num_tokens
+        loss = self.sum_over_processes(loss_sum).item() / num_tokens
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         grad_norm = self.clip_gradients()
@@ -110,6 +143,21 @@ class Trainer(BaseTrainer):
             raise
         self.optimizer_step(learning_rate)
         return StepOutput(loss=loss, grad_norm=grad_norm, learning_rate=learning_rate, num_tokens=num_tokens)
+
+    def sum_over_processes(self, value):
+        """A token count (int) or a 0-d tensor summed over every process (itself in a single process)."""
+        if self.num_processes == 1:
+            return value
+        tensor = torch.as_tensor(value, device=self.device, dtype=torch.int64 if isinstance(value, int) else None).clone()
+        torch.distributed.all_reduce(tensor)
+        return int(tensor) if isinstance(value, int) else tensor
+
+    def gradient_sync(self, last_micro_batch: bool):
+        """DDP all-reduces the gradients once per update, during the last micro-batch's backward."""
+        if self.num_processes == 1 or last_micro_batch:
+            return contextlib.nullcontext()
+        ddp = self.forward._orig_mod if hasattr(self.forward, "_orig_mod") else self.forward  # under torch.compile
+        return ddp.no_sync()
 
     def clip_gradients(self) -> float:
         """The global gradient norm before clipping; scales the gradients to max_grad_norm if above."""
@@ -170,6 +218,24 @@ class Trainer(BaseTrainer):
         torch.set_rng_state(_text_to_bytes(rng["torch"]))
         if "torch_cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([_text_to_bytes(state) for state in rng["torch_cuda"]])
+
+    def barrier(self) -> None:
+        if self.num_processes > 1:
+            torch.distributed.barrier()
+
+    def train(self, resume_from=None):
+        """BaseTrainer.train; a process group the trainer joined itself is left when training ends."""
+        try:
+            return super().train(resume_from)
+        finally:
+            if self._owns_process_group and torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
+                self._owns_process_group = False
+
+
+def launched_distributed() -> bool:
+    """True in a process torchrun started with WORLD_SIZE > 1."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
 
 
 def checkpoint_parameter_names(model: torch.nn.Module) -> dict[torch.nn.Parameter, str]:
