@@ -129,3 +129,16 @@ def test_a_model_built_outside_the_strategy_is_refused(tmp_path):
     with pytest.raises(WestronError, match="outside strategy.scope"):
         TFTrainer(model, distributed_worker.arguments(os.fspath(tmp_path / "out"), 1), distributed_worker.batcher(1, 0),
                   strategy=tf.distribute.MirroredStrategy(["/cpu:0"]))
+
+
+def test_dropout_under_a_strategy_is_refused_in_one_line(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    from westron import TFMarianMTModel
+    from westron.training.tf_trainer import TFTrainer
+
+    folder = save_tiny_marian(tmp_path / "hf", encoder_layers=1, decoder_layers=1, dropout=0.1)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        model = TFMarianMTModel.from_pretrained(folder)
+    with pytest.raises(WestronError, match="dropout under a tf.distribute strategy"):
+        TFTrainer(model, distributed_worker.arguments(os.fspath(tmp_path / "out"), 1), distributed_worker.batcher(1, 0), strategy=strategy)

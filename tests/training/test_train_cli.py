@@ -115,6 +115,31 @@ def test_mistakes_are_one_line_and_exit_2_before_any_work(corpus, tmp_path, monk
     assert not (tmp_path / "out").exists()  # nothing was started
 
 
+TF_CLUSTER = '{"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"type": "worker", "index": 1}}'
+
+
+@pytest.mark.parametrize(
+    "framework, env, extra, fragment",
+    [
+        ("tf", {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}, [], "torchrun launches PyTorch"),
+        ("pt", {}, ["--tf-strategy", "mirrored"], "--tf-strategy applies to TensorFlow"),
+        ("tf", {}, ["--tf-strategy", "multi-worker"], "needs TF_CONFIG"),
+        ("tf", {"TF_CONFIG": TF_CLUSTER}, ["--tf-strategy", "mirrored"], "use multi-worker or unset TF_CONFIG"),
+        ("tf", {}, ["--tf-strategy", "mirrored", "--device", "cpu"], "--device picks one device"),
+        ("tf", {"TF_CONFIG": "{not json"}, [], "TF_CONFIG is not a cluster description"),
+    ],
+)
+def test_distributed_mistakes_are_one_line(corpus, tmp_path, monkeypatch, framework, env, extra, fragment):
+    """torchrun is PyTorch's, --tf-strategy and TF_CONFIG TensorFlow's: a wrong mix fails before any work."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code, _, stderr = run_cli(base_argv(corpus, tmp_path / "out", framework) + ["--max-steps", "1"] + extra, monkeypatch)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("westron: error: "), stderr
+    assert fragment in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
 def test_resume_from_another_models_checkpoint_is_refused(corpus, tmp_path, monkeypatch):
     out = tmp_path / "first"
     code, _, stderr = run_cli(base_argv(corpus, out) + ["--max-steps", "1"], monkeypatch)

@@ -85,6 +85,11 @@ def add_train_command(commands) -> None:
     run.add_argument("--resume", nargs="?", const=True, default=None, help="continue from the last checkpoint in --output-dir, or from FOLDER")
     run.add_argument("--report-to", default="tensorboard", help="tensorboard, mlflow, wandb, none (comma-separated for several)")
     run.add_argument("--device", help="PyTorch: cpu, cuda, cuda:N; TensorFlow: cpu, gpu, gpu:N")
+    run.add_argument(
+        "--tf-strategy", choices=("mirrored", "multi-worker"),
+        help="TensorFlow data parallelism: mirrored (every local GPU), multi-worker (the cluster in TF_CONFIG; "
+        "the default when TF_CONFIG is set). PyTorch: launch with torchrun (docs/training.md)",
+    )  # fmt: skip
     run.add_argument("--push-to-hub", action="store_true", help="upload the final model with a model card")
     run.add_argument("--hub-model-id", help="the repo for --push-to-hub (default: the output folder's name)")
     train.set_defaults(run=run_train)
@@ -119,6 +124,36 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise WestronError("--compile applies to PyTorch (--framework pt); TensorFlow has --xla")
     if args.resume not in (None, True) and not os.path.isdir(args.resume):
         raise WestronError(f"--resume {args.resume}: no such checkpoint folder")
+    check_distributed_arguments(args)
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+
+
+def check_distributed_arguments(args: argparse.Namespace) -> None:
+    """torchrun belongs to PyTorch, --tf-strategy and TF_CONFIG to TensorFlow; each combination in one line."""
+    if launched_by_torchrun() and (args.framework == "tf" or args.tf_strategy):
+        raise WestronError("torchrun launches PyTorch data parallelism: drop --framework tf / --tf-strategy (TensorFlow uses --tf-strategy, no launcher)")
+    if args.tf_strategy and args.framework != "tf":
+        raise WestronError("--tf-strategy applies to TensorFlow: add --framework tf (PyTorch runs data-parallel under torchrun)")
+    if args.tf_strategy == "multi-worker" and not os.environ.get("TF_CONFIG"):
+        raise WestronError("--tf-strategy multi-worker needs TF_CONFIG (the cluster and this worker's task) in the environment")
+    if args.tf_strategy == "mirrored" and os.environ.get("TF_CONFIG"):
+        raise WestronError("TF_CONFIG describes a cluster but --tf-strategy mirrored trains on one machine: use multi-worker or unset TF_CONFIG")
+    if (args.tf_strategy or (args.framework == "tf" and os.environ.get("TF_CONFIG"))) and args.device:
+        raise WestronError("--device picks one device; a --tf-strategy run uses every GPU of the machine (limit them with CUDA_VISIBLE_DEVICES)")
+
+
+def process_layout(framework: str) -> tuple[int, int]:
+    """(number of training processes, this one's index): torchrun's WORLD_SIZE and RANK, TF_CONFIG's workers."""
+    if framework == "pt" and launched_by_torchrun():
+        return int(os.environ["WORLD_SIZE"]), int(os.environ["RANK"])
+    if framework == "tf" and os.environ.get("TF_CONFIG"):
+        from westron.training.tf_trainer import tf_config_layout
+
+        return tf_config_layout(os.environ["TF_CONFIG"])
+    return 1, 0
 
 
 def _is_moses_prefix(path: str, args) -> bool:
@@ -172,7 +207,12 @@ def run_train(args: argparse.Namespace) -> None:
 
             next(iter(read_pairs(source[0], args.source_lang, args.target_lang, **source[1])), None)
 
-    tokenizer, model = load_tokenizer_and_model(args, framework)
+    num_processes, process_index = process_layout(framework)
+    main_process = process_index == 0
+    global _LOG_TO_STDERR
+    _LOG_TO_STDERR = main_process  # one voice: the other processes train silently
+    strategy = make_tf_strategy(args) if framework == "tf" else None
+    tokenizer, model = load_tokenizer_and_model(args, framework, strategy)
     training_args = make_training_arguments(args)
     if args.resume:
         from westron.training.state import check_same_model, resolve_resume_folder
@@ -185,7 +225,7 @@ def run_train(args: argparse.Namespace) -> None:
     train_pairs = read_split(args, sources["train"])
     validation_pairs = read_split(args, sources["validation"], required=False) if "validation" in sources else []
     test_pairs = read_split(args, sources["test"], required=False) if "test" in sources else []
-    batcher = make_batcher(args, tokenizer, model.config, train_pairs)
+    batcher = make_batcher(args, tokenizer, model.config, train_pairs, num_shards=num_processes, shard_index=process_index)
     eval_batches = make_eval_batches(args, tokenizer, model.config, validation_pairs) if validation_pairs else None
     log(
         f"{len(train_pairs)} training pairs in {batcher.num_batches_per_epoch()} batches an epoch; "
@@ -196,7 +236,7 @@ def run_train(args: argparse.Namespace) -> None:
     from westron.training.tracking import make_tracker
 
     params = {name: value for name, value in vars(args).items() if name not in ("run", "argv")}
-    tracker = make_tracker(args.report_to, args.output_dir, params={**params, "framework": framework})
+    tracker = make_tracker(args.report_to, args.output_dir, params={**params, "framework": framework}) if main_process else None
     trainer_class = _trainer_class(framework)
     trainer = trainer_class(
         model,
@@ -206,10 +246,13 @@ def run_train(args: argparse.Namespace) -> None:
         tokenizer=tokenizer,
         compute_metrics=bleu_metric(args, tokenizer, validation_pairs) if validation_pairs else None,
         tracker=tracker,
+        **({"strategy": strategy} if strategy is not None else {}),
     )
     state = trainer.train(resume_from=args.resume)
     final = os.path.join(args.output_dir, "final")
     log(f"trained {state.global_step} steps ({state.tokens_seen} target tokens); the model is in {final}")
+    if not main_process:
+        return  # the test scores, results and the upload are the main process's
 
     results = {"framework": framework, "global_step": state.global_step, "command": command_line(args)}
     if test_pairs:
@@ -234,7 +277,25 @@ def run_train(args: argparse.Namespace) -> None:
         push_to_hub(final, args)
 
 
-def load_tokenizer_and_model(args, framework: str):
+def make_tf_strategy(args):
+    """The tf.distribute strategy --tf-strategy (or TF_CONFIG) asks for, or None: one device."""
+    kind = args.tf_strategy or ("multi-worker" if os.environ.get("TF_CONFIG") else None)
+    if kind is None:
+        return None
+    import tensorflow as tf
+
+    if kind == "multi-worker":  # before any other TF work: it starts this worker's server
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.MirroredStrategy()
+
+
+def load_tokenizer_and_model(args, framework: str, strategy=None):
+    """The tokenizer and the model; a TF model under a strategy has its variables made in strategy.scope()."""
+    if strategy is not None:
+        with strategy.scope():
+            tokenizer, model = load_tokenizer_and_model(args, framework)
+            model.build_weights()  # a model from a config makes its variables on first build: here, mirrored
+        return tokenizer, model
     from westron.models.auto import AutoModelForSeq2SeqLM, AutoTokenizer, TFAutoModelForSeq2SeqLM
 
     auto_model = AutoModelForSeq2SeqLM if framework == "pt" else TFAutoModelForSeq2SeqLM
@@ -326,8 +387,9 @@ def _encode(args, tokenizer, pairs):
     return encode_pairs(tokenizer, pairs, args.max_source_length, args.max_target_length, source_prefix=args.source_prefix)
 
 
-def make_batcher(args, tokenizer, config, pairs, *, shuffle: bool = True):
-    """Token batches of `pairs` as the flags ask (length-bucketed; shuffled per epoch for training)."""
+def make_batcher(args, tokenizer, config, pairs, *, shuffle: bool = True, num_shards: int = 1, shard_index: int = 0):
+    """Token batches of `pairs` as the flags ask (length-bucketed; shuffled per epoch for training);
+    with several processes, this process's shard of every global batch."""
     from westron.data.batching import TokenBatcher
 
     source_ids, target_ids = _encode(args, tokenizer, pairs)
@@ -340,6 +402,8 @@ def make_batcher(args, tokenizer, config, pairs, *, shuffle: bool = True):
         batch_size=args.batch_size,
         seed=args.seed,
         shuffle=shuffle,
+        num_shards=num_shards,
+        shard_index=shard_index,
     )
 
 
@@ -423,5 +487,9 @@ def push_to_hub(folder: str, args) -> None:
     log(f"uploaded {folder} to {repo_id}")
 
 
+_LOG_TO_STDERR = True  # False in the processes other than the main one of a data-parallel run
+
+
 def log(message: str) -> None:
-    print(f"westron: {message}", file=sys.stderr, flush=True)
+    if _LOG_TO_STDERR:
+        print(f"westron: {message}", file=sys.stderr, flush=True)

@@ -71,6 +71,8 @@ class TFTrainer(BaseTrainer):
             model.build_weights()
         if not all(strategy.extended.variable_created_in_scope(v.value) for v in model.variables):  # the tf.Variables
             raise WestronError("the model's variables were made outside strategy.scope(): load or build the model inside `with strategy.scope():`")
+        if dropout_seed_states(model):  # Keras' seed generators cannot advance inside strategy.run (an all-replica update)
+            raise WestronError("dropout under a tf.distribute strategy is not supported yet: set the config's dropout rates to 0, or train with PyTorch DDP")
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             resolver = strategy.cluster_resolver
             self.num_processes, self.process_index = worker_layout(resolver.cluster_spec().as_dict(), resolver.task_type, resolver.task_id)
