@@ -188,3 +188,16 @@ def test_encode_pairs_source_prefix(tmp_path):
     prefix = "translate English to German: "
     source_ids, _ = encode_pairs(tokenizer, PAIRS[:2], 64, 64, source_prefix=prefix)
     assert [row.tolist() for row in source_ids] == tokenizer([prefix + p.source for p in PAIRS[:2]])["input_ids"]
+
+
+
+def test_a_shard_resumes_from_another_shards_state(data):
+    """A data-parallel checkpoint keeps rank 0's batcher state; rank 1 resumes its own shard from it."""
+    first, second = batcher(data, num_shards=2, shard_index=0), batcher(data, num_shards=2, shard_index=1)
+    take(first, 3)
+    resumed = batcher(data, num_shards=2, shard_index=1)
+    resumed.load_state_dict(first.state_dict())
+    take(second, 3)
+    assert as_bytes(take(resumed, 2)) == as_bytes(take(second, 2))
+    with pytest.raises(WestronError, match="num_shards=2, this batcher 1"):
+        batcher(data).load_state_dict(first.state_dict())

@@ -284,8 +284,10 @@ class TokenBatcher:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Continues from a saved position; the data, seed and sharding must be those it was saved with."""
-        mine = {"seed": self.seed, "num_examples": len(self.sizes), "num_shards": self.num_shards, "shard_index": self.shard_index}
+        """Continues from a saved position; the data, seed and number of shards must be those it was saved
+        with. The shard index may differ: every shard stands at the same position (they step together), so
+        the one state a data-parallel checkpoint keeps (rank 0's) resumes every rank."""
+        mine = {"seed": self.seed, "num_examples": len(self.sizes), "num_shards": self.num_shards}
         for key, value in mine.items():
             if key in state and state[key] != value:
                 raise WestronError(f"the saved batcher state has {key}={state[key]}, this batcher {value}: not the same data plan")
