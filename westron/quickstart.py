@@ -237,23 +237,32 @@ def ensure_tokenizer(folder: str, corpus: str, source_lang: str, target_lang: st
         if size == recipe.vocab_size:
             say(f"reusing the vocabulary in {folder}")
             return folder
-        say(f"the vocabulary in {folder} has {size} pieces, the recipe {recipe.vocab_size}: training a new one")
+        say(f"the vocabulary in {folder} was trained for {size} pieces, the recipe asks {recipe.vocab_size}: training a new one")
     from westron.data.tokenizer_training import train_tokenizer
 
     started = time.monotonic()
     say(f"training a {recipe.vocab_size}-piece SentencePiece vocabulary ...")
     train_tokenizer("marian", [os.path.join(corpus, "train.jsonl")], source_lang, target_lang, folder, vocab_size=recipe.vocab_size)
+    from westron.file_utils import write_json
+
+    write_json(os.path.join(folder, VOCABULARY_RECORD), {"vocab_size": recipe.vocab_size})
     say(f"vocabulary: {folder} ({time.monotonic() - started:.0f} s)")
     return folder
 
 
+VOCABULARY_RECORD = "quickstart_vocabulary.json"  # the size the quickstart asked for (a small corpus gives fewer pieces)
+
+
 def saved_vocabulary_size(folder: str) -> int | None:
-    """The size of a saved vocabulary (vocab.json, as train_tokenizer counts it), or None if unreadable."""
-    try:
-        with open(os.path.join(folder, "vocab.json"), encoding="utf-8") as handle:
-            return len(json.load(handle))
-    except (OSError, ValueError):
-        return None
+    """The vocabulary size a saved tokenizer was trained for: the quickstart's record of the size it
+    asked for, else the size of vocab.json; None if neither is readable."""
+    for name, size_of in ((VOCABULARY_RECORD, lambda data: data["vocab_size"]), ("vocab.json", len)):
+        try:
+            with open(os.path.join(folder, name), encoding="utf-8") as handle:
+                return int(size_of(json.load(handle)))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 def initial_weights(folder: str, tokenizer_dir: str, recipe: Recipe) -> str:
