@@ -9,6 +9,11 @@ inherits another's threads or memory.
 
     .venv/bin/python benchmarks/quality.py                               # 2, 5, 10, 15 min; every system
     .venv/bin/python benchmarks/quality.py --minutes 5 --systems westron-pt,hf-pt
+    .venv/bin/python benchmarks/quality.py --minutes 5,10 --systems westron-pt,hf-pt --side-by-side
+
+--side-by-side runs the systems of one budget at the same time, one thread each, as the quickstart
+trains its two frameworks: every system gets the same share of the machine and the whole grid takes
+the sum of the budgets once, not once per system.
 
 Systems:
 - westron-pt / westron-tf: `westron quickstart`'s recipe and trainers (quickstart.Recipe).
@@ -47,28 +52,43 @@ def main() -> None:
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--pair", default="en-es")
     parser.add_argument("--output-dir", default=os.path.join(HERE, ".cache", "quality"))
+    parser.add_argument(
+        "--side-by-side", action="store_true", help="run the systems of a budget at once, one thread each"
+    )
+    parser.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--worker", nargs=2, metavar=("SYSTEM", "MINUTES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     source_lang, target_lang = args.pair.split("-")
     if args.worker:
         system, minutes = args.worker
-        print(json.dumps(run_one(system, float(minutes), args.output_dir, source_lang, target_lang)))
+        print(json.dumps(run_one(system, float(minutes), args.output_dir, source_lang, target_lang, args.threads)))
         return
+    if args.side_by_side and len(args.systems.split(",")) > (os.cpu_count() or 1):
+        raise SystemExit(f"--side-by-side runs one system per core: pick at most {os.cpu_count()} systems")
     prepare(args.output_dir, source_lang, target_lang)
     rows = []
     for minutes in [float(m) for m in args.minutes.split(",")]:
-        for system in args.systems.split(","):
-            command = [sys.executable, os.path.abspath(__file__), "--worker", system, f"{minutes:g}",
-                       "--pair", args.pair, "--output-dir", args.output_dir]  # fmt: skip
-            print(f"# {system}, {minutes:g} min ...", file=sys.stderr, flush=True)
-            done = subprocess.run(command, stdout=subprocess.PIPE, text=True)
-            if done.returncode != 0:
-                print(f"# {system}, {minutes:g} min failed (exit {done.returncode})", file=sys.stderr)
-                continue
-            row = json.loads(done.stdout.strip().splitlines()[-1])
-            rows.append(row)
-            with open(os.path.join(args.output_dir, "results.jsonl"), "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(row) + "\n")
+        systems = args.systems.split(",")
+        groups = [systems] if args.side_by_side else [[system] for system in systems]
+        for group in groups:
+            workers = {}
+            for system in group:
+                command = [sys.executable, os.path.abspath(__file__), "--worker", system, f"{minutes:g}",
+                           "--pair", args.pair, "--output-dir", args.output_dir]  # fmt: skip
+                if args.side_by_side:
+                    command += ["--threads", "1"]
+                print(f"# {system}, {minutes:g} min ...", file=sys.stderr, flush=True)
+                workers[system] = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+            for system, worker in workers.items():
+                output, _ = worker.communicate()
+                if worker.returncode != 0:
+                    print(f"# {system}, {minutes:g} min failed (exit {worker.returncode})", file=sys.stderr)
+                    continue
+                row = json.loads(output.strip().splitlines()[-1])
+                row["side_by_side"] = args.side_by_side
+                rows.append(row)
+                with open(os.path.join(args.output_dir, "results.jsonl"), "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(row) + "\n")
     print_table(rows)
 
 
@@ -78,12 +98,16 @@ def prepare(output_dir: str, source_lang: str, target_lang: str) -> None:
 
     recipe = quickstart.Recipe()
     corpus = quickstart.ensure_corpus(os.path.join(output_dir, "corpus"), source_lang, target_lang, False, [])
-    tokenizer = quickstart.ensure_tokenizer(os.path.join(output_dir, "tokenizer"), corpus, source_lang, target_lang, recipe, False)
+    tokenizer = quickstart.ensure_tokenizer(
+        os.path.join(output_dir, "tokenizer"), corpus, source_lang, target_lang, recipe, False
+    )
     if not os.path.isdir(os.path.join(output_dir, "initial")):
         quickstart.initial_weights(os.path.join(output_dir, "initial"), tokenizer, recipe)
 
 
-def run_one(system: str, minutes: float, output_dir: str, source_lang: str, target_lang: str) -> dict:
+def run_one(
+    system: str, minutes: float, output_dir: str, source_lang: str, target_lang: str, threads: int | None
+) -> dict:
     folder = os.path.join(output_dir, f"{system}-{minutes:g}min")
     corpus = os.path.join(output_dir, "corpus")
     initial = os.path.join(output_dir, "initial")
@@ -92,24 +116,38 @@ def run_one(system: str, minutes: float, output_dir: str, source_lang: str, targ
 
         framework = system.split("-")[1]
         result = quickstart.train_and_score(
-            folder, framework, initial, corpus, source_lang, target_lang, minutes, quickstart.Recipe(), None
+            folder,
+            framework,
+            initial,
+            corpus,
+            source_lang,
+            target_lang,
+            minutes,
+            quickstart.Recipe(),
+            None,
+            threads=threads,
         )
         steps, tokens_per_second, scores = result["steps"], result["target_tokens_per_second"], result["test"]
     elif system == "hf-pt":
-        steps, tokens_per_second, scores = train_and_score_hf(folder, initial, corpus, source_lang, target_lang, minutes)
+        steps, tokens_per_second, scores = train_and_score_hf(
+            folder, initial, corpus, source_lang, target_lang, minutes, threads
+        )
     else:
         raise SystemExit(f"unknown system {system!r} (choose from {', '.join(SYSTEMS)})")
     return {
         "system": system, "minutes": minutes, "steps": steps, "target_tokens_per_second": round(tokens_per_second),
-        "bleu": round(scores["bleu"], 2), "chrf": round(scores["chrf"], 2), "test_sentences": scores["num_sentences"],
+        "threads": threads or torch_threads(), "bleu": round(scores["bleu"], 2), "chrf": round(scores["chrf"], 2), "test_sentences": scores["num_sentences"],
         "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
     }  # fmt: skip
 
 
-def train_and_score_hf(folder, initial, corpus, source_lang, target_lang, minutes) -> tuple[int, float, dict]:
+def train_and_score_hf(folder, initial, corpus, source_lang, target_lang, minutes, threads) -> tuple[int, float, dict]:
     """transformers' MarianMTModel in a plain PyTorch loop (HF_RECIPE), on the quickstart's batches."""
     import numpy as np
     import torch
+
+    if threads:
+        torch.set_num_threads(threads)
     import torch.nn.functional as F
     import transformers
 
@@ -125,7 +163,9 @@ def train_and_score_hf(folder, initial, corpus, source_lang, target_lang, minute
     pairs = list(read_pairs(os.path.join(corpus, "train.jsonl"), source_lang, target_lang))
     from westron.models.auto import AutoTokenizer
 
-    source_ids, target_ids = encode_pairs(AutoTokenizer.from_pretrained(initial), pairs, recipe.max_length, recipe.max_length)
+    source_ids, target_ids = encode_pairs(
+        AutoTokenizer.from_pretrained(initial), pairs, recipe.max_length, recipe.max_length
+    )
     batcher = TokenBatcher(
         source_ids, target_ids, pad_token_id=model.config.pad_token_id,
         decoder_start_token_id=model.config.decoder_start_token_id, max_tokens=HF_RECIPE["max_tokens"], seed=recipe.seed,
@@ -145,7 +185,9 @@ def train_and_score_hf(folder, initial, corpus, source_lang, target_lang, minute
     for batch in batcher:
         tensors = {name: torch.as_tensor(np.asarray(array)) for name, array in batch.items()}
         logits = model(
-            input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"], decoder_input_ids=tensors["decoder_input_ids"]
+            input_ids=tensors["input_ids"],
+            attention_mask=tensors["attention_mask"],
+            decoder_input_ids=tensors["decoder_input_ids"],
         ).logits
         labels = tensors["labels"]
         num_tokens = int((labels != -100).sum())
@@ -182,12 +224,18 @@ def train_and_score_hf(folder, initial, corpus, source_lang, target_lang, minute
     return steps, tokens / train_seconds, scores.to_dict()
 
 
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def print_table(rows: list[dict]) -> None:
-    print("| minutes | system | steps | target tokens/s | BLEU | chrF |")
-    print("|---:|---|---:|---:|---:|---:|")
+    print("| minutes | system | threads | steps | target tokens/s | BLEU | chrF |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
     for row in rows:
         print(
-            f"| {row['minutes']:g} | {row['system']} | {row['steps']} | {row['target_tokens_per_second']} | "
+            f"| {row['minutes']:g} | {row['system']} | {row['threads']} | {row['steps']} | {row['target_tokens_per_second']} | "
             f"{row['bleu']:.1f} | {row['chrf']:.1f} |"
         )
 

@@ -35,8 +35,11 @@ from westron.errors import WestronError
 
 DEFAULT_PAIRS = ("en-es",)
 FRAMEWORK_NAMES = {"pt": "PyTorch", "tf": "TensorFlow"}
-REPORT_SENTENCES = 200  # test sentences the report's equivalence and quality sections translate
-DEFAULT_BUDGET_MINUTES = 10.0  # training time per framework (side by side on a CPU): with scoring and the report, 15 in all
+REPORT_SENTENCES = 50  # test sentences the report's equivalence and quality sections translate
+# Training time per framework (side by side on a CPU). Quality is steep in steps at this budget: on
+# 2 cores 10 minutes gave 895-1,015 steps and BLEU 17-19, 9 minutes on a day the machine ran 20%
+# slower gave 680-730 steps and BLEU 10-11. Scoring (~2 min) and the report (~2.5) fill the rest of 15.
+DEFAULT_BUDGET_MINUTES = 10.0
 SAMPLE_SENTENCES = (
     "Save file",
     "Open a new window",
@@ -146,7 +149,7 @@ def run_quickstart(
     check_output_dir(output_dir)
     names = FRAMEWORK_NAMES
     rounds = 1 if side_by_side(frameworks, device) else len(frameworks)
-    total = len(pairs) * (rounds * (budget_minutes + 1.5) + 0.5) + (2 if report else 0)
+    total = len(pairs) * (rounds * (budget_minutes + 2) + 0.5) + (2.5 if report else 0)  # scoring ~2 min, report ~2.5
     say(
         f"{', '.join(f'{s}-{t}' for s, t in pairs)}: a corpus from this machine's gettext catalogs, a {recipe.vocab_size}-piece "
         f"vocabulary, a {recipe.preset} model trained {budget_minutes:g} min in {' and '.join(names[f] for f in frameworks)}"
@@ -424,6 +427,9 @@ def write_report(output_dir: str, pairs, frameworks, results, recipe: Recipe) ->
         modes=["pt_eager", "tf_function"],
         runs=1,
         batch1_sentences=4,
+        # tf.function, not XLA, for the equivalence outputs: XLA compiles each batch shape anew
+        # (44 s of a 3.8-minute report on 2 cores); the speed section measures tf.function too.
+        equivalence_tf_mode="function",
     )
     if recipe.quick_report:
         settings.make_quick()
