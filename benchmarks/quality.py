@@ -80,7 +80,7 @@ def prepare(output_dir: str, source_lang: str, target_lang: str) -> None:
     corpus = quickstart.ensure_corpus(os.path.join(output_dir, "corpus"), source_lang, target_lang, False, [])
     tokenizer = quickstart.ensure_tokenizer(os.path.join(output_dir, "tokenizer"), corpus, source_lang, target_lang, recipe, False)
     if not os.path.isdir(os.path.join(output_dir, "initial")):
-        quickstart.initial_weights(os.path.join(output_dir, "initial"), tokenizer, recipe)
+        quickstart.initial_weights(os.path.join(output_dir, "initial"), tokenizer, recipe, ["pt", "tf"])
 
 
 def run_one(system: str, minutes: float, output_dir: str, source_lang: str, target_lang: str) -> dict:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -35,6 +36,7 @@ from westron.errors import WestronError
 
 DEFAULT_PAIRS = ("en-es",)
 FRAMEWORK_NAMES = {"pt": "PyTorch", "tf": "TensorFlow"}
+FRAMEWORK_MODULES = {"pt": "torch", "tf": "tensorflow"}
 REPORT_SENTENCES = 200  # test sentences the report's equivalence and quality sections translate
 DEFAULT_BUDGET_MINUTES = 10.0  # training time per framework (side by side on a CPU): with scoring and the report, 15 in all
 SAMPLE_SENTENCES = (
@@ -92,6 +94,11 @@ def add_quickstart_command(commands) -> None:
 def run_quickstart_command(args) -> None:
     pairs = parse_pairs(args.pairs)
     frameworks = parse_frameworks(args.frameworks)
+    for framework in frameworks:
+        if not installed(framework):
+            raise WestronError(
+                f"--frameworks {args.frameworks}: {FRAMEWORK_NAMES[framework]} ({FRAMEWORK_MODULES[framework]}) is not installed"
+            )
     recipe = SMOKE_RECIPE if args.smoke else Recipe()
     budget = args.budget_minutes if args.budget_minutes is not None else (0.2 if args.smoke else DEFAULT_BUDGET_MINUTES)
     if budget <= 0:
@@ -124,6 +131,10 @@ def parse_frameworks(text: str) -> list[str]:
     return list(dict.fromkeys(frameworks))
 
 
+def installed(framework: str) -> bool:
+    return importlib.util.find_spec(FRAMEWORK_MODULES[framework]) is not None
+
+
 def say(message: str) -> None:
     print(f"westron quickstart: {message}", file=sys.stderr, flush=True)
 
@@ -145,6 +156,9 @@ def run_quickstart(
 ) -> dict[str, Any]:
     check_output_dir(output_dir)
     names = FRAMEWORK_NAMES
+    missing = [name for name in FRAMEWORK_NAMES if not installed(name)]
+    skipped_report = report and bool(missing)
+    report = report and not missing  # the report runs each checkpoint in both frameworks
     rounds = 1 if side_by_side(frameworks, device) else len(frameworks)
     total = len(pairs) * (rounds * (budget_minutes + 1.5) + 0.5) + (2 if report else 0)
     say(
@@ -154,6 +168,11 @@ def run_quickstart(
         f"scored on held-out catalogs{', then a comparison report' if report else ''}; about {total:.0f} minutes in all. "
         f"Output: {output_dir}/"
     )
+    if skipped_report:
+        say(
+            f"no comparison report: it runs the checkpoints in PyTorch and in TensorFlow, and "
+            f"{' and '.join(f'{names[m]} ({FRAMEWORK_MODULES[m]})' for m in missing)} is not installed"
+        )
     results: dict[str, Any] = {"recipe": dataclasses.asdict(recipe), "budget_minutes": budget_minutes, "pairs": {}}
     for source_lang, target_lang in pairs:
         folder = output_dir if len(pairs) == 1 else os.path.join(output_dir, f"{source_lang}-{target_lang}")
@@ -182,7 +201,7 @@ def check_output_dir(output_dir: str) -> None:
 def run_pair(folder, source_lang, target_lang, frameworks, budget_minutes, recipe, device, fresh, catalogs) -> dict:
     corpus = ensure_corpus(os.path.join(folder, "corpus"), source_lang, target_lang, fresh, catalogs)
     tokenizer_dir = ensure_tokenizer(os.path.join(folder, "tokenizer"), corpus, source_lang, target_lang, recipe, fresh)
-    initial = initial_weights(os.path.join(folder, "training", "initial"), tokenizer_dir, recipe)
+    initial = initial_weights(os.path.join(folder, "training", "initial"), tokenizer_dir, recipe, frameworks)
     result: dict[str, Any] = {"corpus": corpus_counts(corpus), "frameworks": {}}
     jobs = {f: (folder, f, initial, corpus, source_lang, target_lang, budget_minutes, recipe, device) for f in frameworks}
     if side_by_side(frameworks, device):
@@ -265,18 +284,29 @@ def saved_vocabulary_size(folder: str) -> int | None:
     return None
 
 
-def initial_weights(folder: str, tokenizer_dir: str, recipe: Recipe) -> str:
-    """One random initialisation, saved, so both frameworks start from the same weights."""
-    import torch
+def initial_weights(folder: str, tokenizer_dir: str, recipe: Recipe, frameworks: list[str]) -> str:
+    """One random initialisation, saved, so every framework starts from the same weights.
 
-    from westron.models.auto import AutoModelForSeq2SeqLM, AutoTokenizer
+    Drawn by PyTorch when it is one of `frameworks`, else by TensorFlow: a TensorFlow-only run
+    (`--frameworks tf`) must not need torch installed.
+    """
+    from westron.models.auto import AutoModelForSeq2SeqLM, AutoTokenizer, TFAutoModelForSeq2SeqLM
     from westron.training.presets import build_config
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    torch.manual_seed(recipe.seed)
     config = build_config(recipe.preset, tokenizer)
     config.dropout = recipe.dropout
-    model = AutoModelForSeq2SeqLM.from_config(config)
+    if "pt" in frameworks:
+        import torch
+
+        torch.manual_seed(recipe.seed)
+        model = AutoModelForSeq2SeqLM.from_config(config)
+    else:
+        import keras
+
+        keras.utils.set_random_seed(recipe.seed)
+        model = TFAutoModelForSeq2SeqLM.from_config(config)
+        model.build_weights()
     from westron.file_utils import atomic_directory
 
     with atomic_directory(folder) as tmp:
