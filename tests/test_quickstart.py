@@ -67,6 +67,8 @@ def test_smoke_run_trains_both_frameworks_and_writes_every_part(tmp_path, monkey
         (["--pairs", "english"], "is not a language pair"),
         (["--frameworks", "jax"], "--frameworks: choose pt, tf or pt,tf"),
         (["--budget-minutes", "0"], "--budget-minutes must be positive"),
+        (["--frameworks", "tf", "--device", "gpu:0"], "device gpu:0 requested but TensorFlow sees no GPU"),
+        (["--device", "cuda"], "device cuda requested but no CUDA GPU is available"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(tmp_path, monkeypatch, argv, fragment):
@@ -149,6 +151,7 @@ def test_smoke_run_with_only_one_framework_installed(framework, hidden, tmp_path
     fixture_catalogs(tmp_path / "locale")
     out = tmp_path / "quickstart"
     argv = ["quickstart", "--smoke", "--budget-minutes", "0.01", "--frameworks", framework, "--output-dir", os.fspath(out)]
+    argv += ["--device", "cpu"]  # TensorFlow: the run goes inside tf.device
     done = run_without(hidden, SMOKE_CLI, argv, tmp_path, env={"WESTRON_GETTEXT_PATH": os.fspath(tmp_path / "locale")})
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr

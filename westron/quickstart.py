@@ -83,7 +83,7 @@ def add_quickstart_command(commands) -> None:
     quickstart.add_argument("--pairs", default=",".join(DEFAULT_PAIRS), help="language pairs, e.g. en-es,en-he,en-ja,en-ka")
     quickstart.add_argument("--budget-minutes", type=float, default=None, help=f"training time per framework (default {DEFAULT_BUDGET_MINUTES:g})")
     quickstart.add_argument("--frameworks", default="pt,tf", help="pt,tf (default), pt or tf")
-    quickstart.add_argument("--device", default=None, help="cuda / gpu to train on a GPU (default: the CPU)")
+    quickstart.add_argument("--device", default=None, help="cuda or cuda:N to train on a GPU (TensorFlow also takes gpu, gpu:N; default: the CPU)")
     quickstart.add_argument("--fresh", action="store_true", help="rebuild the corpus and the vocabulary")
     quickstart.add_argument("--catalogs", action="append", default=[], metavar="PATH", help="extra .po/.mo files or folders")
     quickstart.add_argument("--smoke", action="store_true", help="a tiny model and a short budget: checks the machinery in a minute")
@@ -99,6 +99,8 @@ def run_quickstart_command(args) -> None:
             raise WestronError(
                 f"--frameworks {args.frameworks}: {FRAMEWORK_NAMES[framework]} ({FRAMEWORK_MODULES[framework]}) is not installed"
             )
+    if args.device:
+        check_device(frameworks, args.device)
     recipe = SMOKE_RECIPE if args.smoke else Recipe()
     budget = args.budget_minutes if args.budget_minutes is not None else (0.2 if args.smoke else DEFAULT_BUDGET_MINUTES)
     if budget <= 0:
@@ -129,6 +131,18 @@ def parse_frameworks(text: str) -> list[str]:
     if unknown or not frameworks:
         raise WestronError(f"--frameworks: choose pt, tf or pt,tf (not {text!r})")
     return list(dict.fromkeys(frameworks))
+
+
+def check_device(frameworks: list[str], device: str) -> None:
+    """A --device this machine lacks (for any of the frameworks) is one line before the corpus is built."""
+    from westron.training.cli import device_placement
+
+    for framework in frameworks:
+        if framework == "tf":
+            from westron.cli import import_tensorflow_quietly
+
+            import_tensorflow_quietly()
+        device_placement(framework, device)
 
 
 def installed(framework: str) -> bool:
@@ -321,15 +335,10 @@ def train_and_score(
     """Trains one framework's model from `initial` for the budget, saves it, scores it on the test split.
 
     threads: compute threads for this framework (side by side); also shows progress as lines, not a bar.
+    device: PyTorch moves the model there; TensorFlow builds, trains and scores it inside tf.device.
     """
-    from westron.data.batching import TokenBatcher, encode_pairs
-    from westron.data.readers import read_pairs
-    from westron.evaluation import evaluate_model
-    from westron.models.auto import AutoModelForSeq2SeqLM, AutoTokenizer, TFAutoModelForSeq2SeqLM
-    from westron.training.arguments import TrainingArguments
-    from westron.training.tracking import make_tracker
+    from westron.training.cli import device_placement
 
-    name = FRAMEWORK_NAMES[framework]
     if framework == "tf":
         from westron.cli import import_tensorflow_quietly
 
@@ -343,6 +352,20 @@ def train_and_score(
         import torch
 
         torch.set_num_threads(threads)
+    with device_placement(framework, device):
+        return train_and_score_here(folder, framework, initial, corpus, source_lang, target_lang, budget_minutes, recipe, device, threads)
+
+
+def train_and_score_here(folder, framework, initial, corpus, source_lang, target_lang, budget_minutes, recipe, device, threads) -> dict:
+    """train_and_score's work, inside the framework's device placement."""
+    from westron.data.batching import TokenBatcher, encode_pairs
+    from westron.data.readers import read_pairs
+    from westron.evaluation import evaluate_model
+    from westron.models.auto import AutoModelForSeq2SeqLM, AutoTokenizer, TFAutoModelForSeq2SeqLM
+    from westron.training.arguments import TrainingArguments
+    from westron.training.tracking import make_tracker
+
+    name = FRAMEWORK_NAMES[framework]
     tokenizer = AutoTokenizer.from_pretrained(initial)
     model = (AutoModelForSeq2SeqLM if framework == "pt" else TFAutoModelForSeq2SeqLM).from_pretrained(initial)
     if framework == "pt" and device:
