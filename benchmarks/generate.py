@@ -163,7 +163,6 @@ def load_system(system: str, folder: str):
 
         return generate
     if system == "hf4-tf-xla":
-        import numpy as np
         import tensorflow as tf
         from transformers import AutoConfig, TFAutoModelForSeq2SeqLM
 

@@ -102,7 +102,7 @@ def prepare(output_dir: str, source_lang: str, target_lang: str) -> None:
         os.path.join(output_dir, "tokenizer"), corpus, source_lang, target_lang, recipe, False
     )
     if not os.path.isdir(os.path.join(output_dir, "initial")):
-        quickstart.initial_weights(os.path.join(output_dir, "initial"), tokenizer, recipe)
+        quickstart.initial_weights(os.path.join(output_dir, "initial"), tokenizer, recipe, ["pt", "tf"])
 
 
 def run_one(

@@ -143,3 +143,63 @@ def test_demo_translates_identically_in_both_frameworks(tmp_path, monkeypatch):
     pt_lines = [line for line in stdout.splitlines() if line.startswith("  pt: ")]
     tf_lines = [line for line in stdout.splitlines() if line.startswith("  tf: ")]
     assert len(pt_lines) == 4 and [line[6:] for line in pt_lines] == [line[6:] for line in tf_lines]
+
+
+# ---- argparse's own refusals are one line too ---------------------------------------------------------
+
+# One bad typed value (or choice) for every subcommand: (argv, the flag the line must name).
+BAD_TYPED_VALUES = {
+    "translate": (["translate", "--model", "m", "--num-beams", "x"], "--num-beams"),
+    "evaluate": (["evaluate", "--model", "m", "--test-file", "t", "--source-lang", "en", "--target-lang", "es", "--batch-size", "0"], "--batch-size"),
+    "attention": (["attention", "--model", "m", "--source", "s", "-o", "out", "--layers", "two"], "--layers"),
+    "demo": (["demo", "--framework", "jax"], "--framework"),
+    "data prepare": (["data", "prepare", "--input", "f", "--source-lang", "en", "--target-lang", "es", "-o", "d", "--seed", "one"], "--seed"),
+    "data gettext": (["data", "gettext", "--target-lang", "es", "-o", "d", "--max-chars", "many"], "--max-chars"),
+    "tokenizer train": (["tokenizer", "train", "--model-type", "bart", "--train-file", "f", "--source-lang", "en", "--target-lang", "es", "-o", "d"], "--model-type"),
+    "train": (["train", "--max-steps", "abc", "--source-lang", "en", "--target-lang", "es", "--output-dir", "d"], "--max-steps"),
+    "quickstart": (["quickstart", "--budget-minutes", "foo"], "--budget-minutes"),
+    "compare": (["compare", "-o", "out", "--runs", "-3"], "--runs"),
+    "report": (["report"], "results"),  # its only flag is a path: the missing positional is argparse's refusal
+}
+
+
+def subcommand_names(parser, prefix="") -> list[str]:
+    """Every leaf subcommand of `parser` ('train', 'data prepare', ...)."""
+    import argparse
+
+    names = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, subparser in action.choices.items():
+                names.extend(subcommand_names(subparser, f"{prefix}{name} ") or [f"{prefix}{name}"])
+    return names
+
+
+def test_every_subcommand_is_in_the_sweep():
+    from westron.cli import build_parser
+
+    assert sorted(subcommand_names(build_parser())) == sorted(BAD_TYPED_VALUES)
+
+
+@pytest.mark.parametrize("command", sorted(BAD_TYPED_VALUES))
+def test_bad_typed_value_is_one_line_without_usage(command, monkeypatch):
+    argv, flag = BAD_TYPED_VALUES[command]
+    code, stdout, stderr = run_cli(argv, monkeypatch)
+    assert_one_line_error(code, stderr, flag, f"westron {command} --help")
+    assert "usage:" not in stderr and stdout == ""
+
+
+def test_help_still_prints_the_full_usage(capsys):
+    from westron.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--help"])
+    assert exit_.value.code == 0
+    help_text = capsys.readouterr().out
+    assert help_text.startswith("usage: westron train") and "--max-steps MAX_STEPS" in help_text and "--tf-strategy" in help_text
+
+
+def test_real_process_bad_typed_value_is_one_line():
+    done = subprocess.run([sys.executable, "-m", "westron", "quickstart", "--budget-minutes", "foo"], capture_output=True, text=True, input="")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == ["westron: error: argument --budget-minutes: invalid float value: 'foo' (see westron quickstart --help)"]

@@ -10,6 +10,7 @@ import pytest
 
 from tests.cli_utils import run_cli
 from tests.data.test_gettext import entry, write_catalog
+from westron.quickstart import FRAMEWORK_NAMES
 
 WORDS = [("file", "archivo"), ("window", "ventana"), ("open", "abrir"), ("save", "guardar"), ("new", "nuevo"), ("print", "imprimir")]
 
@@ -66,6 +67,8 @@ def test_smoke_run_trains_both_frameworks_and_writes_every_part(tmp_path, monkey
         (["--pairs", "english"], "is not a language pair"),
         (["--frameworks", "jax"], "--frameworks: choose pt, tf or pt,tf"),
         (["--budget-minutes", "0"], "--budget-minutes must be positive"),
+        (["--frameworks", "tf", "--device", "gpu:0"], "device gpu:0 requested but TensorFlow sees no GPU"),
+        (["--device", "cuda"], "device cuda requested but no CUDA GPU is available"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(tmp_path, monkeypatch, argv, fragment):
@@ -105,3 +108,65 @@ def test_a_saved_vocabulary_of_another_size_is_retrained(tmp_path, monkeypatch, 
     ensure_tokenizer(folder, os.fspath(tmp_path / "corpus"), "en", "es", smaller, fresh=False)
     assert "training a new one" in capsys.readouterr().err
     assert saved_vocabulary_size(folder) == smaller.vocab_size
+
+
+# ---- one framework installed: the other must never be imported ---------------------------------------
+
+HIDDEN_MODULES = {"pt": ("torch",), "tf": ("tensorflow", "tf_keras")}
+
+# The quickstart's smoke run, smaller still (4 test sentences, 8 tokens), through the real CLI.
+SMOKE_CLI = (
+    "import dataclasses, sys\n"
+    "import westron.quickstart as quickstart\n"
+    "quickstart.SMOKE_RECIPE = dataclasses.replace(quickstart.SMOKE_RECIPE, test_sentences=4, max_length=8)\n"
+    "from westron.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def run_without(framework: str, code: str, argv, tmp_path, env=None):
+    """`code` in a fresh interpreter where importing `framework`'s modules fails, as on a machine without it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    shim = tmp_path / f"without-{framework}"
+    shim.mkdir(exist_ok=True)
+    (shim / "sitecustomize.py").write_text(
+        "import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in HIDDEN_MODULES[framework])
+    )
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, **(env or {}), "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([os.fspath(shim), os.fspath(repo)])}
+    return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+
+
+@pytest.mark.parametrize("hidden", ["pt", "tf"])
+def test_the_shim_hides_the_framework(hidden, tmp_path):
+    done = run_without(hidden, f"import {HIDDEN_MODULES[hidden][0]}", [], tmp_path)
+    assert done.returncode != 0 and "ModuleNotFoundError" in done.stderr
+
+
+@pytest.mark.parametrize("framework, hidden", [("tf", "pt"), ("pt", "tf")])
+def test_smoke_run_with_only_one_framework_installed(framework, hidden, tmp_path):
+    fixture_catalogs(tmp_path / "locale")
+    out = tmp_path / "quickstart"
+    argv = ["quickstart", "--smoke", "--budget-minutes", "0.01", "--frameworks", framework, "--output-dir", os.fspath(out)]
+    argv += ["--device", "cpu"]  # TensorFlow: the run goes inside tf.device
+    done = run_without(hidden, SMOKE_CLI, argv, tmp_path, env={"WESTRON_GETTEXT_PATH": os.fspath(tmp_path / "locale")})
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert (out / framework / "model.safetensors").exists() and not (out / hidden).exists()
+    results = json.loads((out / "quickstart.json").read_text())
+    assert list(results["pairs"]["en-es"]["frameworks"]) == [framework]
+    # The report runs the checkpoint in both frameworks: it is left out, and the run says so.
+    assert "no comparison report" in done.stderr and not (out / "report").exists()
+
+
+@pytest.mark.parametrize("framework, hidden", [("tf", "tf"), ("pt,tf", "pt")])
+def test_a_framework_that_is_not_installed_is_one_line(framework, hidden, tmp_path):
+    argv = ["quickstart", "--smoke", "--frameworks", framework, "--output-dir", os.fspath(tmp_path / "out")]
+    done = run_without(hidden, SMOKE_CLI, argv, tmp_path)
+    assert done.returncode == 2 and done.stderr.splitlines() == [
+        f"westron: error: --frameworks {framework}: {FRAMEWORK_NAMES[hidden]} ({HIDDEN_MODULES[hidden][0]}) is not installed"
+    ], done.stderr
+    assert not (tmp_path / "out").exists()

@@ -46,10 +46,25 @@ def positive_int(text: str) -> int:
     return value
 
 
+class ArgumentMistake(WestronError):
+    """A flag argparse refused (a bad number, an unknown choice, a missing required flag)."""
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser whose mistakes are one `westron: error: ...` line, not a usage dump.
+
+    Subcommand parsers are of this class too (add_subparsers makes its parent's class); --help
+    still prints the full help.
+    """
+
+    def error(self, message: str):
+        raise ArgumentMistake(f"{message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from westron import __version__
 
-    parser = argparse.ArgumentParser(prog="westron", description="Neural machine translation in PyTorch and TensorFlow.")
+    parser = OneLineArgumentParser(prog="westron", description="Neural machine translation in PyTorch and TensorFlow.")
     parser.add_argument("--version", action="version", version=f"westron {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -333,7 +348,11 @@ def one_line_warnings():
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter is not for users
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except ArgumentMistake as error:
+        print(f"westron: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
     args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed: model cards and logs record the command
     try:
         with warnings.catch_warnings(), termination_as_exception():  # restores the caller's warning settings (main() may be called in-process)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -35,6 +36,7 @@ from westron.errors import WestronError
 
 DEFAULT_PAIRS = ("en-es",)
 FRAMEWORK_NAMES = {"pt": "PyTorch", "tf": "TensorFlow"}
+FRAMEWORK_MODULES = {"pt": "torch", "tf": "tensorflow"}
 REPORT_SENTENCES = 50  # test sentences the report's equivalence and quality sections translate
 # Training time per framework (side by side on a CPU). Quality is steep in steps at this budget: on
 # 2 cores 10 minutes gave 895-1,015 steps and BLEU 17-19, 9 minutes on a day the machine ran 20%
@@ -84,7 +86,7 @@ def add_quickstart_command(commands) -> None:
     quickstart.add_argument("--pairs", default=",".join(DEFAULT_PAIRS), help="language pairs, e.g. en-es,en-he,en-ja,en-ka")
     quickstart.add_argument("--budget-minutes", type=float, default=None, help=f"training time per framework (default {DEFAULT_BUDGET_MINUTES:g})")
     quickstart.add_argument("--frameworks", default="pt,tf", help="pt,tf (default), pt or tf")
-    quickstart.add_argument("--device", default=None, help="cuda / gpu to train on a GPU (default: the CPU)")
+    quickstart.add_argument("--device", default=None, help="cuda or cuda:N to train on a GPU (TensorFlow also takes gpu, gpu:N; default: the CPU)")
     quickstart.add_argument("--fresh", action="store_true", help="rebuild the corpus and the vocabulary")
     quickstart.add_argument("--catalogs", action="append", default=[], metavar="PATH", help="extra .po/.mo files or folders")
     quickstart.add_argument("--smoke", action="store_true", help="a tiny model and a short budget: checks the machinery in a minute")
@@ -95,6 +97,13 @@ def add_quickstart_command(commands) -> None:
 def run_quickstart_command(args) -> None:
     pairs = parse_pairs(args.pairs)
     frameworks = parse_frameworks(args.frameworks)
+    for framework in frameworks:
+        if not installed(framework):
+            raise WestronError(
+                f"--frameworks {args.frameworks}: {FRAMEWORK_NAMES[framework]} ({FRAMEWORK_MODULES[framework]}) is not installed"
+            )
+    if args.device:
+        check_device(frameworks, args.device)
     recipe = SMOKE_RECIPE if args.smoke else Recipe()
     budget = args.budget_minutes if args.budget_minutes is not None else (0.2 if args.smoke else DEFAULT_BUDGET_MINUTES)
     if budget <= 0:
@@ -127,6 +136,22 @@ def parse_frameworks(text: str) -> list[str]:
     return list(dict.fromkeys(frameworks))
 
 
+def check_device(frameworks: list[str], device: str) -> None:
+    """A --device this machine lacks (for any of the frameworks) is one line before the corpus is built."""
+    from westron.training.cli import device_placement
+
+    for framework in frameworks:
+        if framework == "tf":
+            from westron.cli import import_tensorflow_quietly
+
+            import_tensorflow_quietly()
+        device_placement(framework, device)
+
+
+def installed(framework: str) -> bool:
+    return importlib.util.find_spec(FRAMEWORK_MODULES[framework]) is not None
+
+
 def say(message: str) -> None:
     print(f"westron quickstart: {message}", file=sys.stderr, flush=True)
 
@@ -148,6 +173,9 @@ def run_quickstart(
 ) -> dict[str, Any]:
     check_output_dir(output_dir)
     names = FRAMEWORK_NAMES
+    missing = [name for name in FRAMEWORK_NAMES if not installed(name)]
+    skipped_report = report and bool(missing)
+    report = report and not missing  # the report runs each checkpoint in both frameworks
     rounds = 1 if side_by_side(frameworks, device) else len(frameworks)
     total = len(pairs) * (rounds * (budget_minutes + 2) + 0.5) + (2.5 if report else 0)  # scoring ~2 min, report ~2.5
     say(
@@ -157,6 +185,11 @@ def run_quickstart(
         f"scored on held-out catalogs{', then a comparison report' if report else ''}; about {total:.0f} minutes in all. "
         f"Output: {output_dir}/"
     )
+    if skipped_report:
+        say(
+            f"no comparison report: it runs the checkpoints in PyTorch and in TensorFlow, and "
+            f"{' and '.join(f'{names[m]} ({FRAMEWORK_MODULES[m]})' for m in missing)} is not installed"
+        )
     results: dict[str, Any] = {"recipe": dataclasses.asdict(recipe), "budget_minutes": budget_minutes, "pairs": {}}
     for source_lang, target_lang in pairs:
         folder = output_dir if len(pairs) == 1 else os.path.join(output_dir, f"{source_lang}-{target_lang}")
@@ -185,7 +218,7 @@ def check_output_dir(output_dir: str) -> None:
 def run_pair(folder, source_lang, target_lang, frameworks, budget_minutes, recipe, device, fresh, catalogs) -> dict:
     corpus = ensure_corpus(os.path.join(folder, "corpus"), source_lang, target_lang, fresh, catalogs)
     tokenizer_dir = ensure_tokenizer(os.path.join(folder, "tokenizer"), corpus, source_lang, target_lang, recipe, fresh)
-    initial = initial_weights(os.path.join(folder, "training", "initial"), tokenizer_dir, recipe)
+    initial = initial_weights(os.path.join(folder, "training", "initial"), tokenizer_dir, recipe, frameworks)
     result: dict[str, Any] = {"corpus": corpus_counts(corpus), "frameworks": {}}
     jobs = {f: (folder, f, initial, corpus, source_lang, target_lang, budget_minutes, recipe, device) for f in frameworks}
     if side_by_side(frameworks, device):
@@ -268,18 +301,29 @@ def saved_vocabulary_size(folder: str) -> int | None:
     return None
 
 
-def initial_weights(folder: str, tokenizer_dir: str, recipe: Recipe) -> str:
-    """One random initialisation, saved, so both frameworks start from the same weights."""
-    import torch
+def initial_weights(folder: str, tokenizer_dir: str, recipe: Recipe, frameworks: list[str]) -> str:
+    """One random initialisation, saved, so every framework starts from the same weights.
 
-    from westron.models.auto import AutoModelForSeq2SeqLM, AutoTokenizer
+    Drawn by PyTorch when it is one of `frameworks`, else by TensorFlow: a TensorFlow-only run
+    (`--frameworks tf`) must not need torch installed.
+    """
+    from westron.models.auto import AutoModelForSeq2SeqLM, AutoTokenizer, TFAutoModelForSeq2SeqLM
     from westron.training.presets import build_config
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    torch.manual_seed(recipe.seed)
     config = build_config(recipe.preset, tokenizer)
     config.dropout = recipe.dropout
-    model = AutoModelForSeq2SeqLM.from_config(config)
+    if "pt" in frameworks:
+        import torch
+
+        torch.manual_seed(recipe.seed)
+        model = AutoModelForSeq2SeqLM.from_config(config)
+    else:
+        import keras
+
+        keras.utils.set_random_seed(recipe.seed)
+        model = TFAutoModelForSeq2SeqLM.from_config(config)
+        model.build_weights()
     from westron.file_utils import atomic_directory
 
     with atomic_directory(folder) as tmp:
@@ -294,15 +338,10 @@ def train_and_score(
     """Trains one framework's model from `initial` for the budget, saves it, scores it on the test split.
 
     threads: compute threads for this framework (side by side); also shows progress as lines, not a bar.
+    device: PyTorch moves the model there; TensorFlow builds, trains and scores it inside tf.device.
     """
-    from westron.data.batching import TokenBatcher, encode_pairs
-    from westron.data.readers import read_pairs
-    from westron.evaluation import evaluate_model
-    from westron.models.auto import AutoModelForSeq2SeqLM, AutoTokenizer, TFAutoModelForSeq2SeqLM
-    from westron.training.arguments import TrainingArguments
-    from westron.training.tracking import make_tracker
+    from westron.training.cli import device_placement
 
-    name = FRAMEWORK_NAMES[framework]
     if framework == "tf":
         from westron.cli import import_tensorflow_quietly
 
@@ -316,6 +355,20 @@ def train_and_score(
         import torch
 
         torch.set_num_threads(threads)
+    with device_placement(framework, device):
+        return train_and_score_here(folder, framework, initial, corpus, source_lang, target_lang, budget_minutes, recipe, device, threads)
+
+
+def train_and_score_here(folder, framework, initial, corpus, source_lang, target_lang, budget_minutes, recipe, device, threads) -> dict:
+    """train_and_score's work, inside the framework's device placement."""
+    from westron.data.batching import TokenBatcher, encode_pairs
+    from westron.data.readers import read_pairs
+    from westron.evaluation import evaluate_model
+    from westron.models.auto import AutoModelForSeq2SeqLM, AutoTokenizer, TFAutoModelForSeq2SeqLM
+    from westron.training.arguments import TrainingArguments
+    from westron.training.tracking import make_tracker
+
+    name = FRAMEWORK_NAMES[framework]
     tokenizer = AutoTokenizer.from_pretrained(initial)
     model = (AutoModelForSeq2SeqLM if framework == "pt" else TFAutoModelForSeq2SeqLM).from_pretrained(initial)
     if framework == "pt" and device:

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from westron.data.readers import ReadStats, read_pairs
-from westron.data.records import Pair
 from westron.errors import WestronError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -140,6 +140,62 @@ def test_distributed_mistakes_are_one_line(corpus, tmp_path, monkeypatch, framew
     assert not (tmp_path / "out").exists()
 
 
+def gpu_present(framework: str) -> bool:
+    if framework == "pt":
+        return torch.cuda.is_available()
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+@pytest.mark.parametrize(
+    "framework, device, fragment",
+    [
+        ("tf", "gpu", "device gpu requested but TensorFlow sees no GPU"),
+        ("tf", "gpu:0", "device gpu:0 requested but TensorFlow sees no GPU"),
+        ("tf", "cuda:1", "device cuda:1 requested but TensorFlow sees no GPU"),
+        ("tf", "tpu", "'tpu' is not a device"),
+        ("pt", "cuda", "device cuda requested but no CUDA GPU is available"),
+        ("pt", "gpu:0", "'gpu:0' is not a device"),
+    ],
+)
+def test_a_device_this_machine_lacks_is_one_line_before_any_work(corpus, tmp_path, monkeypatch, framework, device, fragment):
+    if fragment.startswith("device") and gpu_present(framework):
+        pytest.skip("this machine has a GPU")
+    argv = base_argv(corpus, tmp_path / "out", framework) + ["--max-steps", "1", "--device", device]
+    code, _, stderr = run_cli(argv, monkeypatch)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"westron: error: {fragment}"), stderr  # no "reading ..." line before
+    assert not (tmp_path / "out").exists()
+
+
+def test_tensorflow_trains_on_the_device_it_is_given(corpus, tmp_path, monkeypatch):
+    """--device for a TF run places the model and the training steps there (tf.device): on this
+    machine the CPU; with a GPU, gpu:0 as well."""
+    import tensorflow as tf
+
+    from westron.training.tf_trainer import TFTrainer
+
+    placed = []
+    train = TFTrainer.train
+
+    def train_and_record(self, *args, **kwargs):
+        state = train(self, *args, **kwargs)
+        variables = [*self.model.variables, *self.optimizer.variables]  # Keras variables; .value is the tf.Variable
+        placed.append({variable.value.device for variable in variables})
+        return state
+
+    monkeypatch.setattr(TFTrainer, "train", train_and_record)
+    devices = ["cpu"] + (["gpu:0"] if gpu_present("tf") else [])
+    for device in devices:
+        out = tmp_path / device.replace(":", "")
+        code, _, stderr = run_cli(base_argv(corpus, out, "tf") + ["--max-steps", "1", "--device", device], monkeypatch)
+        assert code == 0, stderr
+        assert (out / "final" / "model.safetensors").exists()
+        specs = [tf.DeviceSpec.from_string(name) for name in placed[-1]]
+        assert {(spec.device_type, spec.device_index) for spec in specs} == {(device.split(":")[0].upper(), 0)}, placed[-1]
+
+
 def test_resume_from_another_models_checkpoint_is_refused(corpus, tmp_path, monkeypatch):
     out = tmp_path / "first"
     code, _, stderr = run_cli(base_argv(corpus, out) + ["--max-steps", "1"], monkeypatch)

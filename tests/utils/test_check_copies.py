@@ -6,9 +6,11 @@ reports (path, line, message) or, for `--fix`, at the bytes it leaves behind.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import io
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -504,3 +506,44 @@ def test_the_repository_is_checked_without_crashing():
     # The result is not asserted here (`make check-copies` is the gate), only that checking the real
     # tree runs through. How fast it is is not a unit test's business (no timed assertions).
     cc.run(REPO)
+
+
+# ---- the real model families: copies between them that once had no marker ------------------------------
+
+MARIAN_PT = ("westron/models/marian/modeling_marian.py", "westron.models.marian.modeling_marian")
+MARIAN_TF = ("westron/models/marian/modeling_tf_marian.py", "westron.models.marian.modeling_tf_marian")
+# (copy file, the copy's class, source file and module, the source's class, method)
+FAMILY_COPIES = [
+    ("westron/models/t5/modeling_t5.py", "T5ForConditionalGeneration", MARIAN_PT, "MarianMTModel", "get_output_embeddings"),
+    ("westron/models/t5/modeling_t5.py", "T5ForConditionalGeneration", MARIAN_PT, "MarianMTModel", "set_output_embeddings"),
+    ("westron/models/t5/modeling_t5.py", "T5ForConditionalGeneration", MARIAN_PT, "MarianMTModel", "prepare_decoder_input_ids_from_labels"),
+    ("westron/models/t5/modeling_tf_t5.py", "TFT5ForConditionalGeneration", MARIAN_TF, "TFMarianMTModel", "prepare_decoder_input_ids_from_labels"),
+    ("westron/models/m2m_100/modeling_m2m_100.py", "M2M100Model", MARIAN_PT, "MarianModel", "get_input_embeddings"),
+    ("westron/models/m2m_100/modeling_m2m_100.py", "M2M100ForConditionalGeneration", MARIAN_PT, "MarianMTModel", "forward"),
+]
+
+
+def method_node(path: Path, class_name: str, method: str) -> ast.FunctionDef:
+    tree = ast.parse(path.read_text())
+    [cls] = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == class_name]
+    [node] = [node for node in cls.body if isinstance(node, ast.FunctionDef) and node.name == method]
+    return node
+
+
+def test_drift_in_marians_methods_is_caught_at_their_copies_in_other_families(tmp_path):
+    """The checker keeps these in step only if they are marked: a line added to each Marian method is
+    reported at the other family's copy (one check of a copy of the real tree)."""
+    shutil.copytree(REPO / "westron", tmp_path / "westron")
+    for _, _, (source_rel, _), source_class, method in FAMILY_COPIES:
+        path = tmp_path / source_rel
+        last = method_node(path, source_class, method).body[-1]  # a statement after any docstring
+        lines = path.read_text().splitlines(keepends=True)
+        lines.insert(last.lineno - 1, f"{lines[last.lineno - 1][: last.col_offset]}assert self is not None  # drift\n")
+        path.write_text("".join(lines))
+
+    problems = cc.run(tmp_path, out=io.StringIO())
+    for copy_rel, copy_class, (_, source_module), source_class, method in FAMILY_COPIES:
+        copy = method_node(tmp_path / copy_rel, copy_class, method)
+        found = [p for p in problems if p.path == copy_rel and copy.lineno <= p.line <= copy.end_lineno]
+        assert [p.message for p in found] == [f"{copy_class}.{method} differs from {source_module}.{source_class}.{method}"], problems
+        assert "assert self is not None" in found[0].details

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import json
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 

@@ -198,6 +198,7 @@ def run_train(args: argparse.Namespace) -> None:
         from westron.cli import import_tensorflow_quietly
 
         import_tensorflow_quietly()
+    placement = device_placement(framework, args.device)  # a device this machine lacks fails here, before any work
 
     sources = split_sources(args)
     # Peek at every file first: a missing language or an unreadable file fails before any work.
@@ -207,13 +208,39 @@ def run_train(args: argparse.Namespace) -> None:
 
             next(iter(read_pairs(source[0], args.source_lang, args.target_lang, **source[1])), None)
 
+    with placement:
+        train_and_test(args, framework, sources)
+
+
+def device_placement(framework: str, device: str | None):
+    """Checks --device against this machine (one WestronError line if it lacks it) and returns the context
+    the run goes in: TensorFlow places variables and ops by tf.device, so model building, training and
+    the test scores all run inside it; PyTorch moves the model itself (.to, the Trainer's device)."""
+    import contextlib
+
+    if device is None:
+        return contextlib.nullcontext()
+    if framework == "tf":
+        import tensorflow as tf
+
+        from westron.modeling_tf_utils import resolve_tf_device
+
+        return tf.device(resolve_tf_device(device))
+    from westron.modeling_utils import resolve_device
+
+    resolve_device(device)
+    return contextlib.nullcontext()
+
+
+def train_and_test(args: argparse.Namespace, framework: str, sources: dict[str, tuple[str, dict]]) -> None:
+    """Builds the model, trains it, scores it on the test split and writes the final folder and results."""
     num_processes, process_index = process_layout(framework)
     main_process = process_index == 0
     global _LOG_TO_STDERR
     _LOG_TO_STDERR = main_process  # one voice: the other processes train silently
     strategy = make_tf_strategy(args) if framework == "tf" else None
     tokenizer, model = load_tokenizer_and_model(args, framework, strategy)
-    training_args = make_training_arguments(args)
+    training_args = make_training_arguments(args, framework)
     if args.resume:
         from westron.training.state import check_same_model, resolve_resume_folder
 
@@ -351,7 +378,9 @@ def _trainer_class(framework: str):
     return TFTrainer
 
 
-def make_training_arguments(args):
+def make_training_arguments(args, framework: str):
+    """TrainingArguments from the flags. --device goes to the PyTorch Trainer; a TensorFlow run is placed by
+    tf.device (device_placement) instead, as the TF trainer trains where its model was built."""
     from westron.training.arguments import TrainingArguments
 
     return TrainingArguments(
@@ -377,7 +406,7 @@ def make_training_arguments(args):
         num_beams=args.num_beams,
         compile=args.compile,
         xla=args.xla,
-        device=args.device,
+        device=args.device if framework == "pt" else None,
     )
 
 

@@ -584,6 +584,7 @@ class M2M100Model(M2M100PreTrainedModel):
             return {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"}
         return {}
 
+    # Copied from westron.models.marian.modeling_marian.MarianModel.get_input_embeddings
     def get_input_embeddings(self) -> nn.Embedding:
         return self.encoder.embed_tokens
 
@@ -690,6 +691,7 @@ class M2M100ForConditionalGeneration(M2M100PreTrainedModel):
         """(B, t, D) -> (B, t, V): the head, own or tied."""
         return self.lm_head(hidden)
 
+    # Copied from westron.models.marian.modeling_marian.MarianMTModel.forward with Marian->M2M100
     def forward(
         self,
         input_ids: torch.Tensor | None = None,

@@ -726,15 +726,18 @@ class T5ForConditionalGeneration(T5PreTrainedModel):
         super().set_input_embeddings(value)
         self.tie_weights()
 
+    # Copied from westron.models.marian.modeling_marian.MarianMTModel.get_output_embeddings
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head
 
+    # Copied from westron.models.marian.modeling_marian.MarianMTModel.set_output_embeddings
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.lm_head = value
 
     def vocab_parameters(self) -> list[str]:
         return ["shared.weight", "lm_head.weight"]
 
+    # Copied from westron.models.marian.modeling_marian.MarianMTModel.prepare_decoder_input_ids_from_labels
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         """Teacher-forcing decoder inputs from labels (what DataCollatorForSeq2Seq calls)."""
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)

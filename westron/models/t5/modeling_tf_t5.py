@@ -799,6 +799,7 @@ class TFT5ForConditionalGeneration(TFT5PreTrainedModel):
     def vocab_parameters(self) -> list[str]:
         return ["shared.weight", "lm_head.weight"]
 
+    # Copied from westron.models.marian.modeling_tf_marian.TFMarianMTModel.prepare_decoder_input_ids_from_labels
     def prepare_decoder_input_ids_from_labels(self, labels: tf.Tensor) -> tf.Tensor:
         """Teacher-forcing decoder inputs from labels (what DataCollatorForSeq2Seq calls)."""
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
