@@ -328,7 +328,7 @@ class TFSeq2SeqModelTesterMixin:
         assert_float32_close(encoded.last_hidden_state.numpy(), full.encoder_last_hidden_state.numpy(), CACHE_TOL)
         cache = model.init_cache(encoded.last_hidden_state, max_length=length + 3)
         for start, end in [(0, 2)] + [(i, i + 1) for i in range(2, length)]:
-            logits, cache, cross_attentions = model.decode(
+            logits, cache, step_outputs = model.decode(
                 decoder_input_ids[:, start:end],
                 encoded.last_hidden_state,
                 attention_mask,
@@ -337,13 +337,14 @@ class TFSeq2SeqModelTesterMixin:
                 output_attentions=True,
             )
             assert_float32_close(logits.numpy(), full.logits[:, start:end].numpy(), CACHE_TOL)
+            cross_attentions = step_outputs.cross_attentions
             assert len(cross_attentions) == len(full.cross_attentions)
             for step, whole in zip(cross_attentions, full.cross_attentions):
                 assert_float32_close(step.numpy(), whole[:, :, start:end].numpy(), CACHE_TOL)
         _, _, no_attentions = model.decode(
             decoder_input_ids[:, :1], encoded.last_hidden_state, attention_mask, cache, position_type(0)
         )
-        assert no_attentions is None
+        assert no_attentions.cross_attentions is None and no_attentions.attentions is None
 
     def test_compiled_decoding_loop_equals_full_pass(self, model, tf_batch):
         """encode + init_cache + a tf.while_loop of one-token decode steps, as ONE XLA function,
