@@ -265,8 +265,8 @@ class TFPreTrainedModel(keras.Model):
             >>> tokenizer = AutoTokenizer.from_pretrained(checkpoint)
             >>> model = TFAutoModelForSeq2SeqLM.from_pretrained(checkpoint)
             >>> batch = tokenizer(["Speak, friend, and enter."], return_tensors="tf")
-            >>> out = model.generate(**batch, max_new_tokens=8, return_dict_in_generate=True, output_scores=True)
-            >>> scores = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+            >>> out = model.generate(**batch, num_beams=2, max_new_tokens=8, return_dict_in_generate=True, output_scores=True)
+            >>> scores = model.compute_transition_scores(out.sequences, out.scores, out.beam_indices)
             >>> tuple(scores.shape) == (1, out.sequences.shape[1] - 1)
             True
         """

@@ -411,6 +411,7 @@ def _beam_search(model, s: GenerationSettings, encoder_states, attention_mask, c
         if track:
             top_indices = tf.gather(state["running_indices"], source_beam, batch_dims=1)  # (batch, keep, max_length - 1)
             source_row = source_beam + tf.range(batch)[:, None] * num_beams
+            source_row.set_shape(source_beam.shape)  # a batch of 1 would lose its static size (a loop variable's)
             top_indices = tf.where(positions[:, :, :-1] == cur_len - 1, source_row[:, :, None], top_indices)
 
         # The best candidates that did not end keep running.
