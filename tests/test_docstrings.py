@@ -21,10 +21,12 @@ OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 DOCUMENTED = [
     ("westron.modeling_utils", "PreTrainedModel.from_pretrained"),
     ("westron.modeling_utils", "PreTrainedModel.generate"),
+    ("westron.modeling_utils", "PreTrainedModel.compute_transition_scores"),
     ("westron.modeling_utils", "PreTrainedModel.resize_token_embeddings"),
     ("westron.data_collator", "DataCollatorForSeq2Seq"),
     ("westron.modeling_tf_utils", "TFPreTrainedModel.from_pretrained"),
     ("westron.modeling_tf_utils", "TFPreTrainedModel.generate"),
+    ("westron.modeling_tf_utils", "TFPreTrainedModel.compute_transition_scores"),
     ("westron.models.auto", "AutoTokenizer.from_pretrained"),
     ("westron.models.auto", "_AutoModel.from_pretrained"),
     ("westron.tokenization_utils", "PreTrainedTokenizer.from_pretrained"),

@@ -341,32 +341,41 @@ class Seq2SeqModelTesterMixin:
 
     @pytest.mark.parametrize("position_type", [int, torch.tensor])
     def test_cached_decode_equals_full_pass(self, model, batch, position_type):
-        """decode() over chunks of 2, 1, 1, 1 tokens gives the full pass's logits and cross-attentions."""
+        """decode() over chunks of 2, 1, 1, 1 tokens gives the full pass's logits, attentions and hidden states."""
         input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
         decoder_input_ids = batch["decoder_input_ids"]
         length = decoder_input_ids.shape[1]
         with torch.no_grad():
-            full = model(input_ids, attention_mask, decoder_input_ids, output_attentions=True)
+            full = model(input_ids, attention_mask, decoder_input_ids, output_attentions=True, output_hidden_states=True)
             encoded = model.encode(input_ids, attention_mask)
             assert_float32_close(encoded.last_hidden_state, full.encoder_last_hidden_state, CACHE_TOL)
             cache = model.init_cache(encoded.last_hidden_state, max_length=length + 3)
             for start, end in [(0, 2)] + [(i, i + 1) for i in range(2, length)]:
-                logits, cache, cross_attentions = model.decode(
+                logits, cache, step_outputs = model.decode(
                     decoder_input_ids[:, start:end],
                     encoded.last_hidden_state,
                     attention_mask,
                     cache,
                     position_type(start),
                     output_attentions=True,
+                    output_hidden_states=True,
                 )
                 assert_float32_close(logits, full.logits[:, start:end], CACHE_TOL)
+                cross_attentions = step_outputs.cross_attentions
                 assert len(cross_attentions) == len(full.cross_attentions)
                 for step, whole in zip(cross_attentions, full.cross_attentions):
                     assert_float32_close(step, whole[:, :, start:end], CACHE_TOL)
+                # self-attention over the cache (an int position: the keys so far; a tensor: the whole buffer, 0 past them)
+                for step, whole in zip(step_outputs.attentions, full.decoder_attentions):
+                    assert_float32_close(step[..., :end], whole[:, :, start:end, :end], CACHE_TOL)
+                    assert not step[..., end:].any()
+                assert len(step_outputs.hidden_states) == len(full.decoder_hidden_states)
+                for step, whole in zip(step_outputs.hidden_states, full.decoder_hidden_states):
+                    assert_float32_close(step, whole[:, start:end], CACHE_TOL)
             _, _, no_attentions = model.decode(
                 decoder_input_ids[:, :1], encoded.last_hidden_state, attention_mask, cache, position_type(0)
             )
-        assert no_attentions is None
+        assert no_attentions.cross_attentions is None and no_attentions.attentions is None
 
     def test_reorder_cache_follows_beams(self, model, batch):
         """After reorder_cache(beams) decoding continues each row from the history of the row it picked."""

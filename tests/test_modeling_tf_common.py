@@ -319,31 +319,40 @@ class TFSeq2SeqModelTesterMixin:
 
     @pytest.mark.parametrize("position_type", [int, tf.constant])
     def test_cached_decode_equals_full_pass(self, model, tf_batch, position_type):
-        """decode() over chunks of 2, 1, 1, 1 tokens gives the full pass's logits and cross-attentions."""
+        """decode() over chunks of 2, 1, 1, 1 tokens gives the full pass's logits, attentions and hidden states."""
         input_ids, attention_mask = tf_batch["input_ids"], tf_batch["attention_mask"]
         decoder_input_ids = tf_batch["decoder_input_ids"]
         length = decoder_input_ids.shape[1]
-        full = model(input_ids, attention_mask, decoder_input_ids, output_attentions=True)
+        full = model(input_ids, attention_mask, decoder_input_ids, output_attentions=True, output_hidden_states=True)
         encoded = model.encode(input_ids, attention_mask)
         assert_float32_close(encoded.last_hidden_state.numpy(), full.encoder_last_hidden_state.numpy(), CACHE_TOL)
         cache = model.init_cache(encoded.last_hidden_state, max_length=length + 3)
         for start, end in [(0, 2)] + [(i, i + 1) for i in range(2, length)]:
-            logits, cache, cross_attentions = model.decode(
+            logits, cache, step_outputs = model.decode(
                 decoder_input_ids[:, start:end],
                 encoded.last_hidden_state,
                 attention_mask,
                 cache,
                 position_type(start),
                 output_attentions=True,
+                output_hidden_states=True,
             )
             assert_float32_close(logits.numpy(), full.logits[:, start:end].numpy(), CACHE_TOL)
+            cross_attentions = step_outputs.cross_attentions
             assert len(cross_attentions) == len(full.cross_attentions)
             for step, whole in zip(cross_attentions, full.cross_attentions):
                 assert_float32_close(step.numpy(), whole[:, :, start:end].numpy(), CACHE_TOL)
+            # self-attention over the cache (an int position: the keys so far; a tensor: the whole buffer, 0 past them)
+            for step, whole in zip(step_outputs.attentions, full.decoder_attentions):
+                assert_float32_close(step[..., :end].numpy(), whole[:, :, start:end, :end].numpy(), CACHE_TOL)
+                assert not np.any(step[..., end:].numpy())
+            assert len(step_outputs.hidden_states) == len(full.decoder_hidden_states)
+            for step, whole in zip(step_outputs.hidden_states, full.decoder_hidden_states):
+                assert_float32_close(step.numpy(), whole[:, start:end].numpy(), CACHE_TOL)
         _, _, no_attentions = model.decode(
             decoder_input_ids[:, :1], encoded.last_hidden_state, attention_mask, cache, position_type(0)
         )
-        assert no_attentions is None
+        assert no_attentions.cross_attentions is None and no_attentions.attentions is None
 
     def test_compiled_decoding_loop_equals_full_pass(self, model, tf_batch):
         """encode + init_cache + a tf.while_loop of one-token decode steps, as ONE XLA function,

@@ -109,6 +109,12 @@ def test_t5_unknown_direction_lists_the_known_ones(t5_folder):
         westron.pipeline("translation_en_to_he", model=t5_folder, framework="pt")
 
 
+def test_generate_output_flags_are_refused_with_text_output(t5_folder):
+    translator = westron.pipeline("translation_en_to_de", model=t5_folder, framework="pt")
+    with pytest.raises(WestronError, match="output_scores: the translation pipeline returns text"):
+        translator(SOURCES, output_scores=True)
+
+
 def test_unsupported_task():
     with pytest.raises(WestronError, match="unsupported task 'summarization'"):
         westron.pipeline("summarization", model="unused")

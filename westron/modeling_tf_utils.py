@@ -256,6 +256,24 @@ class TFPreTrainedModel(keras.Model):
 
         return generate(self, input_ids, attention_mask=attention_mask, **kwargs)
 
+    def compute_transition_scores(self, sequences, scores, beam_indices=None, normalize_logits: bool = False) -> tf.Tensor:
+        """Each generated token's score at the step that chose it, (N, steps) float32, as in HF 4.x.
+
+        Example:
+
+            >>> from westron import AutoTokenizer, TFAutoModelForSeq2SeqLM
+            >>> tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+            >>> model = TFAutoModelForSeq2SeqLM.from_pretrained(checkpoint)
+            >>> batch = tokenizer(["Speak, friend, and enter."], return_tensors="tf")
+            >>> out = model.generate(**batch, num_beams=2, max_new_tokens=8, return_dict_in_generate=True, output_scores=True)
+            >>> scores = model.compute_transition_scores(out.sequences, out.scores, out.beam_indices)
+            >>> tuple(scores.shape) == (1, out.sequences.shape[1] - 1)
+            True
+        """
+        from westron.generation.tf_search import compute_transition_scores
+
+        return compute_transition_scores(sequences, scores, beam_indices=beam_indices, normalize_logits=normalize_logits)
+
 
 DTYPE_POLICIES = ("float32", "bfloat16", "float16", "mixed_bfloat16", "mixed_float16")
 

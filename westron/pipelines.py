@@ -17,6 +17,7 @@ import numpy as np
 
 from westron.configuration_utils import peek_hub_kwargs
 from westron.errors import WestronError
+from westron.generation.utils import OUTPUT_FLAGS
 
 SUPPORTED_TASK = re.compile(r"translation(?:_(.+?)_to_(.+))?")
 
@@ -154,8 +155,14 @@ class TranslationPipeline:
             return np.zeros((0, 0), np.int64)
         if self.source_prefix:
             texts = [self.source_prefix + text for text in texts]
-        input_ids, attention_mask = self.encode(texts)
         kwargs = {**self.generate_kwargs, **generate_kwargs}
+        asked = [name for name in ("return_dict_in_generate", *OUTPUT_FLAGS) if kwargs.get(name)]
+        if asked:  # the pipeline returns text: these would be computed and dropped
+            raise WestronError(
+                f"{', '.join(asked)}: the translation pipeline returns text; call "
+                "model.generate(..., return_dict_in_generate=True) for scores, attentions or hidden states"
+            )
+        input_ids, attention_mask = self.encode(texts)
         if self.framework == "pt":
             return self._generate_pt(input_ids, attention_mask, kwargs)
         return self._generate_tf(input_ids, attention_mask, kwargs)

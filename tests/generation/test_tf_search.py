@@ -301,8 +301,8 @@ class CountingModel:
     def __init__(self, model):
         self.model, self.config, self.generation_config, self.calls = model, model.config, model.generation_config, 0
 
-    def encode(self, *args):
-        return self.model.encode(*args)
+    def encode(self, *args, **kwargs):
+        return self.model.encode(*args, **kwargs)
 
     def init_cache(self, *args):
         return self.model.init_cache(*args)

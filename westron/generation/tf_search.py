@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from westron.errors import WestronError
 from westron.modeling_tf_utils import COMPILED_SEARCHES_ATTRIBUTE
+from westron.generation.outputs import GenerateBeamEncoderDecoderOutput, GenerateEncoderDecoderOutput, split_steps
 from westron.generation.utils import (
     NAN_LOGITS_MESSAGE,
     GenerationSettings,
@@ -194,10 +195,14 @@ def run_search(model, settings: GenerationSettings, input_ids, attention_mask, n
     input_ids, attention_mask: (B, S) int32; num_rows: how many rows are real (the others pad a
     bucket: they start finished and never keep the loop going); seed: (2,) int32. Returns
     (sequences (B * num_return_sequences, max_length), the length to trim them to, whether a real
-    row's scores held a NaN).
+    row's scores held a NaN, the outputs asked for: {} unless return_dict_in_generate; per-step
+    outputs stacked over max_length - 1 steps, of which the first `steps` ran).
     """
     s = settings
-    encoder_states = model.encode(input_ids, attention_mask).last_hidden_state
+    encoded = model.encode(
+        input_ids, attention_mask, output_attentions=s.output_attentions, output_hidden_states=s.output_hidden_states
+    )
+    encoder_states = encoded.last_hidden_state
     item_active = tf.range(tf.shape(input_ids)[0]) < num_rows
     # Self-attention positions 0 .. max_length - 2: the last token is never fed back.
     cache = model.init_cache(encoder_states, s.max_length - 1)
@@ -205,13 +210,69 @@ def run_search(model, settings: GenerationSettings, input_ids, attention_mask, n
         repeat = lambda tensor: tf.repeat(tensor, s.expand_size, axis=0)  # noqa: E731
         encoder_states, attention_mask = repeat(encoder_states), repeat(attention_mask)
         cache = tf.nest.map_structure(repeat, cache)
+    records = _new_records(s, num_layers=len(cache))
     if s.num_beams > 1:
-        return _beam_search(model, s, encoder_states, attention_mask, cache, item_active, seed)
-    row_active = tf.repeat(item_active, s.expand_size) if s.expand_size > 1 else item_active
-    return _greedy_search(model, s, encoder_states, attention_mask, cache, row_active, seed)
+        sequences, length, nan_seen, records, outputs = _beam_search(
+            model, s, encoder_states, attention_mask, cache, item_active, seed, records
+        )
+    else:
+        row_active = tf.repeat(item_active, s.expand_size) if s.expand_size > 1 else item_active
+        sequences, length, nan_seen, records, outputs = _greedy_search(
+            model, s, encoder_states, attention_mask, cache, row_active, seed, records
+        )
+    outputs.update(_stack_records(records))
+    if s.output_attentions:
+        outputs["encoder_attentions"] = encoded.attentions
+    if s.output_hidden_states:
+        outputs["encoder_hidden_states"] = encoded.hidden_states
+    return sequences, length, nan_seen, outputs
 
 
-def _greedy_search(model, s: GenerationSettings, encoder_states, attention_mask, cache, row_active, seed):
+# ---- outputs asked for (return_dict_in_generate) ------------------------------------------------------
+
+
+def _new_records(s: GenerationSettings, num_layers: int) -> dict:
+    """Empty per-step TensorArrays (max_length - 1 steps) for the outputs asked for; none when none was."""
+    new = lambda: tf.TensorArray(tf.float32, size=s.max_length - 1)  # noqa: E731
+    records = {}
+    if s.output_scores:
+        records["scores"] = new()
+    if s.output_logits:
+        records["logits"] = new()
+    if s.output_attentions:
+        records["decoder_attentions"] = tuple(new() for _ in range(num_layers))
+        records["cross_attentions"] = tuple(new() for _ in range(num_layers))
+    if s.output_hidden_states:
+        records["decoder_hidden_states"] = tuple(new() for _ in range(num_layers + 1))
+    return records
+
+
+def _record_step(records: dict, scores: tf.Tensor, logits: tf.Tensor, decoder_outputs, step: tf.Tensor) -> dict:
+    """Writes one step: scores, logits (rows, vocab) float32; the decoder's per-layer outputs.
+
+    The self-attention weights cover the whole cache buffer (rows, heads, 1, max_length - 1): keys
+    past `step` hold 0 and are cut off after the search.
+    """
+    records = dict(records)
+    write = lambda arrays, values: tuple(a.write(step, tf.cast(v, tf.float32)) for a, v in zip(arrays, values))  # noqa: E731
+    if "scores" in records:
+        records["scores"] = records["scores"].write(step, scores)
+    if "logits" in records:
+        records["logits"] = records["logits"].write(step, logits)
+    if "decoder_attentions" in records:
+        records["decoder_attentions"] = write(records["decoder_attentions"], decoder_outputs.attentions)
+        records["cross_attentions"] = write(records["cross_attentions"], decoder_outputs.cross_attentions)
+    if "decoder_hidden_states" in records:
+        records["decoder_hidden_states"] = write(records["decoder_hidden_states"], decoder_outputs.hidden_states)
+    return records
+
+
+def _stack_records(records: dict) -> dict:
+    """TensorArrays -> tensors (max_length - 1 steps, ...): what a tf.function can return."""
+    return {name: tf.nest.map_structure(lambda array: array.stack(), value) for name, value in records.items()}
+
+
+def _greedy_search(model, s: GenerationSettings, encoder_states, attention_mask, cache, row_active, seed, records):
     """Greedy search or multinomial sampling: one token per row and step until every row has ended."""
     rows = tf.shape(encoder_states)[0]
     positions = tf.range(s.max_length)[None, :]
@@ -219,15 +280,26 @@ def _greedy_search(model, s: GenerationSettings, encoder_states, attention_mask,
     # Places past the end are never returned (the output is cut at the final length).
     sequences = tf.where(positions == 0, start[:, None], s.pad_token_id or 0)
 
-    def keep_going(cur_len, tokens, sequences, unfinished, cache, nan_seen):
+    def keep_going(cur_len, tokens, sequences, unfinished, cache, nan_seen, records):
         return tf.logical_and(cur_len < s.max_length, tf.reduce_any(unfinished))
 
-    def step(cur_len, tokens, sequences, unfinished, cache, nan_seen):
-        logits, cache, _ = model.decode(tokens[:, None], encoder_states, attention_mask, cache, cur_len - 1)
+    def step(cur_len, tokens, sequences, unfinished, cache, nan_seen, records):
+        logits, cache, decoder_outputs = model.decode(
+            tokens[:, None],
+            encoder_states,
+            attention_mask,
+            cache,
+            cur_len - 1,
+            output_attentions=s.output_attentions,
+            output_hidden_states=s.output_hidden_states,
+        )
         scores = tf.cast(logits[:, -1, :], tf.float32)
+        logits = scores
         nan_seen = tf.logical_or(nan_seen, _any_nan(scores, row_active))
         if s.uses_processors:
             scores = process_scores(scores, sequences, cur_len, s)
+        if records:
+            records = _record_step(records, scores, logits, decoder_outputs, cur_len - 1)
         if s.do_sample:
             scores = scores + _gumbel(tf.shape(scores), seed, cur_len)
         tokens = tf.argmax(scores, axis=-1, output_type=tf.int32)
@@ -235,15 +307,15 @@ def _greedy_search(model, s: GenerationSettings, encoder_states, attention_mask,
             tokens = tf.where(unfinished, tokens, s.pad_token_id)
             unfinished = tf.logical_and(unfinished, tf.logical_not(_is_eos(tokens, s.eos_token_ids)))
         sequences = tf.where(positions == cur_len, tokens[:, None], sequences)
-        return cur_len + 1, tokens, sequences, unfinished, cache, nan_seen
+        return cur_len + 1, tokens, sequences, unfinished, cache, nan_seen, records
 
-    cur_len, _, sequences, _, _, nan_seen = tf.while_loop(
+    cur_len, _, sequences, _, _, nan_seen, records = tf.while_loop(
         keep_going,
         step,
-        (tf.constant(1), start, sequences, row_active, cache, tf.constant(False)),
+        (tf.constant(1), start, sequences, row_active, cache, tf.constant(False), records),
         maximum_iterations=s.max_length - 1,
     )
-    return sequences, cur_len, nan_seen
+    return sequences, cur_len, nan_seen, records, {"steps": cur_len - 1} if s.return_dict_in_generate else {}
 
 
 def _any_nan(scores: tf.Tensor, row_active: tf.Tensor) -> tf.Tensor:
@@ -251,7 +323,7 @@ def _any_nan(scores: tf.Tensor, row_active: tf.Tensor) -> tf.Tensor:
     return tf.reduce_any(tf.logical_and(tf.reduce_any(tf.math.is_nan(scores), axis=-1), row_active))
 
 
-def _beam_search(model, s: GenerationSettings, encoder_states, attention_mask, cache, item_active, seed):
+def _beam_search(model, s: GenerationSettings, encoder_states, attention_mask, cache, item_active, seed, records):
     """HF's vectorised beam search (and beam sampling): running beams plus the best finished hypotheses."""
     num_beams, max_length, keep = s.num_beams, s.max_length, s.beams_to_keep
     batch = tf.shape(item_active)[0]
@@ -286,7 +358,12 @@ def _beam_search(model, s: GenerationSettings, encoder_states, attention_mask, c
         all_ended=tf.constant(False),  # every candidate of the last step ended (eos or max_length)
         nan_seen=tf.constant(False),
         cache=cache,
+        records=records,
     )
+    track = s.return_dict_in_generate
+    if track:  # (batch, beams, max_length - 1): the row of scores each token came from, -1 after the end
+        state["running_indices"] = tf.fill([batch, num_beams, max_length - 1], -1)
+        state["indices"] = state["running_indices"]
 
     def keep_going(state):
         go = tf.logical_and(tf.reduce_any(state["improvable"]), tf.logical_not(state["all_ended"]))
@@ -298,12 +375,23 @@ def _beam_search(model, s: GenerationSettings, encoder_states, attention_mask, c
     def step(state):
         cur_len = state["cur_len"]
         last_tokens = state["tokens"][:, None]
-        logits, cache, _ = model.decode(last_tokens, encoder_states, attention_mask, state["cache"], cur_len - 1)
+        logits, cache, decoder_outputs = model.decode(
+            last_tokens,
+            encoder_states,
+            attention_mask,
+            state["cache"],
+            cur_len - 1,
+            output_attentions=s.output_attentions,
+            output_hidden_states=s.output_hidden_states,
+        )
         log_probs = tf.nn.log_softmax(tf.cast(logits[:, -1, :], tf.float32), axis=-1)
         vocab_size = log_probs.shape[-1]
         nan_seen = tf.logical_or(state["nan_seen"], _any_nan(logits[:, -1, :], tf.repeat(item_active, num_beams)))
         if s.uses_processors:
             log_probs = process_scores(log_probs, tf.reshape(state["running"], [-1, max_length]), cur_len, s)
+        records = state["records"]
+        if records:
+            records = _record_step(records, log_probs, tf.cast(logits[:, -1, :], tf.float32), decoder_outputs, cur_len - 1)
         log_probs = tf.reshape(log_probs, [batch, num_beams, vocab_size]) + state["running_scores"][:, :, None]
         log_probs = tf.reshape(log_probs, [batch, num_beams * vocab_size])
 
@@ -320,6 +408,11 @@ def _beam_search(model, s: GenerationSettings, encoder_states, attention_mask, c
         top_sequences = tf.gather(state["running"], source_beam, batch_dims=1)
         top_sequences = tf.where(positions == cur_len, top_tokens[:, :, None], top_sequences)
         ended = tf.logical_or(_is_eos(top_tokens, s.eos_token_ids), cur_len + 1 >= max_length)
+        if track:
+            top_indices = tf.gather(state["running_indices"], source_beam, batch_dims=1)  # (batch, keep, max_length - 1)
+            source_row = source_beam + tf.range(batch)[:, None] * num_beams
+            source_row.set_shape(source_beam.shape)  # a batch of 1 would lose its static size (a loop variable's)
+            top_indices = tf.where(positions[:, :, :-1] == cur_len - 1, source_row[:, :, None], top_indices)
 
         # The best candidates that did not end keep running.
         running_scores = top_scores + tf.cast(ended, tf.float32) * BEAM_MASK
@@ -345,6 +438,9 @@ def _beam_search(model, s: GenerationSettings, encoder_states, attention_mask, c
         finished = pick(state["finished"], just_ended)
         lengths = pick(state["lengths"], tf.fill(tf.shape(top_tokens), cur_len))
         scores = tf.gather(merged_scores, best, batch_dims=1)
+        if track:
+            running_indices = tf.gather(top_indices, next_beams, batch_dims=1)
+            indices = pick(state["indices"], top_indices)
 
         cache = model.reorder_cache(cache, tf.reshape(beam_indices, [-1]))
         cur_len = cur_len + 1
@@ -367,14 +463,23 @@ def _beam_search(model, s: GenerationSettings, encoder_states, attention_mask, c
             all_ended=all_ended,
             nan_seen=nan_seen,
             cache=cache,
+            records=records,
         )
+        if track:
+            new_state.update(running_indices=running_indices, indices=indices)
         return (new_state,)
 
     (state,) = tf.while_loop(keep_going, step, (state,), maximum_iterations=max_length - 1)
     returned = s.num_return_sequences
     sequences = tf.reshape(state["sequences"][:, :returned], [-1, max_length])
     length = 1 + tf.reduce_max(tf.where(active, state["lengths"][:, :returned], 0))
-    return sequences, length, state["nan_seen"]
+    outputs = {}
+    if track:
+        outputs["steps"] = state["cur_len"] - 1
+        outputs["beam_indices"] = tf.reshape(state["indices"][:, :returned], [-1, max_length - 1])
+    if s.output_scores:
+        outputs["sequences_scores"] = tf.reshape(state["scores"][:, :returned], [-1])
+    return sequences, length, state["nan_seen"], state["records"], outputs
 
 
 # ---- entry point ---------------------------------------------------------------------------------------
@@ -415,7 +520,7 @@ def generate(
     settings = dataclasses.replace(settings, seed=None)  # the seed is an input, not part of the compiled program
     if eager:
         ids, mask, num_rows = tf.constant(ids), tf.constant(mask), tf.constant(batch)
-        sequences, length, nan_seen = run_search(model, settings, ids, mask, num_rows, seed_pair)
+        sequences, length, nan_seen, outputs = run_search(model, settings, ids, mask, num_rows, seed_pair)
     else:
         bucket_batch = bucket_batch_size(batch)
         bucket_source = bucket_length(source_length, max_positions)
@@ -426,10 +531,47 @@ def generate(
         ids = np.pad(ids, ((0, 0), (0, bucket_source - source_length)), constant_values=pad)
         mask = np.pad(mask, ((0, 0), (0, bucket_source - source_length)))
         function = compiled_search(model, settings, bucket_batch, bucket_source, jit_compile=jit_compile)
-        sequences, length, nan_seen = function(tf.constant(ids), tf.constant(mask), tf.constant(batch, tf.int32), seed_pair)
+        sequences, length, nan_seen, outputs = function(
+            tf.constant(ids), tf.constant(mask), tf.constant(batch, tf.int32), seed_pair
+        )
     if bool(nan_seen):
         raise WestronError(NAN_LOGITS_MESSAGE)
-    return sequences[: batch * settings.num_return_sequences, : int(length)]
+    sequences = sequences[: batch * settings.num_return_sequences, : int(length)]
+    if settings.return_dict_in_generate:
+        return _output_object(settings, sequences, outputs, batch, source_length)
+    return sequences
+
+
+def _output_object(s: GenerationSettings, sequences: tf.Tensor, outputs: dict, batch: int, source_length: int):
+    """HF 4.x's output object from the search's stacked outputs, cut to the real rows, source
+    positions, steps and keys (the compiled search pads batch and source to buckets)."""
+    rows = batch * s.expand_size  # rows of the per-step outputs
+    steps = int(outputs.pop("steps"))
+    fields = {}
+    if "beam_indices" in outputs:
+        fields["beam_indices"] = outputs.pop("beam_indices")[: batch * s.num_return_sequences, : sequences.shape[1] - 1]
+    if "sequences_scores" in outputs:
+        fields["sequences_scores"] = outputs.pop("sequences_scores")[: batch * s.num_return_sequences]
+    if "encoder_attentions" in outputs:
+        cut = lambda a: a[:batch, :, :source_length, :source_length]  # noqa: E731
+        fields["encoder_attentions"] = tuple(cut(a) for a in outputs.pop("encoder_attentions"))
+    if "encoder_hidden_states" in outputs:
+        fields["encoder_hidden_states"] = tuple(h[:batch, :source_length] for h in outputs.pop("encoder_hidden_states"))
+    per_step = split_steps(outputs, steps)  # what remains is per step: (max_length - 1, rows, ...)
+    for name in ("scores", "logits"):
+        if name in per_step:
+            fields[name] = tuple(t[:rows] for t in per_step[name])
+    if "decoder_attentions" in per_step:  # keys 0 .. step (the buffer holds max_length - 1 positions)
+        fields["decoder_attentions"] = tuple(
+            tuple(a[:rows, :, :, : step + 1] for a in layers) for step, layers in enumerate(per_step["decoder_attentions"])
+        )
+        fields["cross_attentions"] = tuple(
+            tuple(a[:rows, :, :, :source_length] for a in layers) for layers in per_step["cross_attentions"]
+        )
+    if "decoder_hidden_states" in per_step:
+        fields["decoder_hidden_states"] = tuple(tuple(h[:rows] for h in layers) for layers in per_step["decoder_hidden_states"])
+    output_class = GenerateBeamEncoderDecoderOutput if s.num_beams > 1 else GenerateEncoderDecoderOutput
+    return output_class(sequences=sequences, **fields)
 
 
 def compiled_search(model, settings: GenerationSettings, batch: int, source_length: int, jit_compile: bool = True):
@@ -502,3 +644,40 @@ def _seed_pair(seed: int | None, do_sample: bool) -> tf.Tensor:
             return tf.zeros((2,), tf.int32)
         return tf.random.uniform((2,), maxval=2**31 - 1, dtype=tf.int32)
     return tf.constant([seed % 2**31, seed // 2**31 % 2**31], tf.int32)
+
+
+# ---- compute_transition_scores -------------------------------------------------------------------------
+
+
+def compute_transition_scores(sequences, scores, beam_indices=None, normalize_logits: bool = False) -> tf.Tensor:
+    """Each generated token's score at the step that chose it, as HF 4.x's compute_transition_scores.
+
+    sequences (N, length) and scores (steps of (rows, vocab)) from generate(...,
+    return_dict_in_generate=True, output_scores=True); beam_indices (N, steps') from beam search,
+    -1 after a hypothesis ended (without it, row n of every step belongs to sequence n).
+    normalize_logits: log-softmax each step's scores first (for greedy search and sampling, whose
+    scores are processed logits). Returns (N, steps'') float32: the scores of the last steps''
+    tokens of each sequence, where steps'' is the longest hypothesis; 0 where a hypothesis ended.
+    Summed over a row of beam search, they give sequences_scores times the length penalty divisor.
+    """
+    if not scores:
+        raise WestronError("compute_transition_scores needs the per-step scores: generate(..., output_scores=True)")
+    stacked = tf.stack([tf.convert_to_tensor(step) for step in scores])  # (steps, rows, vocab)
+    if normalize_logits:
+        stacked = tf.nn.log_softmax(tf.cast(stacked, tf.float32), axis=-1)
+    steps, rows = stacked.shape[0], stacked.shape[1]
+    sequences = tf.cast(tf.convert_to_tensor(sequences), tf.int32)
+    if beam_indices is None:
+        if sequences.shape[0] != rows:
+            raise WestronError(
+                f"sequences has {sequences.shape[0]} rows but the scores {rows}: pass the beam_indices of beam search"
+            )
+        beam_indices = tf.broadcast_to(tf.range(rows)[:, None], (rows, steps))
+    beam_indices = tf.cast(tf.convert_to_tensor(beam_indices), tf.int32)
+    ended = beam_indices < 0  # (N, steps')
+    length = int(tf.reduce_max(tf.reduce_sum(tf.cast(~ended, tf.int32), axis=-1)))
+    ended, beam_indices = ended[:, :length], tf.maximum(beam_indices[:, :length], 0)
+    tokens = sequences[:, sequences.shape[1] - length :]  # (N, length): the generated tokens
+    step_index = tf.broadcast_to(tf.range(length)[None, :], tf.shape(tokens))
+    chosen = tf.gather_nd(stacked, tf.stack([step_index, beam_indices, tokens], axis=-1))  # (N, length)
+    return tf.where(ended, tf.zeros_like(chosen), chosen)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from westron.errors import WestronError
+from westron.generation.outputs import GenerateBeamEncoderDecoderOutput, GenerateEncoderDecoderOutput
 from westron.generation.utils import (
     BadWords,
     NAN_LOGITS_MESSAGE,
@@ -237,13 +238,15 @@ def _grow_cache(cache: tuple, capacity: int) -> tuple:
 class _Decoder:
     """One decoder step at a time, growing the cache when the next position does not fit."""
 
-    def __init__(self, model, encoder_states, encoder_mask, cache, capacity: int, max_length: int):
+    def __init__(self, model, encoder_states, encoder_mask, cache, capacity: int, s: GenerationSettings):
         self.model = model
         self.encoder_states = encoder_states
         self.encoder_mask = encoder_mask
         self.cache = cache
         self.capacity = capacity
-        self.max_length = max_length
+        self.max_length = s.max_length
+        self.output_attentions, self.output_hidden_states = s.output_attentions, s.output_hidden_states
+        self.outputs = None  # the last step's DecoderOutput (attentions, hidden states when asked for)
         self.nan_seen = torch.zeros((), dtype=torch.bool, device=encoder_states.device)  # read once, at the end
 
     def step(self, tokens: torch.Tensor, position: int) -> torch.Tensor:
@@ -251,8 +254,14 @@ class _Decoder:
         if position >= self.capacity:
             self.capacity = min(self.max_length, self.capacity + CACHE_CHUNK)
             self.cache = _grow_cache(self.cache, self.capacity)
-        logits, self.cache, _ = self.model.decode(
-            tokens, self.encoder_states, self.encoder_mask, self.cache, cache_position=position
+        logits, self.cache, self.outputs = self.model.decode(
+            tokens,
+            self.encoder_states,
+            self.encoder_mask,
+            self.cache,
+            cache_position=position,
+            output_attentions=self.output_attentions,
+            output_hidden_states=self.output_hidden_states,
         )
         self.nan_seen |= logits[:, -1].isnan().any()
         return logits[:, -1]
@@ -271,7 +280,7 @@ def generate(
     generation_config=None,
     seed: int | None = None,
     **kwargs: Any,
-) -> torch.LongTensor:
+) -> torch.LongTensor | GenerateEncoderDecoderOutput | GenerateBeamEncoderDecoderOutput:
     """Translates a batch: ids (batch * num_return_sequences, length).
 
     Each row starts with the decoder start token; rows that finished early are padded with
@@ -280,6 +289,9 @@ def generate(
     num_beams, max_new_tokens, do_sample, top_p, ...). `seed` seeds sampling (a torch.Generator);
     without it sampling draws from torch's global generator, as Hugging Face does.
     Without an attention_mask, padding is found from pad_token_id (when pad is no eos token).
+    With return_dict_in_generate=True the result is HF 4.x's output object instead (ids in
+    `sequences`, plus what output_scores / output_logits / output_attentions /
+    output_hidden_states ask for; westron/generation/outputs.py).
     """
     config = model.config
     vocab_size = getattr(config, "decoder_vocab_size", None) or getattr(config, "vocab_size", None)
@@ -310,10 +322,14 @@ def generate(
         getattr(config, "vocab_size", None),
         getattr(config, "max_position_embeddings", None),
     )
-    with torch.inference_mode():
-        output, nan_seen = _generate(model, input_ids, attention_mask, settings)
+    # Returned scores and attentions are normal tensors (inference tensors refuse later in-place edits).
+    with torch.no_grad() if settings.return_dict_in_generate else torch.inference_mode():
+        output, outputs, nan_seen = _generate(model, input_ids, attention_mask, settings)
         if bool(nan_seen):
             raise WestronError(NAN_LOGITS_MESSAGE)
+    if settings.return_dict_in_generate:
+        output_class = GenerateBeamEncoderDecoderOutput if settings.num_beams > 1 else GenerateEncoderDecoderOutput
+        return output_class(sequences=output, **outputs)
     return output.clone()  # a normal tensor: inference tensors refuse later in-place edits
 
 
@@ -328,7 +344,10 @@ def _as_ids(value, name: str) -> torch.Tensor:
 
 def _generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, s: GenerationSettings):
     device = input_ids.device
-    encoder_states = model.encode(input_ids, attention_mask).last_hidden_state  # (B, S, D)
+    encoded = model.encode(
+        input_ids, attention_mask, output_attentions=s.output_attentions, output_hidden_states=s.output_hidden_states
+    )
+    encoder_states = encoded.last_hidden_state  # (B, S, D)
     capacity = min(s.max_length, CACHE_CHUNK)
     cache = model.init_cache(encoder_states, capacity)  # cross keys/values once per sentence
     expand = s.expand_size
@@ -337,26 +356,70 @@ def _generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | Non
         if attention_mask is not None:
             attention_mask = attention_mask.repeat_interleave(expand, dim=0)
         cache = _expand_cache(cache, expand)
-    decoder = _Decoder(model, encoder_states, attention_mask, cache, capacity, s.max_length)
+    decoder = _Decoder(model, encoder_states, attention_mask, cache, capacity, s)
     processors = build_logits_processors(s, device)
     generator = None
     if s.do_sample and s.seed is not None:
         generator = torch.Generator(device=device).manual_seed(s.seed)
 
+    records = _new_records(s)
     if s.num_beams > 1:
-        return _beam_search(decoder, s, input_ids.shape[0], processors, generator, device), decoder.nan_seen
-    return _greedy_or_sample(decoder, s, input_ids.shape[0] * expand, processors, generator, device), decoder.nan_seen
+        sequences, outputs = _beam_search(decoder, s, input_ids.shape[0], processors, generator, device, records)
+    else:
+        sequences, outputs = _greedy_or_sample(decoder, s, input_ids.shape[0] * expand, processors, generator, device, records)
+    outputs.update({name: tuple(steps) for name, steps in records.items()})
+    if s.output_attentions:
+        outputs["encoder_attentions"] = encoded.attentions
+    if s.output_hidden_states:
+        outputs["encoder_hidden_states"] = encoded.hidden_states
+    return sequences, outputs, decoder.nan_seen
 
 
-def _greedy_or_sample(decoder: _Decoder, s: GenerationSettings, rows: int, processors, generator, device):
+# ---- outputs asked for (return_dict_in_generate) ------------------------------------------------------
+
+
+def _new_records(s: GenerationSettings) -> dict[str, list]:
+    """Empty per-step lists for the outputs asked for; none at all when none was (the fast path)."""
+    names = []
+    if s.output_scores:
+        names.append("scores")
+    if s.output_logits:
+        names.append("logits")
+    if s.output_attentions:
+        names += ["decoder_attentions", "cross_attentions"]
+    if s.output_hidden_states:
+        names.append("decoder_hidden_states")
+    return {name: [] for name in names}
+
+
+def _record_step(records: dict, scores: torch.Tensor, logits: torch.Tensor, decoder: _Decoder, position: int) -> None:
+    """Appends one step: scores, logits (rows, vocab) float32; the decoder's per-layer outputs."""
+    if "scores" in records:
+        records["scores"].append(scores.float())
+    if "logits" in records:
+        records["logits"].append(logits)
+    if "decoder_attentions" in records:  # self-attention over the keys so far: (rows, heads, 1, position + 1)
+        records["decoder_attentions"].append(tuple(a[..., : position + 1] for a in decoder.outputs.attentions))
+        records["cross_attentions"].append(decoder.outputs.cross_attentions)
+    if "decoder_hidden_states" in records:
+        records["decoder_hidden_states"].append(decoder.outputs.hidden_states)
+
+
+# ---- the searches ----------------------------------------------------------------------------------------
+
+
+def _greedy_or_sample(decoder: _Decoder, s: GenerationSettings, rows: int, processors, generator, device, records):
     sequences = torch.full((rows, s.max_length), s.decoder_start_token_id, dtype=torch.long, device=device)
     eos = torch.tensor(s.eos_token_ids, dtype=torch.long, device=device) if s.eos_token_ids else None
     unfinished = torch.ones(rows, dtype=torch.bool, device=device)
     cur_len = 1  # tokens in `sequences` so far
     while cur_len < s.max_length:
         scores = decoder.step(sequences[:, cur_len - 1 : cur_len], cur_len - 1)  # (rows, vocab)
+        logits = scores.float().clone() if "logits" in records else None  # processors edit scores in place
         if processors:
             scores = apply_processors(processors, sequences[:, :cur_len], scores.float())
+        if records:
+            _record_step(records, scores, logits, decoder, cur_len - 1)
         if s.do_sample:
             probs = F.softmax(scores.float(), dim=-1)
             next_tokens = torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
@@ -370,16 +433,17 @@ def _greedy_or_sample(decoder: _Decoder, s: GenerationSettings, rows: int, proce
             unfinished &= ~torch.isin(next_tokens, eos)
             if not bool(unfinished.any()):
                 break
-    return sequences[:, :cur_len]
+    return sequences[:, :cur_len], {}
 
 
-def _beam_search(decoder: _Decoder, s: GenerationSettings, batch: int, processors, generator, device):
+def _beam_search(decoder: _Decoder, s: GenerationSettings, batch: int, processors, generator, device, records):
     """Hugging Face's vectorised beam search (same candidates, scores, tie-breaks and stopping rule).
 
     Per sentence: `num_beams` running hypotheses, and the best `num_beams` finished ones with their
     length-penalised scores. Each step keeps the best 2 * num_beams continuations (so num_beams
     stay alive even if the best ones all end in eos); the finished ones among the best num_beams
-    join the finished pool.
+    join the finished pool. With return_dict_in_generate it also tracks, per hypothesis, the
+    beam_indices: which row of each step's scores its tokens came from (-1 after the end).
     """
     beams, keep, max_length = s.num_beams, s.beams_to_keep, s.max_length
     early_stopping, length_penalty = s.early_stopping, s.length_penalty
@@ -396,6 +460,10 @@ def _beam_search(decoder: _Decoder, s: GenerationSettings, batch: int, processor
     may_improve = torch.ones(batch, 1, dtype=torch.bool, device=device)  # early-stopping heuristic
     in_top_beams = torch.arange(keep, device=device) < beams  # (keep,)
     row_offset = torch.arange(batch, device=device)[:, None] * beams
+    track = s.return_dict_in_generate
+    if track:  # (B, beams, max_length - 1): the row of scores each token came from
+        running_indices = torch.full((batch, beams, max_length - 1), -1, dtype=torch.int32, device=device)
+        finished_indices = running_indices.clone()
 
     cur_len = 1
     while True:
@@ -404,6 +472,8 @@ def _beam_search(decoder: _Decoder, s: GenerationSettings, batch: int, processor
         log_probs = F.log_softmax(logits.float(), dim=-1)  # (B * beams, V)
         if processors:
             log_probs = apply_processors(processors, running[:, :, :cur_len].reshape(batch * beams, cur_len), log_probs)
+        if records:
+            _record_step(records, log_probs, logits.float(), decoder, cur_len - 1)
         vocab = log_probs.shape[-1]
         log_probs = (log_probs.view(batch, beams, vocab) + running_scores[:, :, None]).view(batch, beams * vocab)
 
@@ -419,6 +489,9 @@ def _beam_search(decoder: _Decoder, s: GenerationSettings, batch: int, processor
         source_beam = candidates // vocab  # (B, keep)
         candidate_seqs = running.take_along_dim(source_beam[:, :, None], dim=1)  # (B, keep, max_length)
         candidate_seqs[:, :, cur_len] = candidates % vocab
+        if track:
+            candidate_indices = running_indices.take_along_dim(source_beam[:, :, None], dim=1)  # (B, keep, max_length - 1)
+            candidate_indices[:, :, cur_len - 1] = (source_beam + row_offset).int()
         if cur_len + 1 >= max_length:
             ends = torch.ones(batch, keep, dtype=torch.bool, device=device)
         elif eos is not None:
@@ -431,6 +504,8 @@ def _beam_search(decoder: _Decoder, s: GenerationSettings, batch: int, processor
         next_beams = torch.topk(alive_scores, beams)[1]  # (B, beams)
         running = candidate_seqs.take_along_dim(next_beams[:, :, None], dim=1)
         running_scores = alive_scores.take_along_dim(next_beams, dim=1)
+        if track:
+            running_indices = candidate_indices.take_along_dim(next_beams[:, :, None], dim=1)
         cache_rows = (source_beam.take_along_dim(next_beams, dim=1) + row_offset).view(-1)
 
         # Finished continuations among the best `beams` join the pool, length-penalised.
@@ -446,6 +521,8 @@ def _beam_search(decoder: _Decoder, s: GenerationSettings, batch: int, processor
         is_finished = torch.cat([is_finished, just_finished], dim=1).take_along_dim(merged, dim=1)
         new_lengths = torch.full_like(just_finished, cur_len, dtype=torch.long)
         finished_lengths = torch.cat([finished_lengths, new_lengths], dim=1).take_along_dim(merged, dim=1)
+        if track:
+            finished_indices = torch.cat([finished_indices, candidate_indices], dim=1).take_along_dim(merged[:, :, None], dim=1)
 
         cur_len += 1
         # Can the best running beam still beat the worst finished hypothesis?
@@ -460,4 +537,45 @@ def _beam_search(decoder: _Decoder, s: GenerationSettings, batch: int, processor
 
     n = s.num_return_sequences
     output_length = 1 + int(finished_lengths[:, :n].max())
-    return finished[:, :n, :output_length].reshape(batch * n, output_length)
+    outputs = {}
+    if track:
+        outputs["beam_indices"] = finished_indices[:, :n, : output_length - 1].reshape(batch * n, output_length - 1)
+    if s.output_scores:
+        outputs["sequences_scores"] = finished_scores[:, :n].reshape(batch * n)
+    return finished[:, :n, :output_length].reshape(batch * n, output_length), outputs
+
+
+# ---- compute_transition_scores -------------------------------------------------------------------------
+
+
+def compute_transition_scores(sequences, scores, beam_indices=None, normalize_logits: bool = False) -> torch.Tensor:
+    """Each generated token's score at the step that chose it, as HF 4.x's compute_transition_scores.
+
+    sequences (N, length) and scores (steps of (rows, vocab)) from generate(...,
+    return_dict_in_generate=True, output_scores=True); beam_indices (N, steps') from beam search,
+    -1 after a hypothesis ended (without it, row n of every step belongs to sequence n).
+    normalize_logits: log-softmax each step's scores first (for greedy search and sampling, whose
+    scores are processed logits). Returns (N, steps'') float32: the scores of the last steps''
+    tokens of each sequence, where steps'' is the longest hypothesis; 0 where a hypothesis ended.
+    Summed over a row of beam search, they give sequences_scores times the length penalty divisor.
+    """
+    if not scores:
+        raise WestronError("compute_transition_scores needs the per-step scores: generate(..., output_scores=True)")
+    stacked = torch.stack(tuple(scores))  # (steps, rows, vocab)
+    if normalize_logits:
+        stacked = stacked.float().log_softmax(dim=-1)
+    steps, rows, _ = stacked.shape
+    if beam_indices is None:
+        if sequences.shape[0] != rows:
+            raise WestronError(
+                f"sequences has {sequences.shape[0]} rows but the scores {rows}: pass the beam_indices of beam search"
+            )
+        beam_indices = torch.arange(rows, device=stacked.device)[:, None].expand(rows, steps)
+    beam_indices = beam_indices.long()
+    ended = beam_indices < 0  # (N, steps')
+    length = int((~ended).sum(dim=-1).max())
+    ended, beam_indices = ended[:, :length], beam_indices[:, :length].clamp(min=0)
+    tokens = sequences[:, sequences.shape[1] - length :].long()  # (N, length): the generated tokens
+    step_index = torch.arange(length, device=stacked.device)[None, :].expand_as(tokens)
+    chosen = stacked[step_index, beam_indices, tokens]  # (N, length)
+    return chosen.masked_fill(ended, 0.0)

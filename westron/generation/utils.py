@@ -25,8 +25,10 @@ from westron.generation.configuration_utils import DEFAULTS, GenerationConfig
 # Decoder prompt length of an encoder-decoder model: the decoder_start_token_id.
 DECODER_PROMPT_LENGTH = 1
 
+# What generate() can return besides the ids (HF 4.x's flags; each is collected only when asked for).
+OUTPUT_FLAGS = ("output_scores", "output_logits", "output_attentions", "output_hidden_states")
 # Keys generate() accepts besides DEFAULTS'. renormalize_logits: opus-mt checkpoints set it.
-EXTRA_KEYS = ("renormalize_logits",)
+EXTRA_KEYS = ("renormalize_logits", "return_dict_in_generate", *OUTPUT_FLAGS)
 SUPPORTED_KEYS = frozenset(DEFAULTS) | frozenset(EXTRA_KEYS)
 
 # Hugging Face generation options Westron does not implement, with the values at which they do
@@ -53,9 +55,6 @@ UNSUPPORTED_NEUTRAL: dict[str, tuple] = {
     "remove_invalid_values": (None, False),
     "max_time": (None,),
     "stop_strings": (None,),
-    "return_dict_in_generate": (None, False),
-    "output_scores": (None, False),
-    "output_logits": (None, False),
     "prompt_lookup_num_tokens": (None,),
     "watermarking_config": (None,),
     "token_healing": (None, False),
@@ -105,6 +104,12 @@ class GenerationSettings:
     length_penalty: float
     early_stopping: bool | str
     seed: int | None
+    # what generate returns: ids only, or an output object holding what the flags ask for
+    return_dict_in_generate: bool = False
+    output_scores: bool = False
+    output_logits: bool = False
+    output_attentions: bool = False
+    output_hidden_states: bool = False
 
     @property
     def expand_size(self) -> int:
@@ -422,6 +427,22 @@ def resolve_generation_settings(
     if seed is not None:
         seed = _int("seed", seed, 0)
 
+    # -- outputs
+    flags = {}
+    for name in ("return_dict_in_generate", *OUTPUT_FLAGS):
+        value = get(name)
+        if value is None:
+            value = False
+        if not isinstance(value, bool):
+            raise WestronError(f"{name} must be True or False, got {value!r}")
+        flags[name] = value
+    asked = [name for name in OUTPUT_FLAGS if flags[name]]
+    if asked and not flags["return_dict_in_generate"]:
+        raise WestronError(
+            f"{', '.join(n + '=True' for n in asked)} needs return_dict_in_generate=True: "
+            "without it generate returns the ids only"
+        )
+
     return GenerationSettings(
         mode=mode,
         num_beams=num_beams,
@@ -445,4 +466,5 @@ def resolve_generation_settings(
         length_penalty=length_penalty,
         early_stopping=early_stopping,
         seed=seed,
+        **flags,
     )

@@ -833,9 +833,20 @@ class TFM2M100ForConditionalGeneration(TFM2M100PreTrainedModel):
     # ---- what generation needs (docs/internals.md) ------------------------------------------------------
 
     # Copied from westron.models.marian.modeling_tf_marian.TFMarianMTModel.encode
-    def encode(self, input_ids: tf.Tensor, attention_mask: tf.Tensor | None = None) -> EncoderOutput:
+    def encode(
+        self,
+        input_ids: tf.Tensor,
+        attention_mask: tf.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> EncoderOutput:
         self.build_weights()
-        return self.model.encoder(input_ids, attention_mask)
+        return self.model.encoder(
+            input_ids,
+            attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
 
     # Copied from westron.models.marian.modeling_tf_marian.TFMarianMTModel.init_cache
     def init_cache(self, encoder_hidden_states: tf.Tensor, max_length: int) -> tuple:
@@ -851,8 +862,12 @@ class TFM2M100ForConditionalGeneration(TFM2M100PreTrainedModel):
         cache: tuple,
         cache_position: int | tf.Tensor,
         output_attentions: bool = False,
-    ) -> tuple[tf.Tensor, tuple, tuple | None]:
-        """One decoder step over t new tokens: (logits (B, t, V), cache, cross-attentions or None).
+        output_hidden_states: bool = False,
+    ) -> tuple[tf.Tensor, tuple, DecoderOutput]:
+        """One decoder step over t new tokens: (logits (B, t, V), cache, the decoder's outputs).
+
+        The DecoderOutput holds the per-layer attentions, cross-attentions and hidden states when
+        output_attentions / output_hidden_states ask for them (None otherwise).
 
         TensorFlow tensors are immutable: the returned cache holds the updated self-attention
         buffers (under XLA, dynamic_update_slice in a loop updates them in place).
@@ -868,9 +883,10 @@ class TFM2M100ForConditionalGeneration(TFM2M100PreTrainedModel):
             cache=cache,
             cache_position=cache_position,
             output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
         logits = self.lm_head_logits(outputs.last_hidden_state)
-        return logits, outputs.cache, outputs.cross_attentions
+        return logits, outputs.cache, outputs
 
     # Copied from westron.models.marian.modeling_tf_marian.TFMarianMTModel.reorder_cache
     @staticmethod

@@ -692,8 +692,19 @@ class MarianMTModel(MarianPreTrainedModel):
 
     # ---- what generation needs (docs/internals.md) ------------------------------------------------------
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> EncoderOutput:
-        return self.model.encoder(input_ids, attention_mask)
+    def encode(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> EncoderOutput:
+        return self.model.encoder(
+            input_ids,
+            attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
 
     def init_cache(self, encoder_hidden_states: torch.Tensor, max_length: int) -> tuple:
         return self.model.decoder.init_cache(encoder_hidden_states, max_length)
@@ -706,8 +717,12 @@ class MarianMTModel(MarianPreTrainedModel):
         cache: tuple,
         cache_position: int | torch.Tensor,
         output_attentions: bool = False,
-    ) -> tuple[torch.Tensor, tuple, tuple | None]:
-        """One decoder step over t new tokens: (logits (B, t, V), cache, cross-attentions or None).
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.Tensor, tuple, DecoderOutput]:
+        """One decoder step over t new tokens: (logits (B, t, V), cache, the decoder's outputs).
+
+        The DecoderOutput holds the per-layer attentions, cross-attentions and hidden states when
+        output_attentions / output_hidden_states ask for them (None otherwise).
 
         The self-attention buffers of `cache` are updated in place (when autograd is not recording)
         and the same cache is returned; run generation under torch.no_grad().
@@ -719,9 +734,10 @@ class MarianMTModel(MarianPreTrainedModel):
             cache=cache,
             cache_position=cache_position,
             output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
         logits = self.lm_head_logits(outputs.last_hidden_state)
-        return logits, outputs.cache, outputs.cross_attentions
+        return logits, outputs.cache, outputs
 
     @staticmethod
     def reorder_cache(cache: tuple, beam_indices: torch.Tensor) -> tuple:

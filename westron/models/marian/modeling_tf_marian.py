@@ -783,9 +783,20 @@ class TFMarianMTModel(TFMarianPreTrainedModel):
 
     # ---- what generation needs (docs/internals.md) ------------------------------------------------------
 
-    def encode(self, input_ids: tf.Tensor, attention_mask: tf.Tensor | None = None) -> EncoderOutput:
+    def encode(
+        self,
+        input_ids: tf.Tensor,
+        attention_mask: tf.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> EncoderOutput:
         self.build_weights()
-        return self.model.encoder(input_ids, attention_mask)
+        return self.model.encoder(
+            input_ids,
+            attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
 
     def init_cache(self, encoder_hidden_states: tf.Tensor, max_length: int) -> tuple:
         self.build_weights()
@@ -799,8 +810,12 @@ class TFMarianMTModel(TFMarianPreTrainedModel):
         cache: tuple,
         cache_position: int | tf.Tensor,
         output_attentions: bool = False,
-    ) -> tuple[tf.Tensor, tuple, tuple | None]:
-        """One decoder step over t new tokens: (logits (B, t, V), cache, cross-attentions or None).
+        output_hidden_states: bool = False,
+    ) -> tuple[tf.Tensor, tuple, DecoderOutput]:
+        """One decoder step over t new tokens: (logits (B, t, V), cache, the decoder's outputs).
+
+        The DecoderOutput holds the per-layer attentions, cross-attentions and hidden states when
+        output_attentions / output_hidden_states ask for them (None otherwise).
 
         TensorFlow tensors are immutable: the returned cache holds the updated self-attention
         buffers (under XLA, dynamic_update_slice in a loop updates them in place).
@@ -816,9 +831,10 @@ class TFMarianMTModel(TFMarianPreTrainedModel):
             cache=cache,
             cache_position=cache_position,
             output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
         logits = self.lm_head_logits(outputs.last_hidden_state)
-        return logits, outputs.cache, outputs.cross_attentions
+        return logits, outputs.cache, outputs
 
     @staticmethod
     def reorder_cache(cache: tuple, beam_indices: tf.Tensor) -> tuple:

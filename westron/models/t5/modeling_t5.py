@@ -788,8 +788,19 @@ class T5ForConditionalGeneration(T5PreTrainedModel):
 
     # ---- what generation needs (docs/internals.md) ------------------------------------------------------
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> EncoderOutput:
-        return self.encoder(input_ids, attention_mask)
+    def encode(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> EncoderOutput:
+        return self.encoder(
+            input_ids,
+            attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
 
     def init_cache(self, encoder_hidden_states: torch.Tensor, max_length: int) -> tuple:
         return self.decoder.init_cache(encoder_hidden_states, max_length)
@@ -802,8 +813,12 @@ class T5ForConditionalGeneration(T5PreTrainedModel):
         cache: tuple,
         cache_position: int | torch.Tensor,
         output_attentions: bool = False,
-    ) -> tuple[torch.Tensor, tuple, tuple | None]:
-        """One decoder step over t new tokens: (logits (B, t, V), cache, cross-attentions or None).
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.Tensor, tuple, DecoderOutput]:
+        """One decoder step over t new tokens: (logits (B, t, V), cache, the decoder's outputs).
+
+        The DecoderOutput holds the per-layer attentions, cross-attentions and hidden states when
+        output_attentions / output_hidden_states ask for them (None otherwise).
 
         The position bias is that of queries cache_position .. cache_position+t-1 against keys
         0 .. (cache_position+t-1, or max_length-1 when cache_position is a tensor), masked beyond each
@@ -817,8 +832,9 @@ class T5ForConditionalGeneration(T5PreTrainedModel):
             cache=cache,
             cache_position=cache_position,
             output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
-        return self.lm_head_logits(outputs.last_hidden_state), outputs.cache, outputs.cross_attentions
+        return self.lm_head_logits(outputs.last_hidden_state), outputs.cache, outputs
 
     # Copied from westron.models.marian.modeling_marian.MarianMTModel.reorder_cache
     @staticmethod

@@ -858,9 +858,20 @@ class TFT5ForConditionalGeneration(TFT5PreTrainedModel):
 
     # ---- what generation needs (docs/internals.md) ------------------------------------------------------
 
-    def encode(self, input_ids: tf.Tensor, attention_mask: tf.Tensor | None = None) -> EncoderOutput:
+    def encode(
+        self,
+        input_ids: tf.Tensor,
+        attention_mask: tf.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> EncoderOutput:
         self.build_weights()
-        return self.encoder(input_ids, attention_mask)
+        return self.encoder(
+            input_ids,
+            attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
 
     def init_cache(self, encoder_hidden_states: tf.Tensor, max_length: int) -> tuple:
         self.build_weights()
@@ -874,8 +885,12 @@ class TFT5ForConditionalGeneration(TFT5PreTrainedModel):
         cache: tuple,
         cache_position: int | tf.Tensor,
         output_attentions: bool = False,
-    ) -> tuple[tf.Tensor, tuple, tuple | None]:
-        """One decoder step over t new tokens: (logits (B, t, V), cache, cross-attentions or None).
+        output_hidden_states: bool = False,
+    ) -> tuple[tf.Tensor, tuple, DecoderOutput]:
+        """One decoder step over t new tokens: (logits (B, t, V), cache, the decoder's outputs).
+
+        The DecoderOutput holds the per-layer attentions, cross-attentions and hidden states when
+        output_attentions / output_hidden_states ask for them (None otherwise).
 
         The position bias is that of queries cache_position .. cache_position+t-1 against keys
         0 .. (cache_position+t-1, or max_length-1 when cache_position is a tensor), masked beyond each
@@ -892,8 +907,9 @@ class TFT5ForConditionalGeneration(TFT5PreTrainedModel):
             cache=cache,
             cache_position=cache_position,
             output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
-        return self.lm_head_logits(outputs.last_hidden_state), outputs.cache, outputs.cross_attentions
+        return self.lm_head_logits(outputs.last_hidden_state), outputs.cache, outputs
 
     # Copied from westron.models.marian.modeling_tf_marian.TFMarianMTModel.reorder_cache
     @staticmethod
