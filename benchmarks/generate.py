@@ -496,7 +496,7 @@ def main() -> None:
     for name, default in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, default)
-    unknown = [name for name in args.systems.split(",") if name not in SYSTEMS + PEAK_SYSTEMS]
+    unknown = [name for name in args.systems.split(",") if name not in SYSTEMS]
     unknown += [name for name in args.rows.split(",") if name not in ROWS]
     if unknown:
         parser.error(f"unknown system or row: {', '.join(unknown)}")
