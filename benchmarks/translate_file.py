@@ -106,7 +106,8 @@ def main() -> None:
     unsorted_lines = read(os.path.join(args.work_dir, "unsorted.txt"))
     for name, lines in (("sorted", sorted_lines), ("unsorted", unsorted_lines)):
         assert len(lines) == len(inputs), f"{name}: {len(lines)} output lines for {len(inputs)} input lines"
-        assert [not line for line in lines] == [not text.strip() for text in inputs], f"{name}: empty lines moved"
+        # An empty input line gives an empty output line (a sentence may translate to "" too).
+        assert all(not line for line, text in zip(lines, inputs) if not text.strip()), f"{name}: empty lines moved"
     differing = sum(a != b for a, b in zip(sorted_lines, unsorted_lines))
 
     print(f"\ninput: {source}, {len(inputs)} lines ({sum(not t.strip() for t in inputs)} empty); model {args.model}, "
@@ -116,7 +117,7 @@ def main() -> None:
     for name, run in runs.items():
         print(f"| {name} | {run['lines']} | {run['seconds']:.1f} | {run['sentences_per_s']:.1f} | {run['tokens_per_s']:.0f} | {run['rss']} |")
     speedup = runs["sorted"]["sentences_per_s"] / runs["unsorted (--no-sort)"]["sentences_per_s"]
-    print(f"\nsorted / unsorted: {speedup:.2f}x; line counts and empty lines preserved; "
+    print(f"\nsorted / unsorted: {speedup:.2f}x; line counts and empty lines kept; "
           f"sorted and unsorted outputs differ on {differing} of {len(inputs)} lines")
 
 
