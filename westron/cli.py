@@ -215,6 +215,7 @@ class TranslationStats:
 
     def __init__(self):
         self.started = time.perf_counter()
+        self.started_cpu = time.process_time()
         self.lines = 0
         self.sentences = 0  # non-empty lines: the ones the model translates
         self.generated_tokens = 0  # per sentence: new tokens up to and including its eos
@@ -236,7 +237,9 @@ class TranslationStats:
             f"{self.sentences / seconds:.2f} sentences/s, {self.generated_tokens / seconds:.1f} tokens/s"
         )
         peak = peak_rss_mib()
-        return line + (f", peak RSS {peak:.0f} MiB" if peak is not None else "")
+        line += f", peak RSS {peak:.0f} MiB" if peak is not None else ""
+        # CPU seconds (all threads): on a shared machine they say more about the work than the clock.
+        return line + f", CPU {time.process_time() - self.started_cpu:.1f} s"
 
 
 def peak_rss_mib() -> float | None:
