@@ -73,7 +73,12 @@ fix-copies:
 	.venv-hf4/bin/pip install --quiet "transformers==4.57.*" tf-keras "tensorflow-cpu==2.21.*" safetensors sentencepiece
 	touch $@
 
-benchmark-env: setup .venv-hf4/.installed
+# CTranslate2 for the benchmark's ct2 rows: the bench extra, in the main environment.
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[bench]"
+	touch $@
+
+benchmark-env: setup $(VENV)/.bench-installed .venv-hf4/.installed
 
 benchmark: benchmark-env
 	$(PY) benchmarks/generate.py

@@ -2,6 +2,7 @@
 
     westron quickstart [--pairs en-es,en-he] [--budget-minutes 5] [--output-dir westron-quickstart]
     westron translate --model PATH [--framework pt|tf] [--device cpu|cuda:N|gpu:N] [-i FILE] [-o FILE]
+        (a summary line with sentences/s, tokens/s and peak memory goes to stderr at the end)
     westron train --model PATH | --config PRESET --tokenizer DIR --train-file F --source-lang en --target-lang es --output-dir DIR
     westron evaluate --model PATH --test-file FILE --source-lang en --target-lang es [-o FILE] [--output-json FILE]
     westron demo
@@ -24,6 +25,7 @@ import os
 import signal
 import stat
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from typing import BinaryIO, TextIO
@@ -74,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--device", default=None, help="cpu, cuda, cuda:N (PyTorch) or gpu, gpu:N (TensorFlow)")
     translate.add_argument("--num-beams", type=positive_int, default=None, help="beam size (default: the model's)")
     translate.add_argument("--batch-size", type=positive_int, default=32)
+    translate.add_argument(
+        "--window-size", type=positive_int, default=None,
+        help=f"lines read ahead and sorted by length, so batches hold similar lengths (default: {WINDOW_BATCHES} batches)",
+    )
+    translate.add_argument("--no-sort", action="store_true", help="translate in input order, without sorting by length")
     translate.add_argument("--max-new-tokens", type=positive_int, default=None)
     translate.add_argument("-i", "--input", default=None, help="input file, one sentence a line (default: stdin)")
     translate.add_argument("-o", "--output", default=None, help="output file, written atomically (default: stdout)")
@@ -218,7 +225,57 @@ def reader_gone(stream: TextIO) -> bool:
 # ---- translate -------------------------------------------------------------------------------------
 
 
-def translate_window(translator, window: list[str], first_line: int, batch_size: int, generate_kwargs, out=None) -> list[str]:
+class TranslationStats:
+    """What the closing summary line reports, counted as the run goes (nothing kept per line)."""
+
+    def __init__(self):
+        self.started = time.perf_counter()
+        self.started_cpu = time.process_time()
+        self.lines = 0
+        self.sentences = 0  # non-empty lines: the ones the model translates
+        self.generated_tokens = 0  # per sentence: new tokens up to and including its eos
+
+    def count_batch(self, output_ids, eos_token_ids: list[int]) -> None:
+        """Adds one batch of `generate` output (rows, length): each row starts with the decoder start token."""
+        import numpy as np
+
+        new_ids = np.asarray(output_ids)[:, 1:]
+        is_eos = np.isin(new_ids, eos_token_ids)
+        lengths = np.where(is_eos.any(axis=1), is_eos.argmax(axis=1) + 1, new_ids.shape[1])
+        self.sentences += len(new_ids)
+        self.generated_tokens += int(lengths.sum())
+
+    def summary(self) -> str:
+        seconds = max(time.perf_counter() - self.started, 1e-9)
+        line = (
+            f"westron: translated {self.lines} lines ({self.sentences} non-empty) in {seconds:.1f} s: "
+            f"{self.sentences / seconds:.2f} sentences/s, {self.generated_tokens / seconds:.1f} tokens/s"
+        )
+        peak = peak_rss_mib()
+        line += f", peak RSS {peak:.0f} MiB" if peak is not None else ""
+        # CPU seconds (all threads): on a shared machine they say more about the work than the clock.
+        return line + f", CPU {time.process_time() - self.started_cpu:.1f} s"
+
+
+def peak_rss_mib() -> float | None:
+    """This process's peak resident memory so far, or None where the OS does not say (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+def eos_token_ids(translator) -> list[int]:
+    eos = getattr(translator.model.generation_config, "eos_token_id", None)
+    return [token for token in (eos if isinstance(eos, list) else [eos]) if token is not None]
+
+
+def translate_window(
+    translator, window: list[str], first_line: int, batch_size: int, generate_kwargs, out=None, sort: bool = True,
+    stats: TranslationStats | None = None,
+) -> list[str]:
     """Translates one window; empty lines stay empty; order is restored after sorting by length.
 
     Stops with BrokenPipeError as soon as `out` is a pipe nobody reads any more.
@@ -226,18 +283,24 @@ def translate_window(translator, window: list[str], first_line: int, batch_size:
     from westron.pipelines import InputTooLongError
 
     outputs = [""] * len(window)
-    order = sorted((i for i, line in enumerate(window) if line.strip()), key=lambda i: len(window[i]), reverse=True)
+    order = [i for i, line in enumerate(window) if line.strip()]
+    if sort:
+        order.sort(key=lambda i: len(window[i]), reverse=True)
     for start in range(0, len(order), batch_size):
         if out is not None and reader_gone(out):
             raise BrokenPipeError("the output's reader has exited")
         batch = order[start : start + batch_size]
         try:
-            translations = translator.translate_batch([window[i] for i in batch], **generate_kwargs)
+            output_ids = translator.generate_batch([window[i] for i in batch], **generate_kwargs)
         except InputTooLongError as error:
             line = first_line + batch[error.index]
             raise WestronError(f"line {line}: {error} (drop --no-truncate to truncate it)") from None
-        for i, text in zip(batch, translations):
+        if stats is not None:
+            stats.count_batch(output_ids, eos_token_ids(translator))
+        for i, text in zip(batch, translator.decode_batch(output_ids)):
             outputs[i] = text
+    if stats is not None:
+        stats.lines += len(window)
     return outputs
 
 
@@ -304,15 +367,20 @@ def run_translate(args: argparse.Namespace) -> None:
         )
         if args.eager and translator.framework != "tf":
             raise WestronError("--eager applies to TensorFlow only (PyTorch always runs eagerly)")
-        window_size = args.batch_size * WINDOW_BATCHES
+        window_size = args.window_size or args.batch_size * WINDOW_BATCHES
+        stats = TranslationStats()
         with open_output(args.output) as out, progress_bar() as bar:
             first_line = 1
             for window in windows(read_lines(stream, name), window_size):
-                for text in translate_window(translator, window, first_line, args.batch_size, generate_kwargs, out):
+                texts = translate_window(
+                    translator, window, first_line, args.batch_size, generate_kwargs, out, sort=not args.no_sort, stats=stats
+                )
+                for text in texts:
                     out.write(text + "\n")
                 out.flush()
                 first_line += len(window)
                 bar.update(len(window))
+    print(stats.summary(), file=sys.stderr)
 
 
 def progress_bar():

@@ -144,7 +144,10 @@ class TranslationPipeline:
 
     def translate_batch(self, texts: Sequence[str], clean_up_tokenization_spaces: bool | None = None, **generate_kwargs: Any) -> list[str]:
         """Translates one batch of non-empty texts; returns one string per text (per returned sequence)."""
-        output_ids = self.generate_batch(texts, **generate_kwargs)
+        return self.decode_batch(self.generate_batch(texts, **generate_kwargs), clean_up_tokenization_spaces)
+
+    def decode_batch(self, output_ids: np.ndarray, clean_up_tokenization_spaces: bool | None = None) -> list[str]:
+        """The text of each row of `generate_batch`'s ids, special tokens left out."""
         return self.tokenizer.batch_decode(
             output_ids, skip_special_tokens=True, clean_up_tokenization_spaces=clean_up_tokenization_spaces
         )
