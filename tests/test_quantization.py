@@ -70,6 +70,21 @@ def load(framework, folder, **kwargs):
     return auto.from_pretrained(folder, **kwargs)
 
 
+@pytest.fixture(scope="module")
+def loaded(marian_folder, t5_folder):
+    """(framework, family, "fp32" | "int8") -> a model, each loaded once for the module."""
+    cache = {}
+
+    def get(framework, family, variant):
+        key = (framework, family, variant)
+        if key not in cache:
+            folder = marian_folder if family == "marian" else t5_folder
+            cache[key] = load(framework, folder, **({"quantization": "int8"} if variant == "int8" else {}))
+        return cache[key]
+
+    return get
+
+
 def logits(model, framework, ids, mask, decoder_ids) -> np.ndarray:
     if framework == "pt":
         with torch.no_grad():
@@ -86,7 +101,9 @@ def greedy(model, framework, ids, mask, max_new_tokens=12) -> np.ndarray:
             return model.generate(ids, attention_mask=mask, max_new_tokens=max_new_tokens).numpy()
     import tensorflow as tf
 
-    return model.generate(tf.constant(ids.numpy()), attention_mask=tf.constant(mask.numpy()), max_new_tokens=max_new_tokens).numpy()
+    # Eager: the same search without an XLA compile per model (the CLI test runs int8 under XLA).
+    ids, mask = tf.constant(ids.numpy()), tf.constant(mask.numpy())
+    return model.generate(ids, attention_mask=mask, max_new_tokens=max_new_tokens, eager=True).numpy()
 
 
 def relative_rms_error(actual: np.ndarray, expected: np.ndarray) -> float:
@@ -95,11 +112,10 @@ def relative_rms_error(actual: np.ndarray, expected: np.ndarray) -> float:
 
 @pytest.mark.parametrize("framework", ["pt", "tf"])
 @pytest.mark.parametrize("family", ["marian", "t5"])
-def test_int8_logits_stay_within_the_rounding_bound(framework, family, marian_folder, t5_folder):
+def test_int8_logits_stay_within_the_rounding_bound(framework, family, loaded):
     """Every Linear / Dense, the tied head included, is int8; the logits move by int8's rounding error only."""
-    folder = marian_folder if family == "marian" else t5_folder
     ids, mask = batch()
-    fp32, int8 = load(framework, folder), load(framework, folder, quantization="int8")
+    fp32, int8 = loaded(framework, family, "fp32"), loaded(framework, family, "int8")
     assert fp32.quantization is None and int8.quantization == "int8"
     if framework == "pt":
         assert type(int8.lm_head).__module__.startswith("torch.ao.nn.quantized.dynamic")
@@ -117,9 +133,9 @@ def test_int8_logits_stay_within_the_rounding_bound(framework, family, marian_fo
 
 
 @pytest.mark.parametrize("framework", ["pt", "tf"])
-def test_int8_greedy_agrees_with_float32_where_float32_is_decided(framework, marian_folder):
+def test_int8_greedy_agrees_with_float32_where_float32_is_decided(framework, loaded):
     ids, mask = batch()
-    fp32, int8 = load(framework, marian_folder), load(framework, marian_folder, quantization="int8")
+    fp32, int8 = loaded(framework, "marian", "fp32"), loaded(framework, "marian", "int8")
     want = greedy(fp32, framework, ids, mask)
     got = greedy(int8, framework, ids, mask)
     # Both models teacher-forced on float32's output: the margins, and the largest logit error.
@@ -137,8 +153,8 @@ def test_int8_greedy_agrees_with_float32_where_float32_is_decided(framework, mar
 
 
 @pytest.mark.parametrize("framework", ["pt", "tf"])
-def test_quantized_model_cannot_be_saved(framework, marian_folder, tmp_path):
-    model = load(framework, marian_folder, quantization="int8")
+def test_quantized_model_cannot_be_saved(framework, loaded, tmp_path):
+    model = loaded(framework, "marian", "int8")
     with pytest.raises(WestronError, match="quantized.*cannot be saved"):
         model.save_pretrained(tmp_path / "saved")
     assert not (tmp_path / "saved").exists()
