@@ -13,12 +13,6 @@ Speed: generated tokens per second (tokens after the start token, eos included, 
 the first --speed-sentences sentences in batches of 32, greedy and beam 4, the best of --repeats
 runs after one warm-up run (TensorFlow compiles its XLA search per shape bucket in the warm-up).
 Prints a markdown table; copy it with the command and the machine into docs/benchmarks.md.
-
-    .venv/bin/python benchmarks/quantization.py --random marian      # speed only, opus-mt-en-de shapes
-
---random MODEL times the random-weight checkpoint of benchmarks/generate.py (opus-mt-en-de or
-t5-small shapes) on its fixed source ids (batch 32, 24 tokens), exactly --random-new-tokens
-tokens per sentence, where the model's size, not Python, sets the pace.
 """
 
 from __future__ import annotations
@@ -43,11 +37,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-pt", help="checkpoint folder for PyTorch")
     parser.add_argument("--model-tf", help="checkpoint folder for TensorFlow (may be the same)")
-    parser.add_argument("--test-file")
-    parser.add_argument("--source-lang")
-    parser.add_argument("--target-lang")
-    parser.add_argument("--random", choices=("marian", "t5"), help="speed only, on benchmarks/generate.py's random checkpoint")
-    parser.add_argument("--random-new-tokens", type=int, default=32)
+    parser.add_argument("--test-file", required=True)
+    parser.add_argument("--source-lang", required=True)
+    parser.add_argument("--target-lang", required=True)
     parser.add_argument("--limit", type=int, default=400, help="BLEU on the first N sentences (0: all)")
     parser.add_argument("--speed-sentences", type=int, default=128)
     parser.add_argument("--variants", default="fp32,int8", help="comma-separated: fp32, int8, bf16")
@@ -142,49 +134,8 @@ def measure(framework: str, folder: str, args, sources, references) -> list[dict
     return rows
 
 
-def measure_random(framework: str, args) -> list[dict]:
-    """Speed of each variant on a random real-size checkpoint: exactly args.random_new_tokens per sentence."""
-    from benchmarks.generate import MODELS, checkpoint_folder, source_ids
-
-    set_threads(framework, args.threads)
-    folder = checkpoint_folder(args.random)
-    ids, mask = source_ids(32, 24, MODELS[args.random]["vocab_size"], MODELS[args.random].get("eos_token_id", 1))
-    if framework == "pt":
-        import torch
-
-        ids, mask = torch.as_tensor(ids), torch.as_tensor(mask)
-    variants = (args.speed_variants or args.variants).split(",")
-    models = {variant: load(framework, folder, variant) for variant in variants}
-    new = args.random_new_tokens
-    settings = dict(max_new_tokens=new, min_new_tokens=new, forced_eos_token_id=None)
-    rows = [{"framework": framework, "variant": variant} for variant in variants]
-    for beams in [int(b) for b in args.beams.split(",")]:
-        for repeat in range(args.repeats + 1):
-            for row in rows:
-                start = time.perf_counter()
-                if framework == "pt":
-                    with torch.no_grad():
-                        models[row["variant"]].generate(ids, attention_mask=mask, num_beams=beams, **settings)
-                else:
-                    models[row["variant"]].generate(ids, attention_mask=mask, num_beams=beams, **settings)
-                speed = ids.shape[0] * new / (time.perf_counter() - start)
-                print(f"{framework} {row['variant']} beams={beams} run {repeat}: {speed:.0f} tok/s", file=sys.stderr, flush=True)
-                if repeat > 0:
-                    row[f"tok/s beam{beams}"] = max(row.get(f"tok/s beam{beams}", 0.0), speed)
-    return rows
-
-
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.random:
-        rows = []
-        for framework in ("pt", "tf"):
-            rows += measure_random(framework, args)
-        print(f"\nrandom {args.random}-shaped checkpoint, batch 32 x 24 source tokens, exactly {args.random_new_tokens} new tokens, {args.threads} thread(s)")
-        print_table(rows, [int(b) for b in args.beams.split(",")])
-        return
-    if not (args.test_file and args.source_lang and args.target_lang):
-        raise SystemExit("give --test-file, --source-lang and --target-lang (or --random MODEL)")
     from westron.data.readers import read_pairs
 
     pairs = list(read_pairs(args.test_file, args.source_lang, args.target_lang))
