@@ -34,6 +34,8 @@ DOCUMENTED = [
     ("westron.tokenization_utils", "PreTrainedTokenizer.batch_decode"),
     ("westron.tokenization_utils", "PreTrainedTokenizer.save_pretrained"),
     ("westron.pipelines", "pipeline"),
+    ("westron.torch_quantization", "quantize_model"),
+    ("westron.tf_quantization", "quantize_model"),
 ]
 
 

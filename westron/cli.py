@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--no-truncate", action="store_true", help="refuse inputs longer than the model's limit")
     translate.add_argument("--allow-pickle", action="store_true", help="load pytorch_model.bin pickles (trusted sources only)")
     translate.add_argument("--eager", action="store_true", help="TensorFlow: run generation eagerly (debugging)")
+    translate.add_argument("--quantize", default=None, metavar="METHOD", help="int8: int8 matrix products (CPU inference; see docs/benchmarks.md)")
 
     from westron.evaluation_cli import add_evaluate_command
 
@@ -354,6 +355,7 @@ def run_translate(args: argparse.Namespace) -> None:
         generate_kwargs["eager"] = True
 
     refuse_output_over_input(args.input, args.output)
+    model_kwargs = quantization_kwargs(args.quantize)
     with open_input(args.input) as (stream, name):
         translator = TranslationPipeline(
             args.model,
@@ -364,6 +366,7 @@ def run_translate(args: argparse.Namespace) -> None:
             src_lang=args.src_lang,
             tgt_lang=args.tgt_lang,
             source_prefix=args.source_prefix,
+            model_kwargs=model_kwargs,
         )
         if args.eager and translator.framework != "tf":
             raise WestronError("--eager applies to TensorFlow only (PyTorch always runs eagerly)")
@@ -381,6 +384,17 @@ def run_translate(args: argparse.Namespace) -> None:
                 first_line += len(window)
                 bar.update(len(window))
     print(stats.summary(), file=sys.stderr)
+
+
+def quantization_kwargs(method: str | None) -> dict:
+    """from_pretrained's keywords for --quantize METHOD, checked before any model is loaded."""
+    from westron.loading import QUANTIZATION_METHODS
+
+    if method is None:
+        return {}
+    if method not in QUANTIZATION_METHODS:
+        raise WestronError(f"--quantize {method}: unknown method (use {', '.join(QUANTIZATION_METHODS)})")
+    return {"quantization": method}
 
 
 def progress_bar():

@@ -31,6 +31,7 @@ def add_evaluate_command(commands) -> None:
     evaluate.add_argument("--num-beams", type=positive_int, default=None, help="beam size (default: the model's)")
     evaluate.add_argument("--batch-size", type=positive_int, default=32)
     evaluate.add_argument("--max-new-tokens", type=positive_int, default=None)
+    evaluate.add_argument("--quantize", default=None, metavar="METHOD", help="int8: int8 matrix products (CPU inference; see docs/benchmarks.md)")
     evaluate.add_argument("--bleu-tokenize", default=None, help="sacrebleu BLEU tokenizer (default: from --target-lang: ja-mecab, zh, ko-mecab or 13a)")
     evaluate.add_argument("--src-lang", default=None, help="the model's source language code (M2M100/NLLB: eng_Latn; T5: picks the task prefix)")
     evaluate.add_argument("--tgt-lang", default=None, help="the model's target language code (required by M2M100/NLLB: spa_Latn)")
@@ -56,11 +57,12 @@ def read_test_file(path: str, source_lang: str, target_lang: str, on_error: str 
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    from westron.cli import import_tensorflow_quietly, open_output, progress_bar
+    from westron.cli import import_tensorflow_quietly, open_output, progress_bar, quantization_kwargs
     from westron.evaluation import bleu_metric, bleu_tokenizer_for, score_translations, translate_sources
     from westron.file_utils import atomic_write
     from westron.pipelines import TranslationPipeline, default_framework
 
+    model_kwargs = quantization_kwargs(args.quantize)
     sources, references = read_test_file(args.test_file, args.source_lang, args.target_lang, args.on_error)
     hypotheses_path = args.output
     if hypotheses_path is None and args.output_json is not None:
@@ -81,6 +83,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         src_lang=args.src_lang,
         tgt_lang=args.tgt_lang,
         source_prefix=args.source_prefix,
+        model_kwargs=model_kwargs,
     )
     generate_kwargs = {}
     if args.num_beams is not None:
@@ -105,6 +108,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
             "num_beams": args.num_beams or translator.generate_kwargs.get("num_beams") or translator.model.generation_config.num_beams,
             "batch_size": args.batch_size,
             "max_new_tokens": args.max_new_tokens,
+            "quantization": args.quantize,
             "src_lang": args.src_lang,
             "tgt_lang": args.tgt_lang,
             "source_prefix": args.source_prefix,

@@ -37,9 +37,9 @@ UNSUPPORTED: dict[str, tuple[tuple[Any, ...], str]] = {
     "variant": ((None,), "weight-file variants (model.<variant>.safetensors) are not supported"),
     "max_memory": ((None,), "Westron places the whole model on one device (device_map='auto', 'cpu', 'cuda:N')"),
     "offload_folder": ((None,), "Westron does not offload weights to disk"),
-    "load_in_8bit": ((False,), "quantized loading is not supported"),
-    "load_in_4bit": ((False,), "quantized loading is not supported"),
-    "quantization_config": ((None,), "quantized loading is not supported"),
+    "load_in_8bit": ((False,), "bitsandbytes quantization is not supported (Westron's own: quantization='int8')"),
+    "load_in_4bit": ((False,), "bitsandbytes quantization is not supported (Westron's own: quantization='int8')"),
+    "quantization_config": ((None,), "bitsandbytes quantization is not supported (Westron's own: quantization='int8')"),
     "adapter_kwargs": ((None,), "PEFT adapters are not supported"),
     "adapter_name": ((None, "default"), "PEFT adapters are not supported"),
     "proxies": ((None,), "huggingface_hub takes proxies from the HTTP_PROXY / HTTPS_PROXY environment variables"),
@@ -60,9 +60,15 @@ SUPPORTED: dict[str, tuple[str, ...]] = {
     "attn_implementation": ("pt", "tf"),
     "allow_pickle": ("pt", "tf"),  # Westron's own: opt in to pytorch_model.bin
     "device": ("pt", "tf"),  # Westron's own: where the model goes
+    "quantization": ("pt", "tf"),  # Westron's own: "int8" (westron/torch_quantization.py, tf_quantization.py)
 }
 
 ATTN_IMPLEMENTATIONS = {"pt": ("eager", "sdpa"), "tf": ("eager",)}
+
+# What from_pretrained(quantization=...) and the CLI's --quantize take. "int8": every matrix product
+# with a weight (nn.Linear / keras Dense) in int8, weights per output channel, activations quantized
+# on the fly; float32 everywhere else. Inference only: a quantized model cannot be saved or trained.
+QUANTIZATION_METHODS = ("int8",)
 
 
 @dataclasses.dataclass
@@ -79,6 +85,7 @@ class LoadOptions:
     dtype: Any = None  # as given: resolved by the framework's loader
     device: Any = None  # PyTorch: device or device_map; TensorFlow: device
     attn_implementation: str | None = None
+    quantization: str | None = None
 
 
 def take_loading_kwargs(kwargs: dict[str, Any], framework: str) -> LoadOptions:
@@ -124,10 +131,19 @@ def take_loading_kwargs(kwargs: dict[str, Any], framework: str) -> LoadOptions:
         where = "PyTorch" if framework == "pt" else "TensorFlow"
         raise WestronError(f"attn_implementation={attn!r} is not available in Westron's {where} models (use {known})")
     options.attn_implementation = attn
+    options.quantization = check_quantization(kwargs.pop("quantization", None))
     if options.config is not None and kwargs:
         raise WestronError(f"unexpected from_pretrained argument(s) with config=: {', '.join(sorted(kwargs))}")
     options.config_overrides = kwargs
     return options
+
+
+def check_quantization(method: Any) -> str | None:
+    """`method` if it names a quantization Westron runs (QUANTIZATION_METHODS), None for None; else a WestronError."""
+    if method is None or method in QUANTIZATION_METHODS:
+        return method
+    known = ", ".join(repr(m) for m in QUANTIZATION_METHODS)
+    raise WestronError(f"quantization={method!r} is not supported (use {known}, or None for float weights)")
 
 
 def _not_in_framework(name: str, framework: str) -> str:

@@ -45,6 +45,7 @@ class TFPreTrainedModel(keras.Model):
         super().__init__(**kwargs)
         self.config = config
         self.generation_config = GenerationConfig.from_model_config(config)
+        self.quantization: str | None = None  # "int8" once tf_quantization.quantize_model ran
 
     def tied_weights(self) -> dict[str, str]:
         """Tied parameters under this config: {tied name: source name}, the same as the PyTorch twin's."""
@@ -160,7 +161,8 @@ class TFPreTrainedModel(keras.Model):
 
         Takes Hugging Face 4.x's keywords as the PyTorch twin does (docs/hf_compatibility.md);
         `dtype=` is a Keras dtype policy ("float32", "bfloat16", "mixed_bfloat16", "mixed_float16")
-        for every layer, and `device=` ("cpu", "gpu:0") where the variables live.
+        for every layer, `device=` ("cpu", "gpu:0") where the variables live, and
+        `quantization="int8"` Keras's int8 Dense layers (`westron.tf_quantization`).
 
         Example (the same folder PyTorch reads):
 
@@ -188,6 +190,10 @@ class TFPreTrainedModel(keras.Model):
         with tf_device_scope(options.device), dtype_policy_scope(policy):
             model = cls(config)
             model.load_checkpoint(state_dict, source=os.fspath(path_or_repo_id or "state_dict"))
+            if options.quantization is not None:
+                from westron.tf_quantization import quantize_model
+
+                quantize_model(model, options.quantization)
         if path_or_repo_id is not None:
             model.generation_config = GenerationConfig.for_model(path_or_repo_id, config, **hub_kwargs)
         config._attn_implementation = "eager"  # TensorFlow's only path: scores, softmax, matmul
@@ -227,6 +233,11 @@ class TFPreTrainedModel(keras.Model):
         PyTorch twin takes them (docs/hf_compatibility.md).
         """
         take_save_kwargs(kwargs, framework="tf")
+        if self.quantization is not None:
+            raise WestronError(
+                f"this model was quantized ({self.quantization}) for inference and cannot be saved: save the float "
+                f"model and load it with quantization={self.quantization!r} where it runs"
+            )
         state_dict = {
             name: np.ascontiguousarray(variable.numpy().T if transposed else variable.numpy())
             for name, (variable, transposed) in self.checkpoint_variables().items()

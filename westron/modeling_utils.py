@@ -33,6 +33,7 @@ class PreTrainedModel(nn.Module):
         super().__init__()
         self.config = config
         self.generation_config = GenerationConfig.from_model_config(config)
+        self.quantization: str | None = None  # "int8" once torch_quantization.quantize_model ran
 
     # ---- tying ----------------------------------------------------------------------------------
 
@@ -138,7 +139,8 @@ class PreTrainedModel(nn.Module):
         Takes Hugging Face 4.x's keywords (`torch_dtype` or `dtype`, `device_map`, `token`,
         `attn_implementation`, ...); each works as in HF, is a documented no-op, or is refused
         with one line (`westron.loading`, docs/hf_compatibility.md). Westron's own: `device=`,
-        and `allow_pickle=True` to read a pytorch_model.bin.
+        `allow_pickle=True` to read a pytorch_model.bin, and `quantization="int8"` for int8
+        inference on the CPU (`westron.torch_quantization`).
 
         Example (`checkpoint`: a folder or Hub id such as "Helsinki-NLP/opus-mt-en-de"):
 
@@ -173,6 +175,10 @@ class PreTrainedModel(nn.Module):
             model.to(dtype)
         if options.device is not None:
             model.to(resolve_device(options.device))
+        if options.quantization is not None:
+            from westron.torch_quantization import quantize_model
+
+            quantize_model(model, options.quantization)
         if options.output_loading_info:  # loading is strict: anything missing or extra was an error
             return model, {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
         return model
@@ -218,6 +224,11 @@ class PreTrainedModel(nn.Module):
         """
         tied = self.tied_weights()
         state_dict = take_save_kwargs(kwargs, framework="pt")
+        if self.quantization is not None and state_dict is None:
+            raise WestronError(
+                f"this model was quantized ({self.quantization}) for inference and cannot be saved: save the float "
+                f"model and load it with quantization={self.quantization!r} where it runs"
+            )
         if state_dict is None:
             state_dict = self.state_dict()
         state_dict = {name: t.detach().cpu() for name, t in state_dict.items() if name not in tied}

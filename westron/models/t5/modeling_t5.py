@@ -173,6 +173,13 @@ class T5LayerNorm(nn.Module):
         return self.weight * hidden
 
 
+def to_input_dtype(hidden: torch.Tensor, linear: nn.Module) -> torch.Tensor:
+    """hidden in the dtype of linear's weight: wo may be kept in float32 while the rest runs in half
+    precision (as HF does for flan-t5). An int8 Linear (westron/torch_quantization.py) takes float32."""
+    weight = linear.weight
+    return hidden.to(weight.dtype) if isinstance(weight, torch.Tensor) else hidden
+
+
 class T5DenseActDense(nn.Module):
     """t5's feed-forward: wo(act(wi(x)))."""
 
@@ -185,8 +192,7 @@ class T5DenseActDense(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         hidden = self.dropout(self.act(self.wi(hidden)))  # (B, L, d_ff)
-        # wo may be kept in float32 while the rest runs in half precision (as HF does for flan-t5).
-        return self.wo(hidden.to(self.wo.weight.dtype))
+        return self.wo(to_input_dtype(hidden, self.wo))
 
 
 class T5DenseGatedActDense(nn.Module):
@@ -202,7 +208,7 @@ class T5DenseGatedActDense(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         hidden = self.dropout(self.act(self.wi_0(hidden)) * self.wi_1(hidden))  # (B, L, d_ff)
-        return self.wo(hidden.to(self.wo.weight.dtype))
+        return self.wo(to_input_dtype(hidden, self.wo))
 
 
 class T5LayerFF(nn.Module):

@@ -848,8 +848,8 @@ class TFT5ForConditionalGeneration(TFT5PreTrainedModel):
         # Original T5 rescales before its tied head (the embeddings are large, std 1).
         if self.config.scale_decoder_outputs:
             hidden = hidden * self.config.d_model**-0.5
-        if not self.config.tie_word_embeddings:
-            return self.lm_head(hidden)
+        if not self.config.tie_word_embeddings or self.quantization is not None:
+            return self.lm_head(hidden)  # untied, or tied and given an int8 copy (westron/tf_quantization.py)
         # As a 2-D matmul with transpose_b: no copy of the (V, D) matrix per call.
         batch, t = tf.shape(hidden)[0], tf.shape(hidden)[1]
         flat = tf.reshape(hidden, (-1, hidden.shape[-1]))
