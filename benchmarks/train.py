@@ -368,6 +368,11 @@ def main() -> None:
             print(f"{system} {precision} failed:\n{error}", file=sys.stderr)
             continue
         results.append(result)
+        print(
+            f"  {result['tokens_per_s']:.0f} target tokens/s, first step {result['first_step_s']:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
     print_table(args, folder, gemm, results, time.perf_counter() - started)
 
 
