@@ -13,7 +13,8 @@ of 24 source and 24 target tokens; 768 target tokens per step):
 - westron-tf-function / westron-tf-xla: Westron's `TFTrainer.train_step` (tf.function; XLA with
   `TrainingArguments(xla=True)`).
 - hf-pt: transformers 5 `MarianMTModel`, the loop Seq2SeqTrainer runs (model(**batch, labels).loss,
-  backward, clip_grad_norm_ 1.0, torch AdamW, zero_grad), under torch.autocast for bf16.
+  backward, clip_grad_norm_ 1.0, torch's fused AdamW: "adamw_torch_fused", its default optim with
+  torch >= 2.8, zero_grad), under torch.autocast for bf16.
 - hf4-tf-function / hf4-tf-xla: transformers 4.57 `TFMarianMTModel` (the last release with TF models)
   with a GradientTape step in tf.function (XLA: jit_compile=True) and tf-keras AdamW (global clipnorm
   1.0), from its own virtual environment .venv-hf4 (`make benchmark-env`). Its bf16 (Keras'
@@ -161,9 +162,8 @@ def hf_pt_step(folder: str, precision: str, batch: dict):
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "bias" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "bias" not in n)]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}], lr=1e-4
-    )
+    groups = [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=1e-4, fused=True)  # TrainingArguments' default optim with torch >= 2.8
     tensors = {name: torch.as_tensor(array, dtype=torch.long) for name, array in batch.items()}
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
 
