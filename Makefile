@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CONSTRAINTS := constraints.txt
 
-.PHONY: setup fonts quickstart demo test test-latest lock check-copies fix-copies benchmark benchmark-env clean
+.PHONY: setup fonts quickstart demo test test-latest lock check-copies fix-copies benchmark benchmark-train benchmark-env clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,10 @@ benchmark-env: setup $(VENV)/.bench-installed .venv-hf4/.installed
 
 benchmark: benchmark-env
 	$(PY) benchmarks/generate.py
+
+# One training step of each trainer against HF (a few minutes; see docs/benchmarks.md).
+benchmark-train: benchmark-env
+	$(PY) benchmarks/train.py
 
 clean:
 	rm -rf $(VENV) .venv-hf4 .venv-latest .venv-lock demo-model westron-quickstart .pytest_cache benchmarks/.cache

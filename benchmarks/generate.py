@@ -130,8 +130,9 @@ HF4_TF_MODELS = {"marian", "t5", "tiny"}
 UNK_TOKEN_IDS = {"marian": 1, "t5": 2, "m2m_100": 3}
 
 
-def checkpoint_folder(model: str) -> str:
-    """Creates (once) a random-weight checkpoint with HF transformers 5 and returns its folder."""
+def checkpoint_folder(model: str, settings: dict | None = None) -> str:
+    """Creates (once) a random-weight checkpoint with HF transformers 5 and returns its folder
+    (settings: a config of one's own instead of MODELS[model])."""
     folder = os.path.join(CACHE, f"{model}-random")
     if os.path.exists(os.path.join(folder, "model.safetensors")):
         return folder
@@ -139,7 +140,7 @@ def checkpoint_folder(model: str) -> str:
     from transformers import AutoConfig as HFAutoConfig
     from transformers import AutoModelForSeq2SeqLM as HFAutoModel
 
-    settings = dict(MODELS[model])
+    settings = dict(settings if settings is not None else MODELS[model])
     config = HFAutoConfig.for_model(settings.pop("model_type"), **settings)
     torch.manual_seed(0)
     HFAutoModel.from_config(config).save_pretrained(folder)
