@@ -183,7 +183,7 @@ def train_and_score_hf(folder, initial, corpus, source_lang, target_lang, minute
     model.train()
     started, steps, tokens = time.monotonic(), 0, 0
     for batch in batcher:
-        tensors = {name: torch.as_tensor(np.asarray(array)) for name, array in batch.items()}
+        tensors = {name: torch.as_tensor(np.asarray(array, dtype=np.int64)) for name, array in batch.items()}
         logits = model(
             input_ids=tensors["input_ids"],
             attention_mask=tensors["attention_mask"],
