@@ -25,6 +25,7 @@ from torch import nn
 from westron.errors import WestronError
 from westron.modeling_outputs import DecoderOutput, EncoderOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 from westron.modeling_utils import PreTrainedModel
+from westron.torch_onednn import linear  # layer(x), on oneDNN with packed weights when decoding on the CPU
 from westron.models.m2m_100.configuration_m2m_100 import M2M100Config
 
 # ---- activations: Hugging Face's ACT2FN names, the same numerics -------------------------------------
@@ -181,7 +182,7 @@ class M2M100Attention(nn.Module):
         return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
 
     def project_key_value(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.split_heads(self.k_proj(states)), self.split_heads(self.v_proj(states))
+        return self.split_heads(linear(self.k_proj, states)), self.split_heads(linear(self.v_proj, states))
 
     def forward(
         self,
@@ -202,7 +203,7 @@ class M2M100Attention(nn.Module):
         mask hides the rest). Cross-attention: keys and values come from key_value_states (B, S, D),
         or from `past_key_value` when they were computed once already (init_cache).
         """
-        query = self.split_heads(self.q_proj(hidden_states))  # (B, heads, t, head_dim)
+        query = self.split_heads(linear(self.q_proj, hidden_states))  # (B, heads, t, head_dim)
         if key_value_states is None:  # self-attention
             key, value = self.project_key_value(hidden_states)
             if past_key_value is not None:
@@ -236,7 +237,7 @@ class M2M100Attention(nn.Module):
             weights = None
         batch, _, t, _ = output.shape
         output = output.transpose(1, 2).reshape(batch, t, self.embed_dim)  # (B, t, D)
-        return self.out_proj(output), weights, past_key_value
+        return linear(self.out_proj, output), weights, past_key_value
 
 
 # Copied from westron.models.marian.modeling_marian._write_cache
@@ -283,8 +284,8 @@ class M2M100EncoderLayer(nn.Module):
         return hidden, weights
 
     def _feed_forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        hidden = self.activation_fn(self.fc1(hidden))  # (B, L, ffn_dim)
-        return self.fc2(F.dropout(hidden, p=self.activation_dropout, training=self.training))
+        hidden = self.activation_fn(linear(self.fc1, hidden))  # (B, L, ffn_dim)
+        return linear(self.fc2, F.dropout(hidden, p=self.activation_dropout, training=self.training))
 
     def _dropout(self, hidden: torch.Tensor) -> torch.Tensor:
         return F.dropout(hidden, p=self.dropout, training=self.training)
@@ -352,8 +353,8 @@ class M2M100DecoderLayer(nn.Module):
 
     # Copied from westron.models.m2m_100.modeling_m2m_100.M2M100EncoderLayer._feed_forward
     def _feed_forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        hidden = self.activation_fn(self.fc1(hidden))  # (B, L, ffn_dim)
-        return self.fc2(F.dropout(hidden, p=self.activation_dropout, training=self.training))
+        hidden = self.activation_fn(linear(self.fc1, hidden))  # (B, L, ffn_dim)
+        return linear(self.fc2, F.dropout(hidden, p=self.activation_dropout, training=self.training))
 
     # Copied from westron.models.m2m_100.modeling_m2m_100.M2M100EncoderLayer._dropout
     def _dropout(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -689,7 +690,7 @@ class M2M100ForConditionalGeneration(M2M100PreTrainedModel):
 
     def lm_head_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B, t, D) -> (B, t, V): the head, own or tied."""
-        return self.lm_head(hidden)
+        return linear(self.lm_head, hidden)
 
     # Copied from westron.models.marian.modeling_marian.MarianMTModel.forward with Marian->M2M100
     def forward(

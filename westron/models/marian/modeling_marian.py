@@ -21,6 +21,7 @@ from torch import nn
 from westron.errors import WestronError
 from westron.modeling_outputs import DecoderOutput, EncoderOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 from westron.modeling_utils import PreTrainedModel
+from westron.torch_onednn import linear  # layer(x), on oneDNN with packed weights when decoding on the CPU
 from westron.models.marian.configuration_marian import MarianConfig
 
 # ---- activations: Hugging Face's ACT2FN names, the same numerics -------------------------------------
@@ -147,7 +148,7 @@ class MarianAttention(nn.Module):
         return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
 
     def project_key_value(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.split_heads(self.k_proj(states)), self.split_heads(self.v_proj(states))
+        return self.split_heads(linear(self.k_proj, states)), self.split_heads(linear(self.v_proj, states))
 
     def forward(
         self,
@@ -168,7 +169,7 @@ class MarianAttention(nn.Module):
         mask hides the rest). Cross-attention: keys and values come from key_value_states (B, S, D),
         or from `past_key_value` when they were computed once already (init_cache).
         """
-        query = self.split_heads(self.q_proj(hidden_states))  # (B, heads, t, head_dim)
+        query = self.split_heads(linear(self.q_proj, hidden_states))  # (B, heads, t, head_dim)
         if key_value_states is None:  # self-attention
             key, value = self.project_key_value(hidden_states)
             if past_key_value is not None:
@@ -202,7 +203,7 @@ class MarianAttention(nn.Module):
             weights = None
         batch, _, t, _ = output.shape
         output = output.transpose(1, 2).reshape(batch, t, self.embed_dim)  # (B, t, D)
-        return self.out_proj(output), weights, past_key_value
+        return linear(self.out_proj, output), weights, past_key_value
 
 
 def _write_cache(buffer: torch.Tensor, positions: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
@@ -251,8 +252,8 @@ class MarianEncoderLayer(nn.Module):
         return hidden, weights
 
     def _feed_forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        hidden = self.activation_fn(self.fc1(hidden))  # (B, L, ffn_dim)
-        return self.fc2(F.dropout(hidden, p=self.activation_dropout, training=self.training))
+        hidden = self.activation_fn(linear(self.fc1, hidden))  # (B, L, ffn_dim)
+        return linear(self.fc2, F.dropout(hidden, p=self.activation_dropout, training=self.training))
 
     def _dropout(self, hidden: torch.Tensor) -> torch.Tensor:
         return F.dropout(hidden, p=self.dropout, training=self.training)
@@ -317,8 +318,8 @@ class MarianDecoderLayer(nn.Module):
 
     # Copied from westron.models.marian.modeling_marian.MarianEncoderLayer._feed_forward
     def _feed_forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        hidden = self.activation_fn(self.fc1(hidden))  # (B, L, ffn_dim)
-        return self.fc2(F.dropout(hidden, p=self.activation_dropout, training=self.training))
+        hidden = self.activation_fn(linear(self.fc1, hidden))  # (B, L, ffn_dim)
+        return linear(self.fc2, F.dropout(hidden, p=self.activation_dropout, training=self.training))
 
     # Copied from westron.models.marian.modeling_marian.MarianEncoderLayer._dropout
     def _dropout(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -650,7 +651,7 @@ class MarianMTModel(MarianPreTrainedModel):
 
     def lm_head_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B, t, D) -> (B, t, V): the head (own or tied) plus final_logits_bias."""
-        return self.lm_head(hidden) + self.final_logits_bias
+        return linear(self.lm_head, hidden, extra_bias=self.final_logits_bias)
 
     def forward(
         self,

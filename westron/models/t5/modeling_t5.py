@@ -22,6 +22,7 @@ from torch import nn
 from westron.errors import WestronError
 from westron.modeling_outputs import DecoderOutput, EncoderOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 from westron.modeling_utils import PreTrainedModel
+from westron.torch_onednn import linear  # layer(x), on oneDNN with packed weights when decoding on the CPU
 from westron.models.t5.configuration_t5 import T5Config
 
 # ---- activations: Hugging Face's ACT2FN names, the same numerics -------------------------------------
@@ -191,8 +192,8 @@ class T5DenseActDense(nn.Module):
         self.act = get_activation(config.dense_act_fn)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        hidden = self.dropout(self.act(self.wi(hidden)))  # (B, L, d_ff)
-        return self.wo(to_input_dtype(hidden, self.wo))
+        hidden = self.dropout(self.act(linear(self.wi, hidden)))  # (B, L, d_ff)
+        return linear(self.wo, to_input_dtype(hidden, self.wo))
 
 
 class T5DenseGatedActDense(nn.Module):
@@ -207,8 +208,8 @@ class T5DenseGatedActDense(nn.Module):
         self.act = get_activation(config.dense_act_fn)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        hidden = self.dropout(self.act(self.wi_0(hidden)) * self.wi_1(hidden))  # (B, L, d_ff)
-        return self.wo(to_input_dtype(hidden, self.wo))
+        hidden = self.dropout(self.act(linear(self.wi_0, hidden)) * linear(self.wi_1, hidden))  # (B, L, d_ff)
+        return linear(self.wo, to_input_dtype(hidden, self.wo))
 
 
 class T5LayerFF(nn.Module):
@@ -277,7 +278,7 @@ class T5Attention(nn.Module):
         return x.view(batch, length, self.n_heads, self.key_value_proj_dim).transpose(1, 2)
 
     def project_key_value(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.split_heads(self.k(states)), self.split_heads(self.v(states))
+        return self.split_heads(linear(self.k, states)), self.split_heads(linear(self.v, states))
 
     def forward(
         self,
@@ -299,7 +300,7 @@ class T5Attention(nn.Module):
         mask hides the rest). Cross-attention: keys and values come from key_value_states (B, S, D),
         or from `past_key_value` when they were computed once already (init_cache).
         """
-        query = self.split_heads(self.q(hidden_states))  # (B, heads, t, d_kv)
+        query = self.split_heads(linear(self.q, hidden_states))  # (B, heads, t, d_kv)
         if not self.is_cross_attention:
             key, value = self.project_key_value(hidden_states)
             if past_key_value is not None:
@@ -333,7 +334,7 @@ class T5Attention(nn.Module):
             weights = None
         batch, _, t, _ = output.shape
         output = output.transpose(1, 2).reshape(batch, t, self.inner_dim)  # (B, t, heads * d_kv)
-        return self.o(output), weights, past_key_value
+        return linear(self.o, output), weights, past_key_value
 
 
 class T5LayerSelfAttention(nn.Module):
@@ -790,7 +791,7 @@ class T5ForConditionalGeneration(T5PreTrainedModel):
         # Original T5 rescales before its tied head (the embeddings are large, std 1).
         if self.config.scale_decoder_outputs:
             hidden = hidden * self.config.d_model**-0.5
-        return self.lm_head(hidden)
+        return linear(self.lm_head, hidden)
 
     # ---- what generation needs (docs/internals.md) ------------------------------------------------------
 

@@ -1,0 +1,104 @@
+"""Linear layers on oneDNN with pre-packed weights: float32 inference on the CPU, for decoding.
+
+Why: PyTorch's `F.linear` on an x86 CPU calls MKL's sgemm, which re-lays-out the weight matrix on
+every call. Decoding multiplies few rows (one per sentence, or per beam) by large weights, step
+after step, and there that costs up to half the speed. oneDNN's inner product with the weight
+reordered once into its own blocked layout runs the same products 1.1-4x faster on the 2-core
+AVX2 development machine (1 to 128 rows; the 58k-word vocabulary head of opus-mt 1.8x at 128
+rows), and opus-mt's greedy and beam decoding 1.3-2x faster (docs/benchmarks.md). CTranslate2
+does the same with its packed GEMMs.
+
+The models call `linear(layer, hidden)` where they would call `layer(hidden)`. It takes the oneDNN
+route only where that is the same computation (float rounding apart): a plain `nn.Linear`, float32
+weights and input on the CPU, autograd off (`torch.no_grad()` / `torch.inference_mode()`, as in
+`generate`), no hooks on the layer, not under torch.compile. Everything else (training, CUDA,
+bf16, int8-quantized layers, which are no longer `nn.Linear`) calls the layer as before.
+
+The packed weight is a copy kept on the layer: made on first use, made again when the weight
+changes (its version counter or its storage), so it costs the weights' memory once more while a
+model decodes. `WESTRON_ONEDNN_LINEAR=0` turns the route off.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+
+import torch
+from torch import nn
+
+# The row count oneDNN chooses its weight layout for; one layout serves every row count (checked
+# 1 to 128 rows), and 128 (32 sentences x 4 beams) was as fast as or faster than 1 or 32 at 4+ rows.
+PACKING_ROWS = 128
+
+# layer -> (weight version, storage pointer, packed weight); outside the layers, so that copying
+# or pickling a model never meets the packed copies.
+_PACKED_WEIGHTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def onednn_linear_enabled() -> bool:
+    """oneDNN is in this torch build (x86 CPU wheels) and the route is not switched off."""
+    return _AVAILABLE and os.environ.get("WESTRON_ONEDNN_LINEAR", "1") != "0"
+
+
+def _onednn_available() -> bool:
+    ops = getattr(torch.ops, "mkldnn", None)
+    return (
+        torch.backends.mkldnn.is_available()
+        and hasattr(ops, "_reorder_linear_weight")
+        and hasattr(ops, "_linear_pointwise")
+    )
+
+
+_AVAILABLE = _onednn_available()
+
+
+def linear(layer: nn.Module, hidden: torch.Tensor, extra_bias: torch.Tensor | None = None) -> torch.Tensor:
+    """layer(hidden) (+ extra_bias, broadcast over the last dimension): (..., in) -> (..., out).
+
+    extra_bias: a (out,) or (1, out) vector added after the layer (Marian's final_logits_bias);
+    on the oneDNN route it is folded into the product's own bias.
+    """
+    if not _takes_onednn_route(layer, hidden):
+        output = layer(hidden)
+        return output if extra_bias is None else output + extra_bias
+    bias = layer.bias
+    if extra_bias is not None:
+        extra_bias = extra_bias.reshape(-1)
+        bias = extra_bias if bias is None else bias + extra_bias
+    return torch.ops.mkldnn._linear_pointwise(hidden.contiguous(), _packed_weight(layer), bias, "none", [], "")
+
+
+def _takes_onednn_route(layer: nn.Module, hidden: torch.Tensor) -> bool:
+    if type(layer) is not nn.Linear or torch.is_grad_enabled() or not onednn_linear_enabled():
+        return False
+    weight = layer.weight
+    if hidden.device.type != "cpu" or weight.device.type != "cpu":
+        return False
+    if hidden.dtype != torch.float32 or weight.dtype != torch.float32:
+        return False
+    if layer._forward_hooks or layer._forward_pre_hooks or _global_hooks():
+        return False
+    return not torch.compiler.is_compiling()
+
+
+def _packed_weight(layer: nn.Linear) -> torch.Tensor:
+    """The layer's weight in oneDNN's blocked layout, packed again whenever the weight changed."""
+    weight = layer.weight
+    key = (weight._version, weight.data_ptr())
+    cached = _PACKED_WEIGHTS.get(layer)
+    if cached is None or cached[:2] != key:
+        cached = (*key, torch.ops.mkldnn._reorder_linear_weight(weight.detach(), PACKING_ROWS))
+        _PACKED_WEIGHTS[layer] = cached
+    return cached[2]
+
+
+def _global_hooks() -> bool:
+    module = nn.modules.module
+    return bool(module._global_forward_hooks or module._global_forward_pre_hooks)
+
+
+def release_packed_weights(model: nn.Module) -> None:
+    """Drops the model's packed copies (they are made again on the next decoding call)."""
+    for module in model.modules():
+        _PACKED_WEIGHTS.pop(module, None)
