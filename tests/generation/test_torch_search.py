@@ -22,14 +22,14 @@ from westron.errors import WestronError
 from westron.generation import torch_search
 from westron.generation.configuration_utils import GenerationConfig
 from westron.generation.torch_search import (
-    ForceTokenAt,
-    MinLength,
-    NoBadWords,
-    NoRepeatNGram,
-    RepetitionPenalty,
-    Temperature,
-    TopK,
-    TopP,
+    apply_temperature,
+    ban_bad_words,
+    ban_eos_before_min_length,
+    ban_repeated_ngrams,
+    force_tokens_at,
+    keep_top_k,
+    keep_top_p,
+    penalize_repetitions,
 )
 from westron.generation.utils import prepare_bad_words
 from westron.models.marian.modeling_marian import MarianMTModel
@@ -501,41 +501,51 @@ def test_processors_equal_hf_processors(seed):
     import transformers as hf  # the processors are public top-level names
 
     input_ids, scores = _random_case(seed=seed)
+    # Ours as HF's processor(input_ids, scores): the tokens so far are all of input_ids (cur_len = its length).
     for penalty in (1.3, 0.7):
-        _same(RepetitionPenalty(penalty), hf.RepetitionPenaltyLogitsProcessor(penalty), input_ids, scores)
+        ours = lambda ids, sc: penalize_repetitions(sc, ids, ids.shape[1], penalty)  # noqa: E731
+        _same(ours, hf.RepetitionPenaltyLogitsProcessor(penalty), input_ids, scores)
     for n in (1, 2, 3, 7, 8):
-        _same(NoRepeatNGram(n), hf.NoRepeatNGramLogitsProcessor(n), input_ids, scores)
+        ours = lambda ids, sc: ban_repeated_ngrams(sc, ids, ids.shape[1], n)  # noqa: E731
+        _same(ours, hf.NoRepeatNGramLogitsProcessor(n), input_ids, scores)
     bad = [[3], [1, 2], [4, 4], [2, 5, 1], [0], [19]]
-    ours = NoBadWords(prepare_bad_words(bad, (0,), 20), torch.device("cpu"))
+    bad_words = prepare_bad_words(bad, (0,), 20)
+    ours = lambda ids, sc: ban_bad_words(sc, ids, ids.shape[1], bad_words)  # noqa: E731
     banned = _same(ours, hf.NoBadWordsLogitsProcessor(bad, eos_token_id=0), input_ids, scores)
     assert torch.isinf(banned[:, 3]).all() and not torch.isinf(banned[:, 0]).any()
     for min_length in (7, 8):
-        _same(MinLength(min_length, [0, 2]), hf.MinLengthLogitsProcessor(min_length, [0, 2]), input_ids, scores)
-    _same(ForceTokenAt(1, [5]), hf.ForcedBOSTokenLogitsProcessor(5), input_ids, scores)  # not at length 7
-    _same(ForceTokenAt(1, [5]), hf.ForcedBOSTokenLogitsProcessor(5), input_ids[:, :1], scores)
-    _same(ForceTokenAt(7, [3, 4]), hf.ForcedEOSTokenLogitsProcessor(8, [3, 4]), input_ids, scores)
-    _same(ForceTokenAt(8, [3, 4]), hf.ForcedEOSTokenLogitsProcessor(9, [3, 4]), input_ids, scores)  # not yet
-    _same(Temperature(0.7), hf.TemperatureLogitsWarper(0.7), input_ids, scores)
+        ours = lambda ids, sc: ban_eos_before_min_length(sc, ids.shape[1], min_length, [0, 2])  # noqa: E731
+        _same(ours, hf.MinLengthLogitsProcessor(min_length, [0, 2]), input_ids, scores)
+    force = lambda length, token_ids: lambda ids, sc: force_tokens_at(sc, ids.shape[1], length, token_ids)  # noqa: E731
+    _same(force(1, [5]), hf.ForcedBOSTokenLogitsProcessor(5), input_ids, scores)  # not at length 7
+    _same(force(1, [5]), hf.ForcedBOSTokenLogitsProcessor(5), input_ids[:, :1], scores)
+    _same(force(7, [3, 4]), hf.ForcedEOSTokenLogitsProcessor(8, [3, 4]), input_ids, scores)
+    _same(force(8, [3, 4]), hf.ForcedEOSTokenLogitsProcessor(9, [3, 4]), input_ids, scores)  # not yet
+    _same(lambda ids, sc: apply_temperature(sc, 0.7), hf.TemperatureLogitsWarper(0.7), input_ids, scores)
     for k, keep in ((1, 1), (3, 1), (3, 5), (25, 1)):
-        _same(TopK(k, keep), hf.TopKLogitsWarper(k, min_tokens_to_keep=keep), input_ids, scores)
+        ours = lambda ids, sc: keep_top_k(sc, k, keep)  # noqa: E731
+        _same(ours, hf.TopKLogitsWarper(k, min_tokens_to_keep=keep), input_ids, scores)
     for p, keep in ((0.0, 1), (0.3, 1), (0.9, 1), (0.3, 4), (1.0, 1)):
-        _same(TopP(p, keep), hf.TopPLogitsWarper(p, min_tokens_to_keep=keep), input_ids, scores)
+        ours = lambda ids, sc: keep_top_p(sc, p, keep)  # noqa: E731
+        _same(ours, hf.TopPLogitsWarper(p, min_tokens_to_keep=keep), input_ids, scores)
 
 
 def test_processors_on_a_hand_made_case():
     input_ids = torch.tensor([[9, 1, 2, 3, 1, 2]])
     scores = torch.zeros(1, 10)
-    assert torch.isinf(NoRepeatNGram(3)(input_ids, scores.clone())[0, 3])  # 1 2 -> 3 was seen
-    assert torch.isinf(NoRepeatNGram(3)(input_ids, scores.clone())).sum() == 1
-    assert torch.isinf(NoRepeatNGram(2)(input_ids, scores.clone())).nonzero()[:, 1].tolist() == [3]
-    penalised = RepetitionPenalty(2.0)(input_ids, torch.tensor([[1.0, 1.0, -1.0, 0, 0, 0, 0, 0, 0, 0]]))
+    assert torch.isinf(ban_repeated_ngrams(scores.clone(), input_ids, 6, 3)[0, 3])  # 1 2 -> 3 was seen
+    assert torch.isinf(ban_repeated_ngrams(scores.clone(), input_ids, 6, 3)).sum() == 1
+    assert torch.isinf(ban_repeated_ngrams(scores.clone(), input_ids, 6, 2)).nonzero()[:, 1].tolist() == [3]
+    # Only the first cur_len tokens count: a buffer's later places are ignored.
+    assert not torch.isinf(ban_repeated_ngrams(scores.clone(), input_ids, 5, 3)).any()
+    penalised = penalize_repetitions(torch.tensor([[1.0, 1.0, -1.0, 0, 0, 0, 0, 0, 0, 0]]), input_ids, 6, 2.0)
     assert penalised[0, :3].tolist() == [1.0, 0.5, -2.0]
     probs = torch.tensor([[0.05, 0.4, 0.3, 0.2, 0.05]]).log()
-    assert torch.isfinite(TopP(0.75)(None, probs.clone())).nonzero()[:, 1].tolist() == [1, 2, 3]
-    assert torch.isfinite(TopK(2)(None, probs.clone())).nonzero()[:, 1].tolist() == [1, 2]
+    assert torch.isfinite(keep_top_p(probs.clone(), 0.75)).nonzero()[:, 1].tolist() == [1, 2, 3]
+    assert torch.isfinite(keep_top_k(probs.clone(), 2)).nonzero()[:, 1].tolist() == [1, 2]
     # Exactly 1 - top_p of probability in the tail: that tail goes (HF's <=).
     uniform = torch.zeros(1, 4)
-    assert torch.isfinite(TopP(0.75)(None, uniform.clone())).sum() == 3
+    assert torch.isfinite(keep_top_p(uniform.clone(), 0.75)).sum() == 3
     from transformers import TopPLogitsWarper
 
     assert torch.isfinite(TopPLogitsWarper(0.75)(None, uniform.clone())).sum() == 3

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from westron.errors import WestronError
 from westron.generation.configuration_utils import DEFAULTS, GenerationConfig
@@ -294,6 +294,9 @@ def check_generation_kwargs(kwargs: Mapping[str, Any]) -> None:
         )
 
 
+Getter = Callable[[str], Any]  # a setting's value by GenerationConfig field name, HF's default when unset
+
+
 def resolve_generation_settings(
     base_config: GenerationConfig | Mapping[str, Any] | None,
     kwargs: Mapping[str, Any] | None = None,
@@ -309,9 +312,32 @@ def resolve_generation_settings(
     vocab_size: the decoder's output vocabulary, to check token ids. max_position_embeddings: caps
     the default max_length as Hugging Face does, and bounds any max_length. require_decoder_start:
     False only to check a config file, which may leave the start token to generate()'s arguments.
+    Each section below validates in turn, so the first invalid setting, in this order, is reported.
     """
     kwargs = dict(kwargs or {})
     check_generation_kwargs(kwargs)
+    config = _config_dict(base_config)
+    # Hugging Face treats an unset max_length as "20 new tokens"; Westron's GenerationConfig holds
+    # HF's default 20 when unset, so that value (or None) not passed explicitly means the same.
+    max_length_is_default = kwargs.get("max_length") is None and config.get("max_length") in (None, DEFAULTS["max_length"])
+    config.update(kwargs)
+
+    def get(key: str) -> Any:  # None means "unset": Hugging Face's default applies
+        value = config.get(key)
+        return DEFAULTS.get(key) if value is None else value
+
+    tokens = _resolve_special_tokens(get, vocab_size, require_decoder_start)
+    strategy = _resolve_strategy(get)
+    lengths = _resolve_lengths(get, max_length_is_default, max_position_embeddings)
+    processors = _resolve_processors(get, tokens["eos_token_ids"], vocab_size)
+    sampling = _resolve_sampling(get, strategy["do_sample"], strategy["num_beams"], tokens["eos_token_ids"])
+    sampling["seed"] = _resolve_seed(seed)
+    outputs = _resolve_outputs(get)
+    return GenerationSettings(**tokens, **strategy, **lengths, **processors, **sampling, **outputs)
+
+
+def _config_dict(base_config: GenerationConfig | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The base settings as a dict over DEFAULTS; a HF option Westron lacks must sit at a neutral value."""
     if base_config is None:
         config: dict[str, Any] = dict(DEFAULTS)
     elif isinstance(base_config, GenerationConfig):
@@ -323,16 +349,11 @@ def resolve_generation_settings(
     for key, value in config.items():  # a config file may carry HF options Westron lacks
         if key in UNSUPPORTED_NEUTRAL and value not in UNSUPPORTED_NEUTRAL[key]:
             raise WestronError(f"generation_config sets {key}={value!r}, which Westron does not support")
-    # Hugging Face treats an unset max_length as "20 new tokens"; Westron's GenerationConfig holds
-    # HF's default 20 when unset, so that value (or None) not passed explicitly means the same.
-    max_length_is_default = kwargs.get("max_length") is None and config.get("max_length") in (None, DEFAULTS["max_length"])
-    config.update(kwargs)
+    return config
 
-    def get(key: str) -> Any:  # None means "unset": Hugging Face's default applies
-        value = config.get(key)
-        return DEFAULTS.get(key) if value is None else value
 
-    # -- special tokens
+def _resolve_special_tokens(get: Getter, vocab_size: int | None, require_decoder_start: bool) -> dict[str, Any]:
+    """eos (a tuple), pad (defaults to the first eos), the decoder start, forced bos / eos."""
     eos_token_ids = _as_id_tuple("eos_token_id", get("eos_token_id")) or ()
     pad_token_id = _int("pad_token_id", get("pad_token_id"), -(2**63), allow_none=True)
     if pad_token_id is None and eos_token_ids:
@@ -353,8 +374,17 @@ def resolve_generation_settings(
         ):
             if any(i >= vocab_size for i in ids):
                 raise WestronError(f"{name} {list(ids)} lies outside the decoder vocabulary ({vocab_size} tokens)")
+    return dict(
+        decoder_start_token_id=decoder_start,
+        pad_token_id=pad_token_id,
+        eos_token_ids=eos_token_ids,
+        forced_bos_token_id=forced_bos,
+        forced_eos_token_ids=forced_eos,
+    )
 
-    # -- strategy
+
+def _resolve_strategy(get: Getter) -> dict[str, Any]:
+    """Greedy, sampling, beam search or beam sampling; how many sequences; the beam stopping rules."""
     num_beams = _int("num_beams", get("num_beams"), 1)
     num_return_sequences = _int("num_return_sequences", get("num_return_sequences"), 1)
     do_sample = get("do_sample")
@@ -376,8 +406,18 @@ def resolve_generation_settings(
     if early_stopping not in (True, False, "never"):
         raise WestronError(f'early_stopping must be True, False or "never", got {early_stopping!r}')
     length_penalty = _float("length_penalty", get("length_penalty"), math.isfinite, "a finite number")
+    return dict(
+        mode=mode,
+        num_beams=num_beams,
+        num_return_sequences=num_return_sequences,
+        do_sample=do_sample,
+        length_penalty=length_penalty,
+        early_stopping=early_stopping,
+    )
 
-    # -- lengths (decoder start token included)
+
+def _resolve_lengths(get: Getter, max_length_is_default: bool, max_position_embeddings: int | None) -> dict[str, int]:
+    """max_length and min_length, decoder start token included (max/min_new_tokens take precedence)."""
     prompt = DECODER_PROMPT_LENGTH
     max_new_tokens = _int("max_new_tokens", get("max_new_tokens"), 1, allow_none=True)
     if max_new_tokens is not None:
@@ -403,14 +443,25 @@ def resolve_generation_settings(
         min_length = min_new_tokens + prompt
     else:
         min_length = _int("min_length", get("min_length"), 0)
+    return dict(max_length=max_length, min_length=min_length)
 
-    # -- processors
+
+def _resolve_processors(get: Getter, eos_token_ids: tuple[int, ...], vocab_size: int | None) -> dict[str, Any]:
+    """The logits processors' settings (the forced tokens are special tokens, resolved with them)."""
     repetition_penalty = _float("repetition_penalty", get("repetition_penalty"), lambda v: v > 0, "a number > 0")
     no_repeat_ngram_size = _int("no_repeat_ngram_size", get("no_repeat_ngram_size"), 0)
     bad_words = prepare_bad_words(get("bad_words_ids"), eos_token_ids, vocab_size)
     renormalize = bool(get("renormalize_logits"))
+    return dict(
+        repetition_penalty=repetition_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        bad_words=bad_words,
+        renormalize_logits=renormalize,
+    )
 
-    # -- sampling
+
+def _resolve_sampling(get: Getter, do_sample: bool, num_beams: int, eos_token_ids: tuple[int, ...]) -> dict[str, Any]:
+    """The sampling warpers' settings: read only when sampling, neutral otherwise (as in Hugging Face)."""
     temperature, top_k, top_p = 1.0, 0, 1.0  # ignored without sampling, as in Hugging Face
     if do_sample:
         temperature = _float(
@@ -419,15 +470,23 @@ def resolve_generation_settings(
         top_k = _int("top_k", get("top_k"), 0)
         top_p = _float("top_p", get("top_p"), lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
     min_tokens_to_keep = max(2, len(eos_token_ids) + 1) if num_beams > 1 else 1
-    if isinstance(seed, (list, tuple)):  # HF 4.x TF's stateless seed: two ints, kept as one (tf_search splits it again)
+    return dict(temperature=temperature, top_k=top_k, top_p=top_p, min_tokens_to_keep=min_tokens_to_keep)
+
+
+def _resolve_seed(seed: Any) -> int | None:
+    """An integer >= 0, or HF 4.x TF's stateless seed (two ints), kept as one (tf_search splits it again)."""
+    if isinstance(seed, (list, tuple)):
         in_range = [isinstance(p, numbers.Integral) and not isinstance(p, bool) and 0 <= p < 2**31 for p in seed]
         if len(seed) != 2 or not all(in_range):
             raise WestronError(f"seed must be an integer >= 0 or a pair of integers in [0, 2**31), got {seed!r}")
         seed = seed[0] + seed[1] * 2**31
     if seed is not None:
         seed = _int("seed", seed, 0)
+    return seed
 
-    # -- outputs
+
+def _resolve_outputs(get: Getter) -> dict[str, bool]:
+    """return_dict_in_generate and the output flags (which need it)."""
     flags = {}
     for name in ("return_dict_in_generate", *OUTPUT_FLAGS):
         value = get(name)
@@ -442,29 +501,4 @@ def resolve_generation_settings(
             f"{', '.join(n + '=True' for n in asked)} needs return_dict_in_generate=True: "
             "without it generate returns the ids only"
         )
-
-    return GenerationSettings(
-        mode=mode,
-        num_beams=num_beams,
-        num_return_sequences=num_return_sequences,
-        do_sample=do_sample,
-        max_length=max_length,
-        min_length=min_length,
-        decoder_start_token_id=decoder_start,
-        pad_token_id=pad_token_id,
-        eos_token_ids=eos_token_ids,
-        repetition_penalty=repetition_penalty,
-        no_repeat_ngram_size=no_repeat_ngram_size,
-        bad_words=bad_words,
-        forced_bos_token_id=forced_bos,
-        forced_eos_token_ids=forced_eos,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        min_tokens_to_keep=min_tokens_to_keep,
-        renormalize_logits=renormalize,
-        length_penalty=length_penalty,
-        early_stopping=early_stopping,
-        seed=seed,
-        **flags,
-    )
+    return flags
