@@ -407,6 +407,20 @@ def test_tf_bf16_trains_near_fp32_and_pt_bf16_with_float32_weights(family, tmp_p
     assert configs["bf16"] == configs[None]  # "dtype": "float32" as well
 
 
+def test_tf_bf16_compiles_with_xla(tmp_path):
+    """xla=True jit-compiles the step traced under the mixed_bfloat16 policy: losses within bf16 rounding of
+    the fp32 step's, and not equal to them."""
+    folder = save_family("marian", tmp_path / "hf")
+    batches = family_batches("marian", 2)
+    losses = {}
+    for precision, xla in ((None, False), ("bf16", True)):
+        args = arguments(tmp_path / str(precision), max_steps=3, mixed_precision=precision, xla=xla)
+        state = TFTrainer(TFMarianMTModel.from_pretrained(folder), args, ListBatches(batches)).train()
+        losses[precision] = np.array([record["loss"] for record in state.log_history if "loss" in record])
+    np.testing.assert_allclose(losses["bf16"], losses[None], rtol=BF16_RTOL)
+    assert np.abs(losses["bf16"] / losses[None] - 1).max() > 1e-5  # it did compute in bf16
+
+
 def test_tf_bf16_refuses_a_model_without_float32_weights(tmp_path):
     folder = save_family("marian", tmp_path / "hf")
     model = TFMarianMTModel.from_pretrained(folder, dtype="bfloat16")

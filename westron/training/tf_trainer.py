@@ -2,8 +2,9 @@
 
 One update: for each micro-batch, one compiled gradient function (forward with training=True, the
 label-smoothed loss summed over target tokens and divided by the target tokens of the whole
-accumulated batch, gradients; for bf16, traced under Keras' mixed_bfloat16 policy); then a finite-loss check, the step's learning rate, and one compiled
-apply function (global-norm clipping, Keras AdamW).
+accumulated batch, gradients; for bf16, traced under Keras' mixed_bfloat16 policy); then a
+finite-loss check, the step's learning rate, and one compiled apply function (global-norm clipping,
+Keras AdamW).
 
 Under a tf.distribute strategy (MirroredStrategy over a machine's devices, MultiWorkerMirroredStrategy
 over the TF_CONFIG cluster) the model and optimizer variables live in strategy.scope(); each
