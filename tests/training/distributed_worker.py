@@ -2,6 +2,7 @@
 
     python -m torch.distributed.run --nproc-per-node 2 tests/training/distributed_worker.py pt HF_FOLDER OUT
     python tests/training/distributed_worker.py tf HF_FOLDER OUT    # 2 logical CPU devices, MirroredStrategy
+    python tests/training/distributed_worker.py tf HF_FOLDER OUT bf16    # the same in bf16 mixed precision
 
 Each run writes OUT/losses-{rank}.json (the per-step losses that process saw); the main process also
 writes the checkpoints and OUT/final/. The single-process reference is `train(...)` with
@@ -41,12 +42,13 @@ def batcher(num_shards: int, shard_index: int):
     )  # fmt: skip
 
 
-def arguments(output_dir: str, accumulation: int):
+def arguments(output_dir: str, accumulation: int, mixed_precision: str | None = None):
     from westron.training.arguments import TrainingArguments
 
     return TrainingArguments(
         output_dir=output_dir, learning_rate=3e-3, warmup_steps=2, max_steps=STEPS, label_smoothing=0.1,
         max_grad_norm=1.0, logging_steps=1, save_steps=3, progress_bar=False, gradient_accumulation=accumulation,
+        mixed_precision=mixed_precision,
     )  # fmt: skip
 
 
@@ -54,13 +56,13 @@ def step_losses(state, key: str = "loss") -> list[float]:
     return [record[key] for record in state.log_history if "loss" in record]
 
 
-def main(framework: str, folder: str, output_dir: str) -> None:
+def main(framework: str, folder: str, output_dir: str, mixed_precision: str | None = None) -> None:
     if framework == "pt":
         from westron import MarianMTModel
         from westron.training.torch_trainer import Trainer
 
         rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-        trainer = Trainer(MarianMTModel.from_pretrained(folder), arguments(output_dir, 1), batcher(world_size, rank))
+        trainer = Trainer(MarianMTModel.from_pretrained(folder), arguments(output_dir, 1, mixed_precision), batcher(world_size, rank))
     else:
         import tensorflow as tf
 
@@ -73,7 +75,7 @@ def main(framework: str, folder: str, output_dir: str) -> None:
         with strategy.scope():
             model = TFMarianMTModel.from_pretrained(folder)
         rank = 0
-        trainer = TFTrainer(model, arguments(output_dir, 1), batcher(1, 0), strategy=strategy)
+        trainer = TFTrainer(model, arguments(output_dir, 1, mixed_precision), batcher(1, 0), strategy=strategy)
     state = trainer.train()
     with open(os.path.join(output_dir, f"losses-{rank}.json"), "w") as handle:
         json.dump(step_losses(state), handle)

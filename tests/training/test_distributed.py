@@ -142,3 +142,25 @@ def test_dropout_under_a_strategy_is_refused_in_one_line(tmp_path):
         model = TFMarianMTModel.from_pretrained(folder)
     with pytest.raises(WestronError, match="dropout under a tf.distribute strategy"):
         TFTrainer(model, distributed_worker.arguments(os.fspath(tmp_path / "out"), 1), distributed_worker.batcher(1, 0), strategy=strategy)
+
+
+
+def test_bf16_over_two_replicas_gives_the_single_device_bf16_losses(tmp_path):
+    """mixed_precision bf16 under MirroredStrategy: each replica's step is traced under the mixed_bfloat16
+    policy as the one-device step is, so the per-step losses match one device's bf16 run (accumulating the
+    same global batches) to bf16 rounding, and they are not the fp32 losses."""
+    pytest.importorskip("tensorflow")
+    from westron import TFMarianMTModel
+    from westron.training.tf_trainer import TFTrainer
+
+    folder = save_tiny_marian(tmp_path / "hf", encoder_layers=1, decoder_layers=1)
+    out = tmp_path / "mirrored"
+    out.mkdir()
+    run_worker([sys.executable, WORKER, "tf", folder, os.fspath(out), "bf16"])
+    expected = {}
+    for precision in ("bf16", None):
+        args = distributed_worker.arguments(os.fspath(tmp_path / f"one-{precision}"), 2, precision)
+        state = TFTrainer(TFMarianMTModel.from_pretrained(folder), args, distributed_worker.batcher(1, 0)).train()
+        expected[precision] = np.array(distributed_worker.step_losses(state))
+    np.testing.assert_allclose(read_losses(out), expected["bf16"], rtol=2e-2)  # test_trainers.BF16_RTOL: 5 bf16 roundings
+    assert np.abs(expected["bf16"] / expected[None] - 1).max() > 1e-5  # bf16 did run

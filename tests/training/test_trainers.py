@@ -139,13 +139,13 @@ def test_gradient_accumulation_normalises_over_the_whole_batch(tmp_path):
 # ---- exact resume --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("framework", sorted(TRAINERS))
-def test_resume_continues_exactly(framework, tmp_path):
+@pytest.mark.parametrize(("framework", "precision"), [("pt", None), ("tf", None), ("tf", "bf16")])
+def test_resume_continues_exactly(framework, precision, tmp_path):
     """Stop after 3 updates, resume in a new trainer and model, continue to 6: the weights are equal
-    (bit for bit) to an uninterrupted run's, with dropout on and gradient accumulation."""
+    (bit for bit) to an uninterrupted run's, with dropout on and gradient accumulation (TF: in bf16 too)."""
     folder = save_family("marian", tmp_path / "hf", dropout=0.1, attention_dropout=0.1, activation_dropout=0.1)
     batches = family_batches("marian", 5)
-    common = dict(scheduler="inverse-sqrt", gradient_accumulation=2, save_steps=3, weight_decay=0.01)
+    common = dict(scheduler="inverse-sqrt", gradient_accumulation=2, save_steps=3, weight_decay=0.01, mixed_precision=precision)
 
     trainer_class, model = load(framework, "marian", folder)
     trainer_class(model, arguments(tmp_path / "whole", max_steps=6, **common), ListBatches(batches)).train()
@@ -347,7 +347,7 @@ def test_a_tiny_model_learns_to_copy_from_scratch(framework, tmp_path):
 
 def test_bf16_autocast_trains_with_float32_weights_and_loss(tmp_path):
     """PyTorch bf16 (torch.autocast, CPU here): float32 master weights, a loss within bf16 rounding of
-    fp32's. The TF trainer refuses bf16 in one line until the TF models compute in bf16."""
+    fp32's (BF16_RTOL). fp16 needs CUDA's loss scaling and is refused elsewhere in one line."""
     folder = save_family("marian", tmp_path / "hf")
     batches = family_batches("marian", 2)
     losses = {}
@@ -356,12 +356,76 @@ def test_bf16_autocast_trains_with_float32_weights_and_loss(tmp_path):
         state = Trainer(model, arguments(tmp_path / str(precision), max_steps=3, mixed_precision=precision), batches).train()
         losses[precision] = [r["loss"] for r in state.log_history]
         assert {p.dtype for p in model.parameters()} == {torch.float32}
-    np.testing.assert_allclose(losses["bf16"], losses[None], rtol=2e-2)
+    np.testing.assert_allclose(losses["bf16"], losses[None], rtol=BF16_RTOL)
     assert losses["bf16"] != losses[None]  # autocast did run in bf16
-    with pytest.raises(WestronError, match="bf16 is not supported by the TensorFlow trainer"):
-        TFTrainer(TFMarianMTModel.from_pretrained(folder), arguments(tmp_path / "tf", mixed_precision="bf16"), batches)
     with pytest.raises(WestronError, match="fp16 needs a CUDA GPU"):
         Trainer(MarianMTModel.from_pretrained(folder), arguments(tmp_path / "fp16", mixed_precision="fp16"), batches)
+    with pytest.raises(WestronError, match="fp16 is PyTorch-only"):
+        TFTrainer(TFMarianMTModel.from_pretrained(folder), arguments(tmp_path / "tf-fp16", mixed_precision="fp16"), batches)
+
+
+# bf16 keeps 8 significant bits: each rounding of an activation or a logit is off by up to 2^-8 = 0.4%
+# relative. A loss over a few steps carries several such roundings that need not cancel, so it is held
+# to five rounding units of its fp32 value (its float32 rounding is ~1e-6, far below).
+BF16_RTOL = 2e-2
+
+
+def safetensors_dtypes(folder) -> set[str]:
+    """The dtypes a model.safetensors stores, as safetensors names them (F32, BF16)."""
+    from safetensors import safe_open
+
+    with safe_open(os.path.join(folder, "model.safetensors"), framework="np") as handle:
+        return {str(handle.get_slice(name).get_dtype()) for name in handle.keys()}
+
+
+@pytest.mark.parametrize("family", ["marian", "t5"])
+def test_tf_bf16_trains_near_fp32_and_pt_bf16_with_float32_weights(family, tmp_path):
+    """The TF trainer's bf16 (Keras' mixed_bfloat16 policy while its steps are traced): the loss falls, each
+    step's loss is within bf16 rounding of the fp32 run's and of the PT bf16 run's from the same weights and
+    batches, and the variables, optimizer state and saved checkpoint stay float32, as after an fp32 run."""
+    folder = save_family(family, tmp_path / "hf")
+    batches = family_batches(family, 2)
+    losses, configs = {}, {}
+    for framework, precision in (("tf", None), ("tf", "bf16"), ("pt", "bf16")):
+        trainer_class, model = load(framework, family, folder)
+        output_dir = tmp_path / f"{framework}-{precision}"
+        trainer = trainer_class(model, arguments(output_dir, max_steps=8, mixed_precision=precision), ListBatches(batches))
+        state = trainer.train()
+        losses[framework, precision] = np.array([record["loss"] for record in state.log_history if "loss" in record])
+        if framework == "tf":
+            assert {v.dtype for v in model.weights if v.dtype.startswith("float")} == {"float32"}
+            assert {v.dtype for v in trainer.optimizer.variables if v.dtype.startswith("float")} == {"float32"}
+            assert model.dtype_policy.name == "float32"  # the model outside the trainer's steps is as it was
+            assert safetensors_dtypes(output_dir / "final") == safetensors_dtypes(output_dir / "checkpoint-8") == {"F32"}
+            with open(output_dir / "final" / "config.json") as handle:
+                configs[precision] = json.load(handle)
+    bf16, fp32 = losses["tf", "bf16"], losses["tf", None]
+    assert bf16[-1] < bf16[0] - 0.1, bf16
+    np.testing.assert_allclose(bf16, fp32, rtol=BF16_RTOL)
+    assert np.abs(bf16 / fp32 - 1).max() > 1e-5  # it did compute in bf16 (a second fp32 run differs by ~1e-7)
+    np.testing.assert_allclose(bf16[:4], losses["pt", "bf16"][:4], rtol=BF16_RTOL)
+    assert configs["bf16"] == configs[None]  # "dtype": "float32" as well
+
+
+def test_tf_bf16_compiles_with_xla(tmp_path):
+    """xla=True jit-compiles the step traced under the mixed_bfloat16 policy: losses within bf16 rounding of
+    the fp32 step's, and not equal to them."""
+    folder = save_family("marian", tmp_path / "hf")
+    batches = family_batches("marian", 2)
+    losses = {}
+    for precision, xla in ((None, False), ("bf16", True)):
+        args = arguments(tmp_path / str(precision), max_steps=3, mixed_precision=precision, xla=xla)
+        state = TFTrainer(TFMarianMTModel.from_pretrained(folder), args, ListBatches(batches)).train()
+        losses[precision] = np.array([record["loss"] for record in state.log_history if "loss" in record])
+    np.testing.assert_allclose(losses["bf16"], losses[None], rtol=BF16_RTOL)
+    assert np.abs(losses["bf16"] / losses[None] - 1).max() > 1e-5  # it did compute in bf16
+
+
+def test_tf_bf16_refuses_a_model_without_float32_weights(tmp_path):
+    folder = save_family("marian", tmp_path / "hf")
+    model = TFMarianMTModel.from_pretrained(folder, dtype="bfloat16")
+    with pytest.raises(WestronError, match="bf16 keeps float32 master weights, but the model's are bfloat16"):
+        TFTrainer(model, arguments(tmp_path / "out", mixed_precision="bf16"), family_batches("marian", 1))
 
 
 def test_evaluation_metrics_early_stopping_and_max_time(tmp_path):

@@ -68,7 +68,10 @@ def add_train_command(commands) -> None:
     recipe.add_argument("--dropout", type=float, help="the model's dropout (default: its config's; 0.1 for the presets)")
     recipe.add_argument("--gradient-accumulation", type=positive_int, default=1)
     recipe.add_argument("--max-grad-norm", type=float, default=1.0, help="0 turns clipping off")
-    recipe.add_argument("--mixed-precision", choices=("bf16", "fp16"), default=None)
+    recipe.add_argument(
+        "--mixed-precision", choices=("bf16", "fp16"), default=None,
+        help="bf16: float32 weights, bfloat16 compute (both frameworks; slower on a CPU without AVX512_BF16); fp16: PyTorch on CUDA",
+    )  # fmt: skip
     recipe.add_argument("--seed", type=int, default=42)
     recipe.add_argument("--compile", action="store_true", help="PyTorch: torch.compile the forward pass")
     recipe.add_argument("--xla", action="store_true", help="TensorFlow: jit_compile the training step")

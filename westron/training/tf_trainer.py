@@ -2,8 +2,9 @@
 
 One update: for each micro-batch, one compiled gradient function (forward with training=True, the
 label-smoothed loss summed over target tokens and divided by the target tokens of the whole
-accumulated batch, gradients); then a finite-loss check, the step's learning rate, and one compiled
-apply function (global-norm clipping, Keras AdamW).
+accumulated batch, gradients; for bf16, traced under Keras' mixed_bfloat16 policy); then a
+finite-loss check, the step's learning rate, and one compiled apply function (global-norm clipping,
+Keras AdamW).
 
 Under a tf.distribute strategy (MirroredStrategy over a machine's devices, MultiWorkerMirroredStrategy
 over the TF_CONFIG cluster) the model and optimizer variables live in strategy.scope(); each
@@ -14,6 +15,7 @@ tokens of the whole global batch, so the update equals the single-device update 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -51,14 +53,17 @@ class TFTrainer(BaseTrainer):
     def __init__(self, model, args, train_batches, *, strategy=None, **kwargs):
         """strategy: a tf.distribute strategy whose scope() the model was built or loaded in (default: none)."""
         if args.mixed_precision == "fp16":
-            raise WestronError("mixed_precision fp16 is PyTorch-only (CUDA loss scaling); the TensorFlow trainer trains in fp32")
+            raise WestronError("mixed_precision fp16 is PyTorch-only (CUDA loss scaling); the TensorFlow trainer trains in fp32 or bf16")
         if args.device is not None:
             raise WestronError("TrainingArguments.device is for PyTorch; a TensorFlow model trains where it was built (tf.device)")
-        if args.mixed_precision == "bf16":
-            # The TF models add float32 constants (sinusoidal positions, masks) to the hidden states;
-            # Keras' mixed_bfloat16 policy needs them cast to the compute dtype first.
-            raise WestronError("mixed_precision bf16 is not supported by the TensorFlow trainer yet (use the PyTorch trainer)")
         self.strategy = self.join_strategy(model, strategy)
+        if args.mixed_precision == "bf16":
+            variable_dtypes = sorted({v.dtype for v in model.trainable_variables} - {"float32"})
+            if variable_dtypes:
+                raise WestronError(
+                    f"mixed_precision bf16 keeps float32 master weights, but the model's are {', '.join(variable_dtypes)}: "
+                    "load it in float32 (without dtype=)"
+                )
         super().__init__(model, args, train_batches, **kwargs)
 
     def join_strategy(self, model, strategy):
@@ -121,8 +126,16 @@ class TFTrainer(BaseTrainer):
         self.apply_gradients = tf.function(self._apply_gradients, jit_compile=args.xla)
         self.forward_loss = tf.function(self._forward_loss, input_signature=[_BATCH_SPEC] * 4, jit_compile=args.xla)
 
+    def autocast(self):
+        """The twin of torch.autocast around the PT forward, entered while a step function is traced: under
+        bf16 every layer computes in bfloat16 (float32 variables cast as the layers read them), the loss
+        in float32 (label_smoothed_loss_sum casts the logits)."""
+        if self.args.mixed_precision is None:
+            return contextlib.nullcontext()
+        return layer_dtype_policies(self.model, "mixed_bfloat16")
+
     def _compute_gradients(self, input_ids, attention_mask, decoder_input_ids, labels, num_tokens):
-        with tf.GradientTape() as tape:
+        with tf.GradientTape() as tape, self.autocast():
             logits = self.model(
                 input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids, training=True
             ).logits  # (B, T, V)
@@ -185,9 +198,10 @@ class TFTrainer(BaseTrainer):
         return grad_norm
 
     def _forward_loss(self, input_ids, attention_mask, decoder_input_ids, labels):
-        logits = self.model(
-            input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids, training=False
-        ).logits
+        with self.autocast():
+            logits = self.model(
+                input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids, training=False
+            ).logits
         return label_smoothed_loss_sum(logits, labels, 0.0)
 
     def evaluation_loss(self, batch: Batch) -> tuple[float, int]:
@@ -255,6 +269,25 @@ def tf_config_layout(text: str) -> tuple[int, int]:
         return worker_layout(config["cluster"], config["task"]["type"], int(config["task"]["index"]))
     except (ValueError, KeyError, TypeError) as error:
         raise WestronError(f"TF_CONFIG is not a cluster description ({error}): see docs/training.md") from None
+
+
+@contextlib.contextmanager
+def layer_dtype_policies(model, policy: str):
+    """Every layer of the model under the Keras dtype policy `policy`, then each its own again.
+
+    Entered while a tf.function is traced, it decides the dtypes of that traced program only: the model
+    keeps its policy everywhere else (generate, save_pretrained, compute_metrics), and its variables keep
+    their dtype (a policy picks a variable's dtype when the variable is made, and these exist already).
+    """
+    layers = list(model._flatten_layers(include_self=True, recursive=True))
+    previous = [layer.dtype_policy for layer in layers]
+    for layer in layers:
+        layer.dtype_policy = policy
+    try:
+        yield
+    finally:
+        for layer, own in zip(layers, previous):
+            layer.dtype_policy = own
 
 
 def dropout_seed_states(model) -> list:
