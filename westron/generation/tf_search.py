@@ -538,11 +538,11 @@ def _beam_search(model, s: GenerationSettings, encoder_states, attention_mask, c
             log_probs = process_scores(log_probs, tf.reshape(running, [-1, max_length]), cur_len, s)
         if records:
             records = _record_step(records, log_probs, tf.cast(logits, tf.float32), decoder_outputs, cur_len - 1)
-        log_probs = tf.reshape(log_probs, [batch, num_beams, vocab_size]) + running_scores[:, :, None]
-        log_probs = tf.reshape(log_probs, [batch, num_beams * vocab_size])
+        log_probs = tf.reshape(log_probs, [batch, num_beams, vocab_size])
 
         # The best `keep` continuations over all beams of a sentence (or `keep` samples without replacement).
         if s.do_sample:  # argmax(scores + Gumbel noise) samples softmax(scores); top-k of it, without replacement
+            log_probs = tf.reshape(log_probs + running_scores[:, :, None], [batch, num_beams * vocab_size])
             candidates = tf.math.top_k(log_probs + _gumbel(tf.shape(log_probs), seed, cur_len), k=keep).indices
             candidate_scores = tf.gather(log_probs, candidates, batch_dims=1)
             # Best first, as HF 4.x and HF >= 5.24 order them: only the first num_beams may finish.
@@ -550,7 +550,7 @@ def _beam_search(model, s: GenerationSettings, encoder_states, attention_mask, c
             candidate_scores = tf.gather(candidate_scores, order, batch_dims=1)
             candidates = tf.gather(candidates, order, batch_dims=1)
         else:
-            candidate_scores, candidates = tf.math.top_k(log_probs, k=keep)
+            candidate_scores, candidates = _best_continuations(log_probs, running_scores, keep)
         source_beam, candidate_tokens = candidates // vocab_size, candidates % vocab_size  # (batch, keep)
         candidate_sequences = tf.gather(running, source_beam, batch_dims=1)  # (batch, keep, max_length)
         candidate_sequences = tf.where(positions == cur_len, candidate_tokens[:, :, None], candidate_sequences)
@@ -633,6 +633,22 @@ def _beam_search(model, s: GenerationSettings, encoder_states, attention_mask, c
 
 
 # ---- step helpers --------------------------------------------------------------------------------------
+
+
+def _best_continuations(log_probs: tf.Tensor, running_scores: tf.Tensor, keep: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """The `keep` best running score + log-prob over all beams x vocabulary of each sentence, best first.
+
+    log_probs (batch, beams, vocab), running_scores (batch, beams) -> scores (batch, keep) and flat
+    indices beam * vocab + token (batch, keep): the top-k of HF's (batch, beams * vocab) sums, taken
+    from each beam's own top `keep` (the sentence's best `keep` are among them), so the full sum is
+    never written: one pass over the vocabulary fewer per step.
+    """
+    batch, num_beams, vocab_size = tf.shape(log_probs)[0], log_probs.shape[1], log_probs.shape[2]
+    beam_scores, beam_tokens = tf.math.top_k(log_probs, k=keep)  # (batch, beams, keep)
+    sums = tf.reshape(beam_scores + running_scores[:, :, None], [batch, num_beams * keep])
+    candidate_scores, picked = tf.math.top_k(sums, k=keep)  # (batch, keep)
+    candidates = picked // keep * vocab_size + tf.gather(tf.reshape(beam_tokens, [batch, -1]), picked, batch_dims=1)
+    return candidate_scores, candidates
 
 
 def _is_eos(tokens: tf.Tensor, eos_token_ids: tuple[int, ...]) -> tf.Tensor:

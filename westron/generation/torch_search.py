@@ -404,18 +404,18 @@ def _beam_search(decoder: _Decoder, s: GenerationSettings, batch: int, generator
             log_probs = process_scores(log_probs, running.view(batch * num_beams, max_length), cur_len, s)
         if records:
             records = _record_step(records, log_probs, logits.float(), decoder.outputs, cur_len - 1)
-        log_probs = log_probs.view(batch, num_beams, vocab_size) + running_scores[:, :, None]
-        log_probs = log_probs.view(batch, num_beams * vocab_size)
+        log_probs = log_probs.view(batch, num_beams, vocab_size)
 
         # The best `keep` continuations over all beams of a sentence (or `keep` samples without replacement).
         if s.do_sample:
+            log_probs = (log_probs + running_scores[:, :, None]).view(batch, num_beams * vocab_size)
             candidates = torch.multinomial(F.softmax(log_probs, dim=-1), num_samples=keep, generator=generator)
             candidate_scores = log_probs.gather(1, candidates)
             # Best first, as HF 4.x and HF >= 5.24 order them: only the first num_beams may finish.
             candidate_scores, order = candidate_scores.sort(dim=-1, descending=True)
             candidates = candidates.gather(1, order)
         else:
-            candidate_scores, candidates = torch.topk(log_probs, keep)
+            candidate_scores, candidates = _best_continuations(log_probs, running_scores, keep)
         source_beam, candidate_tokens = candidates // vocab_size, candidates % vocab_size  # (batch, keep)
         candidate_sequences = running.take_along_dim(source_beam[:, :, None], dim=1)  # (batch, keep, max_length)
         candidate_sequences[:, :, cur_len] = candidate_tokens
@@ -477,6 +477,22 @@ def _beam_search(decoder: _Decoder, s: GenerationSettings, batch: int, generator
 
 
 # ---- step helpers --------------------------------------------------------------------------------------
+
+
+def _best_continuations(log_probs: torch.Tensor, running_scores: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `keep` best running score + log-prob over all beams x vocabulary of each sentence, best first.
+
+    log_probs (batch, beams, vocab), running_scores (batch, beams) -> scores (batch, keep) and flat
+    indices beam * vocab + token (batch, keep): the top-k of HF's (batch, beams * vocab) sums, taken
+    from each beam's own top `keep` (the sentence's best `keep` are among them), so the full sum is
+    never written: one pass over the vocabulary fewer per step.
+    """
+    batch, num_beams, vocab_size = log_probs.shape
+    beam_scores, beam_tokens = torch.topk(log_probs, keep)  # (batch, beams, keep)
+    sums = (beam_scores + running_scores[:, :, None]).view(batch, num_beams * keep)
+    candidate_scores, picked = torch.topk(sums, keep)  # (batch, keep)
+    candidates = picked.div(keep, rounding_mode="floor") * vocab_size + beam_tokens.view(batch, -1).gather(1, picked)
+    return candidate_scores, candidates
 
 
 def _is_eos(tokens: torch.Tensor, eos_token_ids: tuple[int, ...]) -> torch.Tensor:
