@@ -8,20 +8,27 @@ AVX2 development machine (1 to 128 rows; the 58k-word vocabulary head of opus-mt
 rows), and opus-mt's greedy and beam decoding 1.3-2x faster (docs/benchmarks.md). CTranslate2
 does the same with its packed GEMMs.
 
-The models call `linear(layer, hidden)` where they would call `layer(hidden)`. It takes the oneDNN
-route only where that is the same computation (float rounding apart): a plain `nn.Linear`, float32
-weights and input on the CPU, autograd off (`torch.no_grad()` / `torch.inference_mode()`, as in
-`generate`), no hooks on the layer, not under torch.compile. Everything else (training, CUDA,
-bf16, int8-quantized layers, which are no longer `nn.Linear`) calls the layer as before.
+The models call `linear(layer, hidden)` where they would call `layer(hidden)`, and PyTorch's
+`generate` runs inside `decoding(model)`. Inside that scope, `linear` takes the oneDNN route where
+it is the same computation (float rounding apart): a plain `nn.Linear`, float32 weights and input
+on the CPU, autograd off, no hooks on the layer, not under torch.compile. Everything else (a
+forward pass outside `generate`, training, CUDA, bf16, int8-quantized layers, which are no longer
+`nn.Linear`) calls the layer as before.
 
-The packed weight is a copy kept on the layer: made on first use, made again when the weight
-changes (its version counter or its storage), so it costs the weights' memory once more while a
-model decodes. `WESTRON_ONEDNN_LINEAR=0` turns the route off.
+The packed weight is a copy kept beside the layer while the model lives (as much memory again as
+the Linear weights), made on first use. `decoding(model)` first drops the copies whose weight
+changed since they were packed: a new tensor, a bumped version counter (in-place edits through
+autograd, `load_state_dict`), or a different value at any of ~1,024 evenly spaced elements (what
+catches an optimizer step, which changes every element: torch's fused AdamW, for one, leaves the
+version counter as it was). An edit of a few elements through `.data` may touch none of those:
+call `release_packed_weights(model)` after one. `WESTRON_ONEDNN_LINEAR=0` turns the route off.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import weakref
 
 import torch
@@ -31,9 +38,13 @@ from torch import nn
 # 1 to 128 rows), and 128 (32 sentences x 4 beams) was as fast as or faster than 1 or 32 at 4+ rows.
 PACKING_ROWS = 128
 
-# layer -> (weight version, storage pointer, packed weight); outside the layers, so that copying
-# or pickling a model never meets the packed copies.
+# Elements of a weight compared, evenly spaced, to tell whether it changed since it was packed.
+SAMPLED_ELEMENTS = 1024
+
+# layer -> (weight version, storage pointer, sampled elements, packed weight); outside the layers,
+# so that copying or pickling a model never meets the packed copies.
 _PACKED_WEIGHTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SCOPE = threading.local()  # .depth: how many decoding() scopes this thread is in
 
 
 def onednn_linear_enabled() -> bool:
@@ -53,6 +64,24 @@ def _onednn_available() -> bool:
 _AVAILABLE = _onednn_available()
 
 
+@contextlib.contextmanager
+def decoding(model: nn.Module):
+    """The scope in which the model's Linear layers may run on oneDNN (generate enters it).
+
+    On entry, the packed copies of the model's weights that changed since they were packed are dropped.
+    """
+    if onednn_linear_enabled():
+        for module in model.modules():
+            entry = _PACKED_WEIGHTS.get(module)
+            if entry is not None and not _unchanged(module.weight, entry):
+                del _PACKED_WEIGHTS[module]
+    _SCOPE.depth = getattr(_SCOPE, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _SCOPE.depth -= 1
+
+
 def linear(layer: nn.Module, hidden: torch.Tensor, extra_bias: torch.Tensor | None = None) -> torch.Tensor:
     """layer(hidden) (+ extra_bias, broadcast over the last dimension): (..., in) -> (..., out).
 
@@ -70,7 +99,9 @@ def linear(layer: nn.Module, hidden: torch.Tensor, extra_bias: torch.Tensor | No
 
 
 def _takes_onednn_route(layer: nn.Module, hidden: torch.Tensor) -> bool:
-    if type(layer) is not nn.Linear or torch.is_grad_enabled() or not onednn_linear_enabled():
+    if type(layer) is not nn.Linear or torch.is_grad_enabled() or not getattr(_SCOPE, "depth", 0):
+        return False
+    if not onednn_linear_enabled():
         return False
     weight = layer.weight
     if hidden.device.type != "cpu" or weight.device.type != "cpu":
@@ -83,14 +114,28 @@ def _takes_onednn_route(layer: nn.Module, hidden: torch.Tensor) -> bool:
 
 
 def _packed_weight(layer: nn.Linear) -> torch.Tensor:
-    """The layer's weight in oneDNN's blocked layout, packed again whenever the weight changed."""
+    """The layer's weight in oneDNN's blocked layout (packed on first use, or again after a new tensor
+    or version; decoding() checks the sampled elements once per scope)."""
     weight = layer.weight
-    key = (weight._version, weight.data_ptr())
-    cached = _PACKED_WEIGHTS.get(layer)
-    if cached is None or cached[:2] != key:
-        cached = (*key, torch.ops.mkldnn._reorder_linear_weight(weight.detach(), PACKING_ROWS))
-        _PACKED_WEIGHTS[layer] = cached
-    return cached[2]
+    entry = _PACKED_WEIGHTS.get(layer)
+    if entry is None or entry[:2] != (weight._version, weight.data_ptr()):
+        detached = weight.detach()
+        packed = torch.ops.mkldnn._reorder_linear_weight(detached, PACKING_ROWS)
+        entry = (weight._version, weight.data_ptr(), _sampled_elements(detached).clone(), packed)
+        _PACKED_WEIGHTS[layer] = entry
+    return entry[3]
+
+
+def _sampled_elements(weight: torch.Tensor) -> torch.Tensor:
+    flat = weight.reshape(-1)
+    return flat[:: max(1, flat.numel() // SAMPLED_ELEMENTS)]
+
+
+def _unchanged(weight: torch.Tensor, entry: tuple) -> bool:
+    version, pointer, sampled, _ = entry
+    if (version, pointer) != (weight._version, weight.data_ptr()):
+        return False
+    return torch.equal(sampled, _sampled_elements(weight.detach()))
 
 
 def _global_hooks() -> bool:

@@ -37,6 +37,7 @@ from westron.generation.utils import (
     length_penalty_divisor,
     resolve_generation_settings,
 )
+from westron.torch_onednn import decoding
 
 NEG_INF = float("-inf")
 # Hugging Face's beam search marks impossible beams with -1e9 (not -inf, so sums stay ordered).
@@ -87,7 +88,8 @@ def generate(
         getattr(config, "max_position_embeddings", None),
     )
     # Returned scores and attentions are normal tensors (inference tensors refuse later in-place edits).
-    with torch.no_grad() if settings.return_dict_in_generate else torch.inference_mode():
+    # decoding(): the Linear layers on oneDNN with packed weights, on the CPU (westron/torch_onednn.py).
+    with torch.no_grad() if settings.return_dict_in_generate else torch.inference_mode(), decoding(model):
         sequences, outputs, nan_seen = run_search(model, settings, input_ids, attention_mask)
         if bool(nan_seen):
             raise WestronError(NAN_LOGITS_MESSAGE)
