@@ -120,6 +120,25 @@ def test_mirrored_strategy_over_two_devices_gives_the_single_device_losses(tmp_p
     assert abs(mine - theirs) / tokens < 1e-4, (mine / tokens, theirs / tokens)
 
 
+def test_mirrored_strategy_over_one_device_gives_the_losses_without_a_strategy(tmp_path):
+    """`westron train --tf-strategy mirrored` on a machine with a single device: one replica."""
+    tf = pytest.importorskip("tensorflow")
+    from westron import TFMarianMTModel
+    from westron.training.tf_trainer import TFTrainer
+
+    folder = save_tiny_marian(tmp_path / "hf", encoder_layers=1, decoder_layers=1)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        model = TFMarianMTModel.from_pretrained(folder)
+    mirrored = TFTrainer(model, distributed_worker.arguments(os.fspath(tmp_path / "one-device"), 1), distributed_worker.batcher(1, 0), strategy=strategy)
+    reference = TFTrainer(
+        TFMarianMTModel.from_pretrained(folder), distributed_worker.arguments(os.fspath(tmp_path / "plain"), 1), distributed_worker.batcher(1, 0)
+    )
+    expected = distributed_worker.step_losses(reference.train())
+    assert len(expected) == distributed_worker.STEPS
+    np.testing.assert_allclose(distributed_worker.step_losses(mirrored.train()), expected, rtol=1e-5)
+
+
 def test_a_model_built_outside_the_strategy_is_refused(tmp_path):
     tf = pytest.importorskip("tensorflow")
     from westron import TFMarianMTModel

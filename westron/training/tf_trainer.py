@@ -188,7 +188,9 @@ class TFTrainer(BaseTrainer):
     def _apply_gradients(self, gradients):
         """Sums the replicas' gradients, clips to a global norm exactly as torch.nn.utils.clip_grad_norm_,
         then AdamW; returns the norm."""
-        gradients = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+        if self.strategy.num_replicas_in_sync > 1:  # one replica's sum is its own (and a one-device
+            # MirroredStrategy's all_reduce fails: "destinations can not be empty")
+            gradients = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, gradients)
         grad_norm = tf.linalg.global_norm(gradients)
         if self.args.max_grad_norm is not None:
             scale = tf.minimum(1.0, self.args.max_grad_norm / (grad_norm + 1e-6))
