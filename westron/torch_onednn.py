@@ -3,9 +3,10 @@
 Why: PyTorch's `F.linear` on an x86 CPU calls MKL's sgemm, which re-lays-out the weight matrix on
 every call. Decoding multiplies few rows (one per sentence, or per beam) by large weights, step
 after step, and there that costs up to half the speed. oneDNN's inner product with the weight
-reordered once into its own blocked layout runs the same products 1.1-4x faster on the 2-core
-AVX2 development machine (1 to 128 rows; the 58k-word vocabulary head of opus-mt 1.8x at 128
-rows), and opus-mt's greedy and beam decoding 1.3-2x faster (docs/benchmarks.md). CTranslate2
+reordered once into its own blocked layout runs most of those products faster on the 2-core AVX2
+development machine, up to 4x at 4 rows (the 58k-word vocabulary head of opus-mt 1.8x at 128 rows;
+a few shapes, such as 128 rows x 2048 -> 512, level with MKL), and opus-mt's greedy and beam
+decoding 1.3-2x faster (docs/benchmarks.md). CTranslate2
 does the same with its packed GEMMs.
 
 The models call `linear(layer, hidden)` where they would call `layer(hidden)`, and PyTorch's
