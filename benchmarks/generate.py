@@ -10,6 +10,7 @@ last release with TensorFlow models, which needs tf-keras) runs from its own vir
 made by `make benchmark-env` (.venv-hf4). CTranslate2 (`pip install -e ".[bench]"`) runs the same
 checkpoint converted once by its TransformersConverter, in float32 (ct2-fp32) and with int8
 weights (ct2-int8); without ctranslate2 installed those rows are skipped with a message.
+westron-pt-int8 and westron-tf-xla-int8 load the checkpoint with `quantization="int8"`.
 
     .venv/bin/python benchmarks/generate.py                       # every system, every row
     .venv/bin/python benchmarks/generate.py --systems westron-pt,hf-pt,ct2-fp32 --rows greedy-32
@@ -55,7 +56,8 @@ CACHE = os.path.join(HERE, ".cache")
 HF4_PYTHON = os.path.join(ROOT, ".venv-hf4", "bin", "python")
 
 SYSTEMS = [
-    "westron-pt", "westron-tf-eager", "westron-tf-function", "westron-tf-xla", "hf-pt", "hf4-tf-xla", "ct2-fp32", "ct2-int8"
+    "westron-pt", "westron-tf-eager", "westron-tf-function", "westron-tf-xla", "hf-pt", "hf4-tf-xla", "ct2-fp32", "ct2-int8",
+    "westron-pt-int8", "westron-tf-xla-int8",
 ]
 # CTranslate2 system -> compute_type: the float32 conversion loaded as is, or with int8 weights.
 CT2_COMPUTE_TYPES = {"ct2-fp32": "float32", "ct2-int8": "int8"}
@@ -224,14 +226,15 @@ def load_system(system: str, folder: str):
     settings = lambda beams, new: dict(  # noqa: E731
         num_beams=beams, max_new_tokens=new, min_new_tokens=new, forced_eos_token_id=None, num_return_sequences=1
     )
-    if system in ("westron-pt", "hf-pt"):
+    if system in ("westron-pt", "westron-pt-int8", "hf-pt"):
         import torch
 
         torch.set_num_threads(os.cpu_count() or 1)
-        if system == "westron-pt":
+        if system.startswith("westron-pt"):
             import westron
 
-            model = westron.AutoModelForSeq2SeqLM.from_pretrained(folder)
+            quantization = {"quantization": "int8"} if system.endswith("-int8") else {}
+            model = westron.AutoModelForSeq2SeqLM.from_pretrained(folder, **quantization)
         else:
             from transformers import AutoModelForSeq2SeqLM
 
@@ -246,8 +249,9 @@ def load_system(system: str, folder: str):
     if system.startswith("westron-tf"):
         import westron
 
-        model = westron.TFAutoModelForSeq2SeqLM.from_pretrained(folder)
-        mode = system.removeprefix("westron-tf-")
+        quantization = {"quantization": "int8"} if system.endswith("-int8") else {}
+        model = westron.TFAutoModelForSeq2SeqLM.from_pretrained(folder, **quantization)
+        mode = system.removeprefix("westron-tf-").removesuffix("-int8")
 
         def generate(ids, mask, beams, new):
             kwargs = settings(beams, new)

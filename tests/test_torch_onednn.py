@@ -80,11 +80,20 @@ def test_not_taken_where_it_does_not_apply(monkeypatch):
             hooked.register_forward_hook(lambda module, args, output: seen.append(output.shape))
             linear(hooked, hidden)
             assert seen == [(4, 96)] and not took_route(hooked)
-            # Switched off.
-            monkeypatch.setenv("WESTRON_ONEDNN_LINEAR", "0")
-            off = make_layer()
+    # Switched off (read when generate enters the scope), also inside an enabled scope, which comes back after.
+    monkeypatch.setenv("WESTRON_ONEDNN_LINEAR", "0")
+    off = make_layer()
+    with torch.no_grad(), decoding(off):
+        linear(off, hidden)
+        assert not took_route(off)
+    monkeypatch.setenv("WESTRON_ONEDNN_LINEAR", "1")
+    with torch.no_grad(), decoding(off):
+        monkeypatch.setenv("WESTRON_ONEDNN_LINEAR", "0")
+        with decoding(off):
             linear(off, hidden)
             assert not took_route(off)
+        linear(off, hidden)
+        assert took_route(off)
 
 
 def test_a_changed_weight_is_packed_again():

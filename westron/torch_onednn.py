@@ -45,7 +45,7 @@ SAMPLED_ELEMENTS = 1024
 # layer -> (weight version, storage pointer, sampled elements, packed weight); outside the layers,
 # so that copying or pickling a model never meets the packed copies.
 _PACKED_WEIGHTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_SCOPE = threading.local()  # .depth: how many decoding() scopes this thread is in
+_SCOPE = threading.local()  # .enabled: inside a decoding() scope, with the route switched on
 
 
 def onednn_linear_enabled() -> bool:
@@ -71,16 +71,18 @@ def decoding(model: nn.Module):
 
     On entry, the packed copies of the model's weights that changed since they were packed are dropped.
     """
-    if onednn_linear_enabled():
+    enabled = onednn_linear_enabled()
+    if enabled:
         for module in model.modules():
             entry = _PACKED_WEIGHTS.get(module)
             if entry is not None and not _unchanged(module.weight, entry):
                 del _PACKED_WEIGHTS[module]
-    _SCOPE.depth = getattr(_SCOPE, "depth", 0) + 1
+    outer = getattr(_SCOPE, "enabled", False)
+    _SCOPE.enabled = enabled  # read once per scope, not once per product
     try:
         yield
     finally:
-        _SCOPE.depth -= 1
+        _SCOPE.enabled = outer
 
 
 def linear(layer: nn.Module, hidden: torch.Tensor, extra_bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -100,14 +102,10 @@ def linear(layer: nn.Module, hidden: torch.Tensor, extra_bias: torch.Tensor | No
 
 
 def _takes_onednn_route(layer: nn.Module, hidden: torch.Tensor) -> bool:
-    if type(layer) is not nn.Linear or torch.is_grad_enabled() or not getattr(_SCOPE, "depth", 0):
-        return False
-    if not onednn_linear_enabled():
+    if not getattr(_SCOPE, "enabled", False) or type(layer) is not nn.Linear or torch.is_grad_enabled():
         return False
     weight = layer.weight
-    if hidden.device.type != "cpu" or weight.device.type != "cpu":
-        return False
-    if hidden.dtype != torch.float32 or weight.dtype != torch.float32:
+    if not (hidden.is_cpu and weight.is_cpu) or hidden.dtype != torch.float32 or weight.dtype != torch.float32:
         return False
     if layer._forward_hooks or layer._forward_pre_hooks or _global_hooks():
         return False

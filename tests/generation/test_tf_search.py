@@ -136,6 +136,64 @@ def test_beam_search_variants_match_hf(models, settings):
     assert_same_ids(westron_generate(tf_model, **settings), expected)
 
 
+# ---- vocabulary-wide top-k and argmax through blocks ------------------------------------------------
+
+
+def _scores_with_ties_and_banned_tokens(shape, seed: int) -> np.ndarray:
+    scores = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    scores[..., 100:300] = -np.inf  # banned tokens (bad words, min length) across block edges
+    flat = scores.reshape(-1, shape[-1])
+    flat[0, 7] = flat[0, 2000] = flat[0].max() + 1.0  # the best token twice, in different blocks
+    flat[-1, :] = -np.inf  # a row without a possible token (forced tokens ban all but one)
+    flat[-1, shape[-1] - 1] = 0.0  # ... the one allowed sits in the tail
+    return scores
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "xla"])
+@pytest.mark.parametrize("shape", [(6, 58101), (3, 4, 32128), (3, 4096)], ids=str)
+@pytest.mark.parametrize("k", [1, 2, 8])
+def test_block_top_k_equals_tf_top_k(shape, k, compiled):
+    scores = _scores_with_ties_and_banned_tokens(shape, seed=k)
+    top_k = tf.function(tf_search._top_k, jit_compile=True) if compiled else tf_search._top_k
+    values, indices = (t.numpy() for t in top_k(tf.constant(scores), k))
+    expected_values, expected_indices = (t.numpy() for t in tf.math.top_k(scores, k=k))
+    np.testing.assert_array_equal(values, expected_values)
+    np.testing.assert_array_equal(np.take_along_axis(scores, indices, -1), values)  # every index points at its value
+    assert (indices < shape[-1]).all()
+    assert all(len(set(row)) == k for row in indices.reshape(-1, k).tolist())  # no token twice
+    # Which of equal scores comes first is top_k's own choice; the rows without ties give the same tokens.
+    ahead = tf.math.top_k(scores, k=k + 1).values.numpy()  # a tie with the next best counts too
+    untied = (ahead[..., :, None] != ahead[..., None, :]).sum((-1, -2)) == (k + 1) * k
+    assert untied.any()
+    np.testing.assert_array_equal(indices[untied], expected_indices[untied])
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "xla"])
+@pytest.mark.parametrize("shape", [(6, 58101), (3, 4, 32128), (2, 512), (5, 511)], ids=str)
+def test_block_argmax_equals_tf_argmax_first_maximum_included(shape, compiled):
+    if shape[-1] > 2000:
+        scores = _scores_with_ties_and_banned_tokens(shape, seed=3)
+    else:
+        scores = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    argmax = tf.function(tf_search._argmax, jit_compile=True) if compiled else tf_search._argmax
+    tokens = argmax(tf.constant(scores)).numpy()
+    np.testing.assert_array_equal(tokens, np.argmax(scores, axis=-1))  # numpy: the first maximum
+    assert tokens.dtype == np.int32
+
+
+@pytest.mark.parametrize("settings", [GREEDY, BEAM], ids=["greedy", "beam"])
+def test_search_through_small_vocabulary_blocks_matches_hf(models, monkeypatch, settings):
+    """The tiny vocabulary (99) takes the block route with 4-token blocks (eager: no compiled function
+    keeps the patched block size): greedy and beam ids as HF's."""
+    hf_model, tf_model = models
+    monkeypatch.setattr(tf_search, "VOCAB_BLOCK", 4)
+    calls = []
+    block_positions = tf_search._block_positions
+    monkeypatch.setattr(tf_search, "_block_positions", lambda *args: calls.append(1) or block_positions(*args))
+    assert_same_ids(westron_generate(tf_model, eager=True, **settings), hf_generate(hf_model, **settings))
+    assert calls  # the block route ran
+
+
 # ---- lengths and logits processors ------------------------------------------------------------------
 
 # name -> (settings, the settings they change: the output must differ, so the test sees the option)

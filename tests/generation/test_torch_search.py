@@ -219,6 +219,66 @@ def test_decoder_runs_once_per_generated_position_and_stops_when_all_rows_are_do
     assert calls == list(range(output.shape[1] - 1))
 
 
+# ---- vocabulary-wide top-k and argmax through blocks ------------------------------------------------
+
+
+def _scores_with_ties_and_banned_tokens(shape, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    scores = torch.randn(shape, generator=generator)
+    scores[..., 100:300] = float("-inf")  # banned tokens (bad words, min length) across block edges
+    flat = scores.view(-1, shape[-1])
+    flat[0, 7] = flat[0, 2000] = flat[0].max() + 1.0  # the best token twice, in different blocks
+    flat[-1, :] = float("-inf")  # a row without a possible token (forced tokens ban all but one)
+    flat[-1, shape[-1] - 1] = 0.0  # ... the one allowed sits in the tail
+    return scores
+
+
+@pytest.mark.parametrize("shape", [(6, 58101), (3, 4, 32128), (3, 4096)], ids=str)
+@pytest.mark.parametrize("k", [1, 2, 8])
+def test_block_top_k_equals_torch_topk(shape, k):
+    scores = _scores_with_ties_and_banned_tokens(shape, seed=k)
+    values, indices = torch_search._top_k(scores, k)
+    expected_values, expected_indices = torch.topk(scores, k)
+    assert torch.equal(values, expected_values)
+    assert torch.equal(scores.gather(-1, indices), values)  # every index points at its value
+    assert bool((indices < shape[-1]).all())
+    assert all(len(set(row)) == k for row in indices.view(-1, k).tolist())  # no token twice
+    # Which of equal scores comes first is torch.topk's own choice (not the lowest index, on the
+    # CPU); the rows without ties give the same tokens.
+    ahead = torch.topk(scores, k + 1)[0]  # a tie with the next best counts too
+    untied = (ahead[..., :, None] != ahead[..., None, :]).sum((-1, -2)) == (k + 1) * k
+    assert bool(untied.any())
+    assert torch.equal(indices[untied], expected_indices[untied])
+
+
+@pytest.mark.parametrize("shape", [(6, 58101), (3, 4, 32128), (2, 512), (5, 511)], ids=str)
+def test_block_argmax_equals_torch_argmax_first_maximum_included(shape):
+    scores = _scores_with_ties_and_banned_tokens(shape, seed=3) if shape[-1] > 2000 else torch.randn(shape)
+    assert torch.equal(torch_search._argmax(scores), scores.argmax(dim=-1))
+    if shape[-1] > 2000:
+        assert int(torch_search._argmax(scores).view(-1)[0]) == 7  # the first of the two maxima
+
+
+def test_block_top_k_and_argmax_pass_a_nan_on():
+    scores = torch.randn(3, 58101)
+    scores[1, 40000] = float("nan")
+    assert int(torch_search._argmax(scores)[1]) == 40000
+    assert bool(torch_search._top_k(scores, 4)[0][1].isnan().any())
+
+
+@pytest.mark.parametrize("num_beams", [1, 4])
+def test_search_through_small_vocabulary_blocks_matches_hf(lively, monkeypatch, num_beams):
+    """The tiny vocabulary (99) takes the block route with 4-token blocks: greedy and beam ids as HF's."""
+    monkeypatch.setattr(torch_search, "VOCAB_BLOCK", 4)
+    calls = []
+    block_positions = torch_search._block_positions
+    monkeypatch.setattr(
+        torch_search, "_block_positions", lambda *args: calls.append(1) or block_positions(*args)
+    )
+    lively.check(num_beams=num_beams, max_new_tokens=12, num_return_sequences=min(num_beams, 2))
+    assert calls  # the block route ran
+
+
 # ---- logits processors, end to end ------------------------------------------------------------------
 
 

@@ -42,6 +42,8 @@ from westron.torch_onednn import decoding
 NEG_INF = float("-inf")
 # Hugging Face's beam search marks impossible beams with -1e9 (not -inf, so sums stay ordered).
 BEAM_MASK = -1.0e9
+# Vocabulary-wide top-k and argmax look at blocks of this many tokens first (_top_k, _argmax).
+VOCAB_BLOCK = 32
 # PyTorch only: the self-attention cache grows by this many positions at a time (up to max_length).
 CACHE_CHUNK = 32
 
@@ -354,7 +356,7 @@ def _greedy_or_sample(decoder: _Decoder, s: GenerationSettings, rows: int, gener
         if s.do_sample:
             tokens = torch.multinomial(F.softmax(scores.float(), dim=-1), num_samples=1, generator=generator).squeeze(1)
         else:
-            tokens = scores.argmax(dim=-1)
+            tokens = _argmax(scores)
         if s.eos_token_ids:  # a finished row gets padding; a row finishes on any eos token
             tokens = torch.where(unfinished, tokens, s.pad_token_id)
             unfinished &= ~_is_eos(tokens, s.eos_token_ids)
@@ -490,11 +492,59 @@ def _best_continuations(log_probs: torch.Tensor, running_scores: torch.Tensor, k
     never written: one pass over the vocabulary fewer per step.
     """
     batch, num_beams, vocab_size = log_probs.shape
-    beam_scores, beam_tokens = torch.topk(log_probs, keep)  # (batch, beams, keep)
+    beam_scores, beam_tokens = _top_k(log_probs, keep)  # (batch, beams, keep)
     sums = (beam_scores + running_scores[:, :, None]).view(batch, num_beams * keep)
     candidate_scores, picked = torch.topk(sums, keep)  # (batch, keep)
     candidates = picked.div(keep, rounding_mode="floor") * vocab_size + beam_tokens.view(batch, -1).gather(1, picked)
     return candidate_scores, candidates
+
+
+def _top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.topk(scores, k) over the vocabulary: (..., vocab) -> values, indices (..., k), best first.
+
+    Why not torch.topk itself: over a whole row it is a scalar loop on the CPU (8 ms for 32 x 4
+    rows of 58k logits; 2.5 ms this way). The k best tokens lie in the k blocks of VOCAB_BLOCK
+    tokens with the highest maxima (any other block has k better tokens ahead of its best), and
+    block maxima are one vectorised pass; the top-k is then taken over those k blocks only.
+    """
+    vocab_size = scores.shape[-1]
+    if scores.device.type != "cpu" or vocab_size < 2 * k * VOCAB_BLOCK:
+        return torch.topk(scores, k)
+    maxima, head = _vocab_blocks(scores)
+    positions = _block_positions(torch.topk(maxima, k)[1], head, vocab_size)  # (..., k * VOCAB_BLOCK + tail)
+    values, picked = torch.topk(scores.gather(-1, positions), k)
+    return values, positions.gather(-1, picked)
+
+
+def _argmax(scores: torch.Tensor) -> torch.Tensor:
+    """scores.argmax(dim=-1), the first best token on ties: (..., vocab) -> (...).
+
+    Through the best block as _top_k (2.2 ms -> 0.5 ms for 32 rows of 58k logits on the CPU); the
+    first block holding the maximum, then the first position in it, is the first maximum overall.
+    """
+    vocab_size = scores.shape[-1]
+    if scores.device.type != "cpu" or vocab_size < 2 * VOCAB_BLOCK:
+        return scores.argmax(dim=-1)
+    maxima, head = _vocab_blocks(scores)
+    positions = _block_positions(maxima.argmax(dim=-1, keepdim=True), head, vocab_size)
+    return positions.gather(-1, scores.gather(-1, positions).argmax(dim=-1, keepdim=True)).squeeze(-1)
+
+
+def _vocab_blocks(scores: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The maxima of the whole blocks of VOCAB_BLOCK tokens (..., blocks) and how many tokens they
+    cover (the head); the tokens after the head (fewer than a block) are the tail."""
+    blocks = scores.shape[-1] // VOCAB_BLOCK
+    head = blocks * VOCAB_BLOCK
+    return scores[..., :head].unflatten(-1, (blocks, VOCAB_BLOCK)).amax(dim=-1), head
+
+
+def _block_positions(blocks: torch.Tensor, head: int, vocab_size: int) -> torch.Tensor:
+    """Token positions (..., n * VOCAB_BLOCK + tail) of blocks (..., n), ascending within a block,
+    followed by the tail's, which every search looks at."""
+    offsets = torch.arange(VOCAB_BLOCK, device=blocks.device)
+    positions = (blocks[..., None] * VOCAB_BLOCK + offsets).flatten(-2)
+    tail = torch.arange(head, vocab_size, device=blocks.device).expand(*positions.shape[:-1], vocab_size - head)
+    return torch.cat([positions, tail], dim=-1)
 
 
 def _is_eos(tokens: torch.Tensor, eos_token_ids: tuple[int, ...]) -> torch.Tensor:
@@ -552,7 +602,8 @@ class _Decoder:
             output_attentions=self.output_attentions,
             output_hidden_states=self.output_hidden_states,
         )
-        self.nan_seen |= logits[:, -1].isnan().any()
+        # amax carries a NaN through (one vectorised pass; isnan().any() takes 20x longer on the CPU)
+        self.nan_seen |= logits[:, -1].amax().isnan()
         return logits[:, -1]
 
     def reorder(self, rows: torch.Tensor) -> None:
