@@ -194,6 +194,22 @@ def test_search_through_small_vocabulary_blocks_matches_hf(models, monkeypatch, 
     assert calls  # the block route ran
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "xla"])
+def test_any_nan_is_exact_on_real_rows(compiled):
+    any_nan = tf.function(tf_search._any_nan, jit_compile=True) if compiled else tf_search._any_nan
+    scores = np.random.default_rng(0).standard_normal((4, 3000)).astype(np.float32)
+    scores[1, :10] = -np.inf  # banned tokens
+    scores[2, 5], scores[2, 6] = np.inf, -np.inf  # a sum of NaN without a NaN: the exact test decides
+    active = tf.constant([True, True, True, False])
+    assert not bool(any_nan(tf.constant(scores), active))
+    padded_row = scores.copy()
+    padded_row[3, 7] = np.nan  # a row that pads the bucket does not count
+    assert not bool(any_nan(tf.constant(padded_row), active))
+    real_row = scores.copy()
+    real_row[0, 2999] = np.nan
+    assert bool(any_nan(tf.constant(real_row), active))
+
+
 # ---- lengths and logits processors ------------------------------------------------------------------
 
 # name -> (settings, the settings they change: the output must differ, so the test sees the option)
