@@ -78,6 +78,28 @@ def test_from_scratch_in_pytorch_writes_a_model_hf_loads_with_test_scores(corpus
         torch.testing.assert_close(ours(ids, decoder_input_ids=ids).logits, theirs(input_ids=ids, decoder_input_ids=ids).logits)
 
 
+@pytest.mark.parametrize("framework", ["pt", "tf"])
+def test_seed_fixes_the_initial_weights_of_a_model_from_scratch(corpus, tmp_path, monkeypatch, framework):
+    """Two runs with one --seed give the same model whatever the global generators held; another seed does not."""
+    import tensorflow as tf
+    from safetensors.numpy import load_file
+
+    def train(name: str, seed: int, scramble: int) -> dict:
+        torch.manual_seed(scramble)  # what earlier code in the process left in the global generators
+        tf.random.set_seed(scramble)
+        out = tmp_path / name
+        argv = base_argv(corpus, out, framework) + ["--max-steps", "1", "--dropout", "0", "--seed", str(seed)]
+        code, _, stderr = run_cli(argv, monkeypatch)
+        assert code == 0, stderr
+        return load_file(out / "final" / "model.safetensors")
+
+    first, second, other = train("a", 5, scramble=1), train("b", 5, scramble=2), train("c", 6, scramble=1)
+    assert first.keys() == second.keys() == other.keys()
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+    assert any(not np.array_equal(first[name], other[name]) for name in first)
+
+
 def test_tensorflow_run_continues_in_pytorch(corpus, tmp_path, monkeypatch):
     """A TF-trained checkpoint fine-tunes in PyTorch (--model on the other framework's output)."""
     out = tmp_path / "tf"

@@ -72,7 +72,7 @@ def add_train_command(commands) -> None:
         "--mixed-precision", choices=("bf16", "fp16"), default=None,
         help="bf16: float32 weights, bfloat16 compute (both frameworks; slower on a CPU without AVX512_BF16); fp16: PyTorch on CUDA",
     )  # fmt: skip
-    recipe.add_argument("--seed", type=int, default=42)
+    recipe.add_argument("--seed", type=int, default=42, help="initial weights (--config), dropout and data order")
     recipe.add_argument("--compile", action="store_true", help="PyTorch: torch.compile the forward pass")
     recipe.add_argument("--xla", action="store_true", help="TensorFlow: jit_compile the training step")
 
@@ -319,6 +319,19 @@ def make_tf_strategy(args):
     return tf.distribute.MirroredStrategy()
 
 
+def seed_initialisation(framework: str, seed: int) -> None:
+    """--seed fixes a model's random initial weights too (as HF's run_translation.py calls set_seed
+    before it makes the model): the trainer seeds again for dropout and data order."""
+    if framework == "pt":
+        import torch
+
+        torch.manual_seed(seed)
+    else:
+        import keras
+
+        keras.utils.set_random_seed(seed)  # Python, numpy and TensorFlow, which Keras' initialisers draw from
+
+
 def load_tokenizer_and_model(args, framework: str, strategy=None):
     """The tokenizer and the model; a TF model under a strategy has its variables made in strategy.scope()."""
     if strategy is not None:
@@ -341,6 +354,7 @@ def load_tokenizer_and_model(args, framework: str, strategy=None):
         config = build_config(args.config, tokenizer)
         if args.dropout is not None:
             setattr(config, dropout_field(config.model_type), args.dropout)
+        seed_initialisation(framework, args.seed)
         model = auto_model.from_config(config)
     else:
         kwargs = {"allow_pickle": True} if args.allow_pickle else {}
