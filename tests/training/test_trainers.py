@@ -421,11 +421,15 @@ def test_tf_bf16_compiles_with_xla(tmp_path):
     assert np.abs(losses["bf16"] / losses[None] - 1).max() > 1e-5  # it did compute in bf16
 
 
-def test_tf_bf16_refuses_a_model_without_float32_weights(tmp_path):
+@pytest.mark.parametrize("framework", ["pt", "tf"])
+def test_bf16_refuses_a_model_without_float32_weights(framework, tmp_path):
     folder = save_family("marian", tmp_path / "hf")
-    model = TFMarianMTModel.from_pretrained(folder, dtype="bfloat16")
+    model_class, trainer_class = (MarianMTModel, Trainer) if framework == "pt" else (TFMarianMTModel, TFTrainer)
+    model = model_class.from_pretrained(folder, dtype="bfloat16")
+    batches = family_batches("marian", 1)
     with pytest.raises(WestronError, match="bf16 keeps float32 master weights, but the model's are bfloat16"):
-        TFTrainer(model, arguments(tmp_path / "out", mixed_precision="bf16"), family_batches("marian", 1))
+        trainer_class(model, arguments(tmp_path / "out", mixed_precision="bf16"), batches)
+    trainer_class(model, arguments(tmp_path / "plain"), batches)  # bf16 weights without mixed precision: as asked
 
 
 def test_evaluation_metrics_early_stopping_and_max_time(tmp_path):

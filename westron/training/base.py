@@ -81,6 +81,17 @@ def check_sharding(train_batches, num_processes: int) -> None:
         )
 
 
+def check_master_weights(mixed_precision: str | None, weight_dtypes: Iterable[str]) -> None:
+    """Mixed precision computes in 16 bits over float32 master weights: a model whose trainable
+    weights are already 16-bit (loaded with dtype=) would lose its small updates, so it is refused."""
+    others = sorted(set(weight_dtypes) - {"float32"})
+    if mixed_precision is not None and others:
+        raise WestronError(
+            f"mixed_precision {mixed_precision} keeps float32 master weights, but the model's are "
+            f"{', '.join(others)}: load it in float32 (without dtype=)"
+        )
+
+
 class BaseTrainer:
     framework: ClassVar[str] = ""
     # Data parallelism over processes (torchrun's ranks, TF's workers): each twin sets these before

@@ -26,7 +26,15 @@ import tensorflow as tf
 
 from westron.checkpoint import load_state_dict, tf_to_checkpoint_name
 from westron.errors import WestronError
-from westron.training.base import Batch, BaseTrainer, StepOutput, as_batch_list, count_target_tokens, no_weight_decay
+from westron.training.base import (
+    Batch,
+    BaseTrainer,
+    StepOutput,
+    as_batch_list,
+    check_master_weights,
+    count_target_tokens,
+    no_weight_decay,
+)
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "decoder_input_ids")
 _BATCH_SPEC = tf.TensorSpec([None, None], tf.int32)  # any batch shape traces once (XLA still compiles per shape)
@@ -57,13 +65,7 @@ class TFTrainer(BaseTrainer):
         if args.device is not None:
             raise WestronError("TrainingArguments.device is for PyTorch; a TensorFlow model trains where it was built (tf.device)")
         self.strategy = self.join_strategy(model, strategy)
-        if args.mixed_precision == "bf16":
-            variable_dtypes = sorted({v.dtype for v in model.trainable_variables} - {"float32"})
-            if variable_dtypes:
-                raise WestronError(
-                    f"mixed_precision bf16 keeps float32 master weights, but the model's are {', '.join(variable_dtypes)}: "
-                    "load it in float32 (without dtype=)"
-                )
+        check_master_weights(args.mixed_precision, (v.dtype for v in model.trainable_variables))
         super().__init__(model, args, train_batches, **kwargs)
 
     def join_strategy(self, model, strategy):

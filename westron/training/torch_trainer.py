@@ -26,7 +26,15 @@ import torch.nn.functional as F
 from westron.checkpoint import load_state_dict
 from westron.errors import WestronError
 from westron.modeling_utils import resolve_device
-from westron.training.base import Batch, BaseTrainer, StepOutput, as_batch_list, count_target_tokens, no_weight_decay
+from westron.training.base import (
+    Batch,
+    BaseTrainer,
+    StepOutput,
+    as_batch_list,
+    check_master_weights,
+    count_target_tokens,
+    no_weight_decay,
+)
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "decoder_input_ids")
 
@@ -55,6 +63,8 @@ class Trainer(BaseTrainer):
             self.device = self.join_process_group(self.device)
         if args.mixed_precision == "fp16" and self.device.type != "cuda":
             raise WestronError("mixed_precision fp16 needs a CUDA GPU (loss scaling); on the CPU use bf16")
+        trainable = (p for p in model.parameters() if p.requires_grad)
+        check_master_weights(args.mixed_precision, (str(p.dtype).removeprefix("torch.") for p in trainable))
         model.to(self.device)
         super().__init__(model, args, train_batches, **kwargs)
 
