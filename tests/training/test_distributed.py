@@ -163,7 +163,6 @@ def test_dropout_under_a_strategy_is_refused_in_one_line(tmp_path):
         TFTrainer(model, distributed_worker.arguments(os.fspath(tmp_path / "out"), 1), distributed_worker.batcher(1, 0), strategy=strategy)
 
 
-
 def test_bf16_over_two_replicas_gives_the_single_device_bf16_losses(tmp_path):
     """mixed_precision bf16 under MirroredStrategy: each replica's step is traced under the mixed_bfloat16
     policy as the one-device step is, so the per-step losses match one device's bf16 run (accumulating the
