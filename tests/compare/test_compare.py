@@ -124,6 +124,9 @@ def test_reports_are_drawn_from_the_json(full_run):
     assert len(attention) == 1 and len(attention[0]["images"]) == 3 and attention[0]["data"]["max_difference"] < 1e-4
     assert page.count("data:image/png;base64,") == 3 + 3 and "plots/" not in page  # self-contained
     assert "PyTorch eager" in page and "nrefs:1" in page
+    # The quality table says how many sentences its scores cover (a sample, with --max-sentences).
+    assert "| model | framework | decoding | sentences | BLEU |" in markdown
+    assert f"| {results['models'][0]['label']} | PyTorch | greedy | {len(SENTENCES)} |" in markdown
 
 
 def test_render_only_and_report_rebuild_the_same_report(full_run, tmp_path, monkeypatch):

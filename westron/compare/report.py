@@ -126,12 +126,13 @@ def quality_blocks(results: dict[str, Any]) -> list[Block]:
                 signatures.update(scores["signatures"])
                 name = f"{'PyTorch' if fw == 'pt' else 'TensorFlow'}"
                 how = "greedy" if decoding == "greedy" else f"beam {beams}"
-                rows.append([model["label"], name, how, fmt(scores["bleu"]), fmt(scores["chrf"]), fmt(scores["ter"]),
-                             fmt(scores["length_ratio"], 3)])
+                rows.append([model["label"], name, how, str(scores["num_sentences"]), fmt(scores["bleu"]),
+                             fmt(scores["chrf"]), fmt(scores["ter"]), fmt(scores["length_ratio"], 3)])
                 for pair, pair_scores in entry.get("per_pair", {}).items():
                     pair_rows.append([model["label"], pair, name, how, fmt(pair_scores["bleu"]), fmt(pair_scores["chrf"]),
                                       fmt(pair_scores["ter"])])
-    blocks.append(Block("table", headers=["model", "framework", "decoding", "BLEU", "chrF2", "TER", "length ratio"], rows=rows))
+    blocks.append(Block("table", headers=["model", "framework", "decoding", "sentences", "BLEU", "chrF2", "TER", "length ratio"],
+                        rows=rows))
     if pair_rows:
         blocks.append(Block("h3", "Per language pair"))
         blocks.append(Block("table", headers=["model", "pair", "framework", "decoding", "BLEU", "chrF2", "TER"], rows=pair_rows))
