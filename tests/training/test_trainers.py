@@ -250,7 +250,7 @@ def test_rotation_logs_and_tracker(tmp_path):
     assert [r["step"] for r in records] == [2, 4, 5] and {"loss", "learning_rate", "tokens_per_second"} <= records[0].keys()
     # A plain list: two passes were made and the data position is the count of batches consumed.
     state = TrainerState.load(os.path.join(args.output_dir, "checkpoint-5"))
-    assert state.data_state == {"batches_consumed": 5, "passes": 2} and state.epoch == 2.0
+    assert state.data_state == {"batches_consumed": 5, "passes": 2} and state.epoch == 2.5
 
 
 # ---- across frameworks and into Hugging Face ----------------------------------------------------------------
@@ -458,3 +458,45 @@ def test_evaluation_metrics_early_stopping_and_max_time(tmp_path):
     assert state.global_step == 1  # the clock is checked after each update
     assert [os.path.basename(p) for p in list_checkpoints(timed.output_dir)] == ["checkpoint-1"]
     assert os.path.isfile(os.path.join(timed.output_dir, "final", "model.safetensors"))
+
+
+def test_epochs_end_with_the_last_batch_and_may_be_fractional(tmp_path):
+    """epochs=1 over a plain list of 4 batches is 4 updates (not a 5th from the next pass); epochs=0.5 is
+    half of them, over a plain list and over a TokenBatcher (epochs count fractionally, as HF's do)."""
+    from westron.data.batching import TokenBatcher
+
+    folder = save_family("marian", tmp_path / "hf")
+    batches = family_batches("marian", 4)
+    for epochs, steps in ((1, 4), (0.5, 2)):
+        args = arguments(tmp_path / f"list-{epochs}", max_steps=None, epochs=epochs)
+        state = Trainer(MarianMTModel.from_pretrained(folder), args, batches).train()
+        assert (state.global_step, state.epoch) == (steps, epochs)
+    rows = [row[row != -100] for batch in batches for row in batch["labels"]]  # 32 copy-task examples
+    ids = FAMILIES["marian"][3]
+    batcher = TokenBatcher(rows, rows, pad_token_id=ids["pad"], decoder_start_token_id=ids["start"], batch_size=8)
+    assert len(batcher) == 4
+    args = arguments(tmp_path / "batcher", max_steps=None, epochs=0.5)
+    state = Trainer(MarianMTModel.from_pretrained(folder), args, batcher).train()
+    assert (state.global_step, state.epoch) == (2, 0.5)
+
+
+def test_max_time_counts_the_time_of_the_runs_a_resume_continues(tmp_path):
+    """max_time bounds training over its resumed parts, as max_steps does: a checkpoint that has trained
+    its budget resumes to no further update (before, each resumed run got max_time anew, and a
+    time-bound linear schedule, already at its end, trained it at learning rate 0)."""
+    folder = save_family("marian", tmp_path / "hf")
+    batches = family_batches("marian", 2)
+    args = arguments(tmp_path / "out", max_steps=2)
+    Trainer(MarianMTModel.from_pretrained(folder), args, batches).train()
+    checkpoint = os.path.join(args.output_dir, "checkpoint-2")
+    state = TrainerState.load(checkpoint)
+    assert state.elapsed_time > 0
+    state.elapsed_time, state.train_time = 1000.0, 900.0  # as if it had trained 1000 s of its budget
+    state.save(checkpoint)
+
+    def no_update(trainer, logs):
+        raise AssertionError(f"an update at learning rate {logs['learning_rate']} after the time budget")
+
+    resumed = arguments(tmp_path / "out", max_steps=None, max_time=1000.0, scheduler="linear")
+    state = Trainer(MarianMTModel.from_pretrained(folder), resumed, batches, callbacks=[no_update]).train(resume_from=True)
+    assert state.global_step == 2

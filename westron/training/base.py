@@ -13,7 +13,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sized
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -136,6 +136,10 @@ class BaseTrainer:
         self._iterator = None
         self._batches_consumed = 0
         self._passes = 0
+        self._batches_this_pass = 0
+        # A plain list (a sized iterable without a data state) ends its pass with its last batch: waiting
+        # for StopIteration would make epochs=1 train on one batch of the next pass too.
+        self._pass_length = len(train_batches) if data_state is None and isinstance(train_batches, Sized) else None
         self._should_stop_early = False
         self._last_saved_step = -1
         self._completed_position = None  # the data position after the last completed update
@@ -196,8 +200,12 @@ class BaseTrainer:
             except StopIteration:
                 self._iterator = None
                 self._passes += 1
+                self._batches_this_pass = 0
                 continue
             self._batches_consumed += 1
+            self._batches_this_pass += 1
+            if self._batches_this_pass == self._pass_length:
+                self._iterator, self._passes, self._batches_this_pass = None, self._passes + 1, 0
             return batch
         raise WestronError("the training batches are empty (or a one-shot iterator that has run out)")
 
@@ -208,10 +216,17 @@ class BaseTrainer:
 
     @property
     def epoch(self) -> float:
-        counted = getattr(self.data_state, "epoch", None)
-        if counted is None:
-            counted = getattr(self.train_batches, "epoch", None)
-        return float(counted if counted is not None else self._passes)
+        """Passes over the training data, fractional as Hugging Face counts them (so epochs=0.5 is half a
+        pass): a batcher's epochs_done (else its whole epochs), or the passes over a plain iterable."""
+        for source in (self.data_state, self.train_batches):
+            counted = getattr(source, "epochs_done", None)
+            if counted is None:
+                counted = getattr(source, "epoch", None)
+            if counted is not None:
+                return float(counted)
+        if self._pass_length:
+            return self._passes + self._batches_this_pass / self._pass_length
+        return float(self._passes)
 
     def _data_position(self) -> dict[str, Any]:
         if self.data_state is not None:
@@ -246,8 +261,7 @@ class BaseTrainer:
             folder = resolve_resume_folder(resume_from, args.output_dir)
             if folder is not None:
                 self.resume(folder)
-        started = time.monotonic()
-        self._updates_this_run = 0
+        started = time.monotonic() - self.state.elapsed_time  # max_time counts the runs this one resumes too
         self._completed_position = self._data_position()
         bar = self._progress_bar()
         window: list[float] = []
@@ -259,10 +273,10 @@ class BaseTrainer:
                 output = self.train_step(batches)
                 elapsed = time.perf_counter() - step_started
                 self.state.global_step += 1
-                self._updates_this_run += 1
                 self._completed_position = self._data_position()  # a Ctrl-C mid-update resumes before its batches
                 self.state.tokens_seen += output.num_tokens
                 self.state.train_time += elapsed
+                self.state.elapsed_time = time.monotonic() - started
                 self.state.epoch = self.epoch
                 window.append(output.loss)
                 window_tokens += output.num_tokens
@@ -317,8 +331,8 @@ class BaseTrainer:
             return True
         if args.epochs is not None and self.epoch >= args.epochs:
             return True
-        if args.max_time is not None and self._updates_this_run and time.monotonic() - started >= args.max_time:
-            return True  # checked after each update: a run makes at least one
+        if args.max_time is not None and self.state.global_step and time.monotonic() - started >= args.max_time:
+            return True  # checked after each update: training makes at least one
         return self._should_stop_early
 
     def _progress_bar(self):

@@ -46,6 +46,7 @@ class TrainerState:
     epoch: float = 0.0  # passes over the training data (from the batcher when it counts them)
     tokens_seen: int = 0  # target tokens (labels != -100) trained on
     train_time: float = 0.0  # seconds spent in training steps, over every resumed run
+    elapsed_time: float = 0.0  # wall-clock seconds of training (evaluations included) over every resumed run: what max_time bounds
     data_state: dict[str, Any] | None = None  # the batcher's state_dict() (or the batches consumed)
     best_metric: float | None = None
     best_checkpoint: str | None = None
