@@ -500,3 +500,11 @@ def test_max_time_counts_the_time_of_the_runs_a_resume_continues(tmp_path):
     resumed = arguments(tmp_path / "out", max_steps=None, max_time=1000.0, scheduler="linear")
     state = Trainer(MarianMTModel.from_pretrained(folder), resumed, batches, callbacks=[no_update]).train(resume_from=True)
     assert state.global_step == 2
+
+
+def test_evaluation_settings_without_evaluation_batches_are_refused(tmp_path):
+    """eval_steps and early stopping need eval_batches: without them they would be ignored, so they are refused."""
+    folder = save_family("marian", tmp_path / "hf")
+    for setting in (dict(eval_steps=2), dict(early_stopping_patience=1)):
+        with pytest.raises(WestronError, match=f"{next(iter(setting))} = .* needs eval_batches"):
+            Trainer(MarianMTModel.from_pretrained(folder), arguments(tmp_path / "out", **setting), family_batches("marian", 2))
