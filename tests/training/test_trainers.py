@@ -508,3 +508,14 @@ def test_evaluation_settings_without_evaluation_batches_are_refused(tmp_path):
     for setting in (dict(eval_steps=2), dict(early_stopping_patience=1)):
         with pytest.raises(WestronError, match=f"{next(iter(setting))} = .* needs eval_batches"):
             Trainer(MarianMTModel.from_pretrained(folder), arguments(tmp_path / "out", **setting), family_batches("marian", 2))
+
+
+def test_an_evaluation_that_saved_a_step_leaves_save_steps_nothing_to_write(tmp_path):
+    """eval_steps = save_steps: an improved evaluation saves the checkpoint, which is written once, not twice."""
+    folder = save_family("marian", tmp_path / "hf")
+    args = arguments(tmp_path / "out", max_steps=4, eval_steps=2, save_steps=2)
+    trainer = Trainer(MarianMTModel.from_pretrained(folder), args, family_batches("marian", 2), eval_batches=family_batches("marian", 1, seed=1))
+    saved, save_state = [], trainer.save_state
+    trainer.save_state = lambda tmp: (saved.append(trainer.state.global_step), save_state(tmp))
+    trainer.train()
+    assert saved == [2, 4]

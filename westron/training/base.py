@@ -295,8 +295,8 @@ class BaseTrainer:
                     callback(self, logs)
                 if args.eval_steps and self.eval_batches is not None and self.state.global_step % args.eval_steps == 0:
                     self.evaluate()
-                if args.save_steps and self.state.global_step % args.save_steps == 0:
-                    self.save_checkpoint()
+                if args.save_steps and self.state.global_step % args.save_steps == 0 and self.state.global_step > self._last_saved_step:
+                    self.save_checkpoint()  # unless an improved evaluation just saved this step
         except KeyboardInterrupt:
             if self.state.global_step > self._last_saved_step and self.state.global_step > 0:
                 self.save_checkpoint()
