@@ -519,3 +519,11 @@ def test_an_evaluation_that_saved_a_step_leaves_save_steps_nothing_to_write(tmp_
     trainer.save_state = lambda tmp: (saved.append(trainer.state.global_step), save_state(tmp))
     trainer.train()
     assert saved == [2, 4]
+
+
+@pytest.mark.parametrize(("framework", "setting"), [("pt", "xla"), ("tf", "compile")])
+def test_the_other_frameworks_compiler_setting_is_refused(framework, setting, tmp_path):
+    """xla is TensorFlow's and compile PyTorch's: the other trainer would ignore it, so it refuses it."""
+    trainer_class, model = load(framework, "marian", save_family("marian", tmp_path / "hf"))
+    with pytest.raises(WestronError, match=f"TrainingArguments.{setting} is for"):
+        trainer_class(model, arguments(tmp_path / "out", **{setting: True}), family_batches("marian", 1))
