@@ -228,6 +228,25 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path):
     assert TrainerState.load(checkpoint).data_state == {"state_dict": {"position": 4}}
 
 
+def test_termination_saves_a_checkpoint(tmp_path):
+    """SIGTERM/SIGHUP, which the CLI turns into Terminated (a preempted job, `timeout`, `docker stop`), save a
+    checkpoint of the last completed update as Ctrl-C does."""
+    import signal
+
+    from westron.errors import Terminated
+
+    def terminate(trainer, logs):
+        if trainer.state.global_step == 3:
+            raise Terminated(signal.SIGTERM)
+
+    folder = save_family("marian", tmp_path / "hf")
+    args = arguments(tmp_path / "out", max_steps=10)
+    trainer = Trainer(MarianMTModel.from_pretrained(folder), args, family_batches("marian", 2), callbacks=[terminate])
+    with pytest.raises(Terminated):
+        trainer.train()
+    assert [os.path.basename(p) for p in list_checkpoints(args.output_dir)] == ["checkpoint-3"]
+
+
 def test_rotation_logs_and_tracker(tmp_path):
     class Recorder:
         def __init__(self):

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from westron.errors import WestronError
+from westron.errors import Terminated, WestronError
 from westron.file_utils import atomic_directory
 from westron.training.arguments import TrainingArguments
 from westron.training.schedules import learning_rate_at
@@ -297,7 +297,7 @@ class BaseTrainer:
                     self.evaluate()
                 if args.save_steps and self.state.global_step % args.save_steps == 0 and self.state.global_step > self._last_saved_step:
                     self.save_checkpoint()  # unless an improved evaluation just saved this step
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Terminated):  # Ctrl-C, or SIGTERM/SIGHUP under the CLI (a preempted job)
             if self.state.global_step > self._last_saved_step and self.state.global_step > 0:
                 self.save_checkpoint()
             self._close(bar)
