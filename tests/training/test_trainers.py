@@ -247,6 +247,24 @@ def test_termination_saves_a_checkpoint(tmp_path):
     assert [os.path.basename(p) for p in list_checkpoints(args.output_dir)] == ["checkpoint-3"]
 
 
+def test_resume_keeps_one_log_record_per_step(tmp_path):
+    """Resuming from checkpoint-4 of a run that went on to step 5 drops the log's later records (and a line
+    cut off by a kill): log.jsonl then reads as one run, as the trainer state's log_history does."""
+    folder = save_family("marian", tmp_path / "hf")
+    batches = family_batches("marian", 2)
+    args = arguments(tmp_path / "out", max_steps=5, save_steps=4, keep_checkpoints=None)
+    Trainer(MarianMTModel.from_pretrained(folder), args, ListBatches(batches)).train()
+    log_path = os.path.join(args.output_dir, "log.jsonl")
+    with open(log_path, "a", encoding="utf-8") as handle:
+        handle.write('{"step": 6, "lo')  # a kill in the middle of an append
+    resumed = arguments(tmp_path / "out", max_steps=6, save_steps=4, keep_checkpoints=None)
+    Trainer(MarianMTModel.from_pretrained(folder), resumed, ListBatches(batches)).train(
+        resume_from=os.path.join(args.output_dir, "checkpoint-4")
+    )
+    with open(log_path, encoding="utf-8") as handle:
+        assert [json.loads(line)["step"] for line in handle] == [1, 2, 3, 4, 5, 6]
+
+
 def test_rotation_logs_and_tracker(tmp_path):
     class Recorder:
         def __init__(self):

@@ -37,6 +37,7 @@ from westron.training.state import (
     rotate_checkpoints,
     save_optimizer_state,
     save_rng_state,
+    truncate_log,
 )
 
 Batch = Mapping[str, np.ndarray]  # input_ids, attention_mask (B, S); decoder_input_ids, labels (B, T); int32
@@ -472,6 +473,8 @@ class BaseTrainer:
         if rng.get("framework") == self.framework:  # dropout streams differ across frameworks anyway
             self.restore_framework_rng_state(rng)
         self._restore_data_position(state.data_state)
+        if self.is_main_process:
+            truncate_log(self.args.output_dir, state.global_step)
         self._last_saved_step = state.global_step
         self.state = state
         self.state.framework = self.framework

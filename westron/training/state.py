@@ -218,6 +218,27 @@ def restore_python_rng_state(rng: dict[str, Any]) -> None:
         np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
+def truncate_log(output_dir: str, step: int) -> None:
+    """Keeps the records of output_dir/log.jsonl up to `step` (a resumed run logs the later steps again,
+    and a run killed mid-append leaves a partial line); rewritten atomically, only when something goes."""
+    path = os.path.join(output_dir, LOG_NAME)
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        lines = handle.readlines()
+    kept = [line for line in lines if _logged_step(line) <= step]
+    if len(kept) != len(lines):
+        with atomic_write(path) as handle:
+            handle.writelines(kept)
+
+
+def _logged_step(line: str) -> float:
+    try:
+        return float(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return float("inf")  # not a whole record
+
+
 def append_log(output_dir: str, record: dict[str, Any]) -> None:
     """Appends one JSON line to output_dir/log.jsonl (a log grows; it is not replaced)."""
     os.makedirs(output_dir, exist_ok=True)
