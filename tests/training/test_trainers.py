@@ -545,6 +545,17 @@ def test_evaluation_settings_without_evaluation_batches_are_refused(tmp_path):
     for setting in (dict(eval_steps=2), dict(early_stopping_patience=1)):
         with pytest.raises(WestronError, match=f"{next(iter(setting))} = .* needs eval_batches"):
             Trainer(MarianMTModel.from_pretrained(folder), arguments(tmp_path / "out", **setting), family_batches("marian", 2))
+    with pytest.raises(WestronError, match="compute_metrics runs in evaluation, which needs eval_batches"):
+        Trainer(MarianMTModel.from_pretrained(folder), arguments(tmp_path / "out"), family_batches("marian", 2), compute_metrics=dict)
+
+
+def test_arguments_changed_after_they_were_made_are_checked_by_the_trainer(tmp_path):
+    """HF users set fields after making the arguments (args.scheduler = ...): the trainer validates them again,
+    instead of failing with a ValueError traceback at the first update."""
+    args = arguments(tmp_path / "out")
+    args.scheduler = "linaer"
+    with pytest.raises(WestronError, match="TrainingArguments.scheduler = 'linaer' must be one of"):
+        Trainer(MarianMTModel.from_pretrained(save_family("marian", tmp_path / "hf")), args, family_batches("marian", 2))
 
 
 def test_an_evaluation_that_saved_a_step_leaves_save_steps_nothing_to_write(tmp_path):

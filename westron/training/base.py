@@ -145,9 +145,12 @@ class BaseTrainer:
         self._last_saved_step = -1
         self._completed_position = None  # the data position after the last completed update
         check_sharding(train_batches, self.num_processes)
+        args.validate()  # again: fields set after the arguments were made (args.max_steps = ..., as HF users do)
         for name in ("eval_steps", "early_stopping_patience"):
             if eval_batches is None and getattr(args, name) is not None:
                 raise WestronError(f"TrainingArguments.{name} = {getattr(args, name)} needs eval_batches (it would be ignored)")
+        if eval_batches is None and compute_metrics is not None:
+            raise WestronError("compute_metrics runs in evaluation, which needs eval_batches (it would be ignored)")
         self.seed(args.seed)
         self.create_optimizer()
 
