@@ -575,3 +575,14 @@ def test_the_other_frameworks_compiler_setting_is_refused(framework, setting, tm
     trainer_class, model = load(framework, "marian", save_family("marian", tmp_path / "hf"))
     with pytest.raises(WestronError, match=f"TrainingArguments.{setting} is for"):
         trainer_class(model, arguments(tmp_path / "out", **{setting: True}), family_batches("marian", 1))
+
+
+def test_tf_data_batches_without_a_length_train(tmp_path):
+    """A tf.data.Dataset of unknown or infinite cardinality (len() raises TypeError) is an iterable like
+    any other: the trainer counts its passes by StopIteration."""
+    folder = save_family("marian", tmp_path / "hf")
+    batches = family_batches("marian", 2)
+    spec = {name: tf.TensorSpec([None, None], tf.int32) for name in batches[0]}
+    dataset = tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=spec).repeat()
+    state = TFTrainer(TFMarianMTModel.from_pretrained(folder), arguments(tmp_path / "out", max_steps=3), dataset).train()
+    assert state.global_step == 3

@@ -13,7 +13,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sized
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -70,6 +70,15 @@ def no_weight_decay(name: str, shape: tuple[int, ...]) -> bool:
     LayerNorm weights are the 1-D weights; "bias" in the name also covers T5's relative_attention_bias.
     """
     return len(shape) < 2 or "bias" in name
+
+
+def pass_length(batches) -> int | None:
+    """The number of batches in one pass over `batches`, or None when it has no length (a generator, a
+    tf.data.Dataset of unknown or infinite cardinality, whose len() raises TypeError)."""
+    try:
+        return len(batches)
+    except TypeError:
+        return None
 
 
 def check_sharding(train_batches, num_processes: int) -> None:
@@ -140,7 +149,7 @@ class BaseTrainer:
         self._batches_this_pass = 0
         # A plain list (a sized iterable without a data state) ends its pass with its last batch: waiting
         # for StopIteration would make epochs=1 train on one batch of the next pass too.
-        self._pass_length = len(train_batches) if data_state is None and isinstance(train_batches, Sized) else None
+        self._pass_length = pass_length(train_batches) if data_state is None else None
         self._should_stop_early = False
         self._last_saved_step = -1
         self._completed_position = None  # the data position after the last completed update
