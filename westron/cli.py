@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Iterator
 from typing import BinaryIO, TextIO
 
-from westron.errors import WestronError
+from westron.errors import Terminated, WestronError
 
 EXIT_USER_ERROR = 2
 # Lines read ahead and sorted by length, so each batch holds sentences of similar length
@@ -464,14 +464,6 @@ def main(argv: list[str] | None = None) -> int:
         silence_stdout()
         return 1
     return 0
-
-
-class Terminated(BaseException):
-    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C, so temporary files are removed on the way out."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
 
 
 @contextlib.contextmanager

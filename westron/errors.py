@@ -11,3 +11,12 @@ class WestronError(Exception):
 
 class CheckpointError(WestronError, OSError):
     """A checkpoint folder or file is missing, corrupt, or does not fit the model."""
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived (westron.cli.termination_as_exception): unwinds like Ctrl-C, so temporary
+    files are removed on the way out and a trainer saves a checkpoint."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum

@@ -438,7 +438,7 @@ def progress_lines(name: str, every_seconds: float = 60.0):
             state = trainer.state
             say(
                 f"{name}: step {state.global_step}, loss {logs['loss']:.2f}, "
-                f"{state.tokens_seen / max(state.train_time, 1e-9):.0f} target tokens/s, epoch {state.epoch}"
+                f"{state.tokens_seen / max(state.train_time, 1e-9):.0f} target tokens/s, epoch {state.epoch:.2f}"
             )
 
     return callback

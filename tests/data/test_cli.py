@@ -63,6 +63,11 @@ def test_unknown_language(tsv, tmp_path, monkeypatch):
     assert_one_line_error(code, stderr, "no column 'fr'", "'en', 'es'")
 
 
+def test_a_length_ratio_that_is_not_a_number_is_refused(tsv, tmp_path, monkeypatch):
+    code, _, stderr = run_cli(prepare_args(tsv, tmp_path / "out", "--max-length-ratio", "nan"), monkeypatch)
+    assert_one_line_error(code, stderr, "--max-length-ratio must be at least 1, not nan")
+
+
 def test_option_for_another_format(tmp_path, monkeypatch):
     path = tmp_path / "c.jsonl"
     path.write_text('{"translation": {"en": "a", "es": "b"}}\n')

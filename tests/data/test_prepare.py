@@ -93,6 +93,8 @@ def test_bad_options(tmp_path):
         prepare([], tmp_path, "en", "es", validation_fraction=0.5, test_fraction=0.5)
     with pytest.raises(WestronError, match="max_length_ratio must be at least 1"):
         prepare([], tmp_path, "en", "es", max_length_ratio=0.5)
+    with pytest.raises(WestronError, match="max_length_ratio must be at least 1"):
+        prepare([], tmp_path, "en", "es", max_length_ratio=float("nan"))  # would drop nothing
     (tmp_path / "file").write_text("")
     with pytest.raises(WestronError, match="it is a file, not a folder"):
         prepare([], tmp_path / "file", "en", "es")

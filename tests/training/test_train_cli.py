@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from tests.cli_utils import run_cli
+from tests.hf_oracle import save_tiny_marian
 
 WORDS = {"red": "rojo", "house": "casa", "big": "grande", "cat": "gato", "dog": "perro", "green": "verde", "car": "coche"}
 
@@ -126,6 +127,12 @@ def test_tensorflow_run_continues_in_pytorch(corpus, tmp_path, monkeypatch):
         (lambda a, c, t: a + ["--xla"], "--xla applies to TensorFlow"),
         (lambda a, c, t: a + ["--dropout", "1.5"], "--dropout 1.5 must be at least 0 and below 1"),
         (lambda a, c, t: a + ["--resume", os.fspath(t / "nowhere")], "no such checkpoint folder"),
+        (lambda a, c, t: _drop(a, "--framework") + ["--xla"], "--xla applies to TensorFlow"),  # the default is pt
+        (lambda a, c, t: a + ["--eval-steps", "1"], "--eval-steps evaluates on validation pairs"),
+        (lambda a, c, t: a + ["--early-stopping-patience", "2"], "--early-stopping-patience evaluates on validation"),
+        (lambda a, c, t: _replace(a, "--report-to", "tensorbord"), "unknown report_to 'tensorbord'"),
+        (lambda a, c, t: _fine_tune(a, save_tiny_marian(t / "small-vocab", vocab_size=20, pad_token_id=19, decoder_start_token_id=19)),
+         "has 35 tokens but"),
     ],
 )
 def test_mistakes_are_one_line_and_exit_2_before_any_work(corpus, tmp_path, monkeypatch, change, fragment):
@@ -231,6 +238,12 @@ def _replace(argv, flag, value):
     argv = list(argv)
     argv[argv.index(flag) + 1] = value
     return argv
+
+
+def _fine_tune(argv, model_folder):
+    """The from-scratch argv turned into fine-tuning `model_folder` with the corpus's own tokenizer."""
+    index = argv.index("--config")
+    return argv[:index] + ["--model", model_folder] + argv[index + 2 :]
 
 
 def _drop(argv, flag):

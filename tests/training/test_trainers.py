@@ -228,6 +228,43 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path):
     assert TrainerState.load(checkpoint).data_state == {"state_dict": {"position": 4}}
 
 
+def test_termination_saves_a_checkpoint(tmp_path):
+    """SIGTERM/SIGHUP, which the CLI turns into Terminated (a preempted job, `timeout`, `docker stop`), save a
+    checkpoint of the last completed update as Ctrl-C does."""
+    import signal
+
+    from westron.errors import Terminated
+
+    def terminate(trainer, logs):
+        if trainer.state.global_step == 3:
+            raise Terminated(signal.SIGTERM)
+
+    folder = save_family("marian", tmp_path / "hf")
+    args = arguments(tmp_path / "out", max_steps=10)
+    trainer = Trainer(MarianMTModel.from_pretrained(folder), args, family_batches("marian", 2), callbacks=[terminate])
+    with pytest.raises(Terminated):
+        trainer.train()
+    assert [os.path.basename(p) for p in list_checkpoints(args.output_dir)] == ["checkpoint-3"]
+
+
+def test_resume_keeps_one_log_record_per_step(tmp_path):
+    """Resuming from checkpoint-4 of a run that went on to step 5 drops the log's later records (and a line
+    cut off by a kill): log.jsonl then reads as one run, as the trainer state's log_history does."""
+    folder = save_family("marian", tmp_path / "hf")
+    batches = family_batches("marian", 2)
+    args = arguments(tmp_path / "out", max_steps=5, save_steps=4, keep_checkpoints=None)
+    Trainer(MarianMTModel.from_pretrained(folder), args, ListBatches(batches)).train()
+    log_path = os.path.join(args.output_dir, "log.jsonl")
+    with open(log_path, "a", encoding="utf-8") as handle:
+        handle.write('{"step": 6, "lo')  # a kill in the middle of an append
+    resumed = arguments(tmp_path / "out", max_steps=6, save_steps=4, keep_checkpoints=None)
+    Trainer(MarianMTModel.from_pretrained(folder), resumed, ListBatches(batches)).train(
+        resume_from=os.path.join(args.output_dir, "checkpoint-4")
+    )
+    with open(log_path, encoding="utf-8") as handle:
+        assert [json.loads(line)["step"] for line in handle] == [1, 2, 3, 4, 5, 6]
+
+
 def test_rotation_logs_and_tracker(tmp_path):
     class Recorder:
         def __init__(self):
@@ -250,7 +287,7 @@ def test_rotation_logs_and_tracker(tmp_path):
     assert [r["step"] for r in records] == [2, 4, 5] and {"loss", "learning_rate", "tokens_per_second"} <= records[0].keys()
     # A plain list: two passes were made and the data position is the count of batches consumed.
     state = TrainerState.load(os.path.join(args.output_dir, "checkpoint-5"))
-    assert state.data_state == {"batches_consumed": 5, "passes": 2} and state.epoch == 2.0
+    assert state.data_state == {"batches_consumed": 5, "passes": 2} and state.epoch == 2.5
 
 
 # ---- across frameworks and into Hugging Face ----------------------------------------------------------------
@@ -458,3 +495,94 @@ def test_evaluation_metrics_early_stopping_and_max_time(tmp_path):
     assert state.global_step == 1  # the clock is checked after each update
     assert [os.path.basename(p) for p in list_checkpoints(timed.output_dir)] == ["checkpoint-1"]
     assert os.path.isfile(os.path.join(timed.output_dir, "final", "model.safetensors"))
+
+
+def test_epochs_end_with_the_last_batch_and_may_be_fractional(tmp_path):
+    """epochs=1 over a plain list of 4 batches is 4 updates (not a 5th from the next pass); epochs=0.5 is
+    half of them, over a plain list and over a TokenBatcher (epochs count fractionally, as HF's do)."""
+    from westron.data.batching import TokenBatcher
+
+    folder = save_family("marian", tmp_path / "hf")
+    batches = family_batches("marian", 4)
+    for epochs, steps in ((1, 4), (0.5, 2)):
+        args = arguments(tmp_path / f"list-{epochs}", max_steps=None, epochs=epochs)
+        state = Trainer(MarianMTModel.from_pretrained(folder), args, batches).train()
+        assert (state.global_step, state.epoch) == (steps, epochs)
+    rows = [row[row != -100] for batch in batches for row in batch["labels"]]  # 32 copy-task examples
+    ids = FAMILIES["marian"][3]
+    batcher = TokenBatcher(rows, rows, pad_token_id=ids["pad"], decoder_start_token_id=ids["start"], batch_size=8)
+    assert len(batcher) == 4
+    args = arguments(tmp_path / "batcher", max_steps=None, epochs=0.5)
+    state = Trainer(MarianMTModel.from_pretrained(folder), args, batcher).train()
+    assert (state.global_step, state.epoch) == (2, 0.5)
+
+
+def test_max_time_counts_the_time_of_the_runs_a_resume_continues(tmp_path):
+    """max_time bounds training over its resumed parts, as max_steps does: a checkpoint that has trained
+    its budget resumes to no further update (before, each resumed run got max_time anew, and a
+    time-bound linear schedule, already at its end, trained it at learning rate 0)."""
+    folder = save_family("marian", tmp_path / "hf")
+    batches = family_batches("marian", 2)
+    args = arguments(tmp_path / "out", max_steps=2)
+    Trainer(MarianMTModel.from_pretrained(folder), args, batches).train()
+    checkpoint = os.path.join(args.output_dir, "checkpoint-2")
+    state = TrainerState.load(checkpoint)
+    assert state.elapsed_time > 0
+    state.elapsed_time, state.train_time = 1000.0, 900.0  # as if it had trained 1000 s of its budget
+    state.save(checkpoint)
+
+    def no_update(trainer, logs):
+        raise AssertionError(f"an update at learning rate {logs['learning_rate']} after the time budget")
+
+    resumed = arguments(tmp_path / "out", max_steps=None, max_time=1000.0, scheduler="linear")
+    state = Trainer(MarianMTModel.from_pretrained(folder), resumed, batches, callbacks=[no_update]).train(resume_from=True)
+    assert state.global_step == 2
+
+
+def test_evaluation_settings_without_evaluation_batches_are_refused(tmp_path):
+    """eval_steps and early stopping need eval_batches: without them they would be ignored, so they are refused."""
+    folder = save_family("marian", tmp_path / "hf")
+    for setting in (dict(eval_steps=2), dict(early_stopping_patience=1)):
+        with pytest.raises(WestronError, match=f"{next(iter(setting))} = .* needs eval_batches"):
+            Trainer(MarianMTModel.from_pretrained(folder), arguments(tmp_path / "out", **setting), family_batches("marian", 2))
+    with pytest.raises(WestronError, match="compute_metrics runs in evaluation, which needs eval_batches"):
+        Trainer(MarianMTModel.from_pretrained(folder), arguments(tmp_path / "out"), family_batches("marian", 2), compute_metrics=dict)
+
+
+def test_arguments_changed_after_they_were_made_are_checked_by_the_trainer(tmp_path):
+    """HF users set fields after making the arguments (args.scheduler = ...): the trainer validates them again,
+    instead of failing with a ValueError traceback at the first update."""
+    args = arguments(tmp_path / "out")
+    args.scheduler = "linaer"
+    with pytest.raises(WestronError, match="TrainingArguments.scheduler = 'linaer' must be one of"):
+        Trainer(MarianMTModel.from_pretrained(save_family("marian", tmp_path / "hf")), args, family_batches("marian", 2))
+
+
+def test_an_evaluation_that_saved_a_step_leaves_save_steps_nothing_to_write(tmp_path):
+    """eval_steps = save_steps: an improved evaluation saves the checkpoint, which is written once, not twice."""
+    folder = save_family("marian", tmp_path / "hf")
+    args = arguments(tmp_path / "out", max_steps=4, eval_steps=2, save_steps=2)
+    trainer = Trainer(MarianMTModel.from_pretrained(folder), args, family_batches("marian", 2), eval_batches=family_batches("marian", 1, seed=1))
+    saved, save_state = [], trainer.save_state
+    trainer.save_state = lambda tmp: (saved.append(trainer.state.global_step), save_state(tmp))
+    trainer.train()
+    assert saved == [2, 4]
+
+
+@pytest.mark.parametrize(("framework", "setting"), [("pt", "xla"), ("tf", "compile")])
+def test_the_other_frameworks_compiler_setting_is_refused(framework, setting, tmp_path):
+    """xla is TensorFlow's and compile PyTorch's: the other trainer would ignore it, so it refuses it."""
+    trainer_class, model = load(framework, "marian", save_family("marian", tmp_path / "hf"))
+    with pytest.raises(WestronError, match=f"TrainingArguments.{setting} is for"):
+        trainer_class(model, arguments(tmp_path / "out", **{setting: True}), family_batches("marian", 1))
+
+
+def test_tf_data_batches_without_a_length_train(tmp_path):
+    """A tf.data.Dataset of unknown or infinite cardinality (len() raises TypeError) is an iterable like
+    any other: the trainer counts its passes by StopIteration."""
+    folder = save_family("marian", tmp_path / "hf")
+    batches = family_batches("marian", 2)
+    spec = {name: tf.TensorSpec([None, None], tf.int32) for name in batches[0]}
+    dataset = tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=spec).repeat()
+    state = TFTrainer(TFMarianMTModel.from_pretrained(folder), arguments(tmp_path / "out", max_steps=3), dataset).train()
+    assert state.global_step == 3

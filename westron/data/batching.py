@@ -249,6 +249,11 @@ class TokenBatcher:
     def __len__(self) -> int:
         return self.num_batches_per_epoch()
 
+    @property
+    def epochs_done(self) -> float:
+        """Epochs given out, fractional: the epoch plus the share of its batches already taken."""
+        return self.epoch + self.position / self.num_batches_per_epoch()
+
     # ---- iteration and resume ----------------------------------------------------------------------
 
     def batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:

@@ -72,7 +72,7 @@ def run_prepare(args: argparse.Namespace) -> None:
     from westron.data.prepare import prepare
     from westron.data.readers import ReadStats, read_pairs
 
-    if args.max_length_ratio is not None and args.max_length_ratio < 1:
+    if args.max_length_ratio is not None and not args.max_length_ratio >= 1:  # NaN too
         raise WestronError(f"--max-length-ratio must be at least 1, not {args.max_length_ratio}")
     stats = ReadStats()
     options = {

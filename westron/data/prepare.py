@@ -89,7 +89,7 @@ class PairCleaner:
     def __init__(self, max_length: int | None = None, max_length_ratio: float | None = None):
         if max_length is not None and max_length < 1:
             raise WestronError(f"max_length must be at least 1, not {max_length}")
-        if max_length_ratio is not None and max_length_ratio < 1:
+        if max_length_ratio is not None and not max_length_ratio >= 1:  # NaN too: it would drop nothing
             raise WestronError(f"max_length_ratio must be at least 1, not {max_length_ratio}")
         self.max_length = max_length
         self.max_length_ratio = max_length_ratio

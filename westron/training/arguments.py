@@ -47,8 +47,8 @@ class TrainingArguments:
     seed: int = 42
     # ---- how long (the first limit reached ends the run; at least one is needed) ----
     max_steps: int | None = None
-    epochs: float | None = None
-    max_time: float | None = None  # seconds of training, checked after each step
+    epochs: float | None = None  # passes over the data, fractional (0.5: half an epoch)
+    max_time: float | None = None  # seconds of training over resumed runs too (as max_steps), checked after each step
     # ---- evaluation, checkpoints, logging ----
     eval_steps: int | None = None  # None: evaluate only at the end (when validation batches are given)
     save_steps: int | None = 500

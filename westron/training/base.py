@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from westron.errors import WestronError
+from westron.errors import Terminated, WestronError
 from westron.file_utils import atomic_directory
 from westron.training.arguments import TrainingArguments
 from westron.training.schedules import learning_rate_at
@@ -37,6 +37,7 @@ from westron.training.state import (
     rotate_checkpoints,
     save_optimizer_state,
     save_rng_state,
+    truncate_log,
 )
 
 Batch = Mapping[str, np.ndarray]  # input_ids, attention_mask (B, S); decoder_input_ids, labels (B, T); int32
@@ -69,6 +70,15 @@ def no_weight_decay(name: str, shape: tuple[int, ...]) -> bool:
     LayerNorm weights are the 1-D weights; "bias" in the name also covers T5's relative_attention_bias.
     """
     return len(shape) < 2 or "bias" in name
+
+
+def pass_length(batches) -> int | None:
+    """The number of batches in one pass over `batches`, or None when it has no length (a generator, a
+    tf.data.Dataset of unknown or infinite cardinality, whose len() raises TypeError)."""
+    try:
+        return len(batches)
+    except TypeError:
+        return None
 
 
 def check_sharding(train_batches, num_processes: int) -> None:
@@ -136,10 +146,20 @@ class BaseTrainer:
         self._iterator = None
         self._batches_consumed = 0
         self._passes = 0
+        self._batches_this_pass = 0
+        # A plain list (a sized iterable without a data state) ends its pass with its last batch: waiting
+        # for StopIteration would make epochs=1 train on one batch of the next pass too.
+        self._pass_length = pass_length(train_batches) if data_state is None else None
         self._should_stop_early = False
         self._last_saved_step = -1
         self._completed_position = None  # the data position after the last completed update
         check_sharding(train_batches, self.num_processes)
+        args.validate()  # again: fields set after the arguments were made (args.max_steps = ..., as HF users do)
+        for name in ("eval_steps", "early_stopping_patience"):
+            if eval_batches is None and getattr(args, name) is not None:
+                raise WestronError(f"TrainingArguments.{name} = {getattr(args, name)} needs eval_batches (it would be ignored)")
+        if eval_batches is None and compute_metrics is not None:
+            raise WestronError("compute_metrics runs in evaluation, which needs eval_batches (it would be ignored)")
         self.seed(args.seed)
         self.create_optimizer()
 
@@ -196,8 +216,12 @@ class BaseTrainer:
             except StopIteration:
                 self._iterator = None
                 self._passes += 1
+                self._batches_this_pass = 0
                 continue
             self._batches_consumed += 1
+            self._batches_this_pass += 1
+            if self._batches_this_pass == self._pass_length:
+                self._iterator, self._passes, self._batches_this_pass = None, self._passes + 1, 0
             return batch
         raise WestronError("the training batches are empty (or a one-shot iterator that has run out)")
 
@@ -208,10 +232,17 @@ class BaseTrainer:
 
     @property
     def epoch(self) -> float:
-        counted = getattr(self.data_state, "epoch", None)
-        if counted is None:
-            counted = getattr(self.train_batches, "epoch", None)
-        return float(counted if counted is not None else self._passes)
+        """Passes over the training data, fractional as Hugging Face counts them (so epochs=0.5 is half a
+        pass): a batcher's epochs_done (else its whole epochs), or the passes over a plain iterable."""
+        for source in (self.data_state, self.train_batches):
+            counted = getattr(source, "epochs_done", None)
+            if counted is None:
+                counted = getattr(source, "epoch", None)
+            if counted is not None:
+                return float(counted)
+        if self._pass_length:
+            return self._passes + self._batches_this_pass / self._pass_length
+        return float(self._passes)
 
     def _data_position(self) -> dict[str, Any]:
         if self.data_state is not None:
@@ -246,8 +277,7 @@ class BaseTrainer:
             folder = resolve_resume_folder(resume_from, args.output_dir)
             if folder is not None:
                 self.resume(folder)
-        started = time.monotonic()
-        self._updates_this_run = 0
+        started = time.monotonic() - self.state.elapsed_time  # max_time counts the runs this one resumes too
         self._completed_position = self._data_position()
         bar = self._progress_bar()
         window: list[float] = []
@@ -259,10 +289,10 @@ class BaseTrainer:
                 output = self.train_step(batches)
                 elapsed = time.perf_counter() - step_started
                 self.state.global_step += 1
-                self._updates_this_run += 1
                 self._completed_position = self._data_position()  # a Ctrl-C mid-update resumes before its batches
                 self.state.tokens_seen += output.num_tokens
                 self.state.train_time += elapsed
+                self.state.elapsed_time = time.monotonic() - started
                 self.state.epoch = self.epoch
                 window.append(output.loss)
                 window_tokens += output.num_tokens
@@ -278,9 +308,9 @@ class BaseTrainer:
                     callback(self, logs)
                 if args.eval_steps and self.eval_batches is not None and self.state.global_step % args.eval_steps == 0:
                     self.evaluate()
-                if args.save_steps and self.state.global_step % args.save_steps == 0:
-                    self.save_checkpoint()
-        except KeyboardInterrupt:
+                if args.save_steps and self.state.global_step % args.save_steps == 0 and self.state.global_step > self._last_saved_step:
+                    self.save_checkpoint()  # unless an improved evaluation just saved this step
+        except (KeyboardInterrupt, Terminated):  # Ctrl-C, or SIGTERM/SIGHUP under the CLI (a preempted job)
             if self.state.global_step > self._last_saved_step and self.state.global_step > 0:
                 self.save_checkpoint()
             self._close(bar)
@@ -317,8 +347,8 @@ class BaseTrainer:
             return True
         if args.epochs is not None and self.epoch >= args.epochs:
             return True
-        if args.max_time is not None and self._updates_this_run and time.monotonic() - started >= args.max_time:
-            return True  # checked after each update: a run makes at least one
+        if args.max_time is not None and self.state.global_step and time.monotonic() - started >= args.max_time:
+            return True  # checked after each update: training makes at least one
         return self._should_stop_early
 
     def _progress_bar(self):
@@ -455,6 +485,8 @@ class BaseTrainer:
         if rng.get("framework") == self.framework:  # dropout streams differ across frameworks anyway
             self.restore_framework_rng_state(rng)
         self._restore_data_position(state.data_state)
+        if self.is_main_process:
+            truncate_log(self.args.output_dir, state.global_step)
         self._last_saved_step = state.global_step
         self.state = state
         self.state.framework = self.framework

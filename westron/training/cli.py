@@ -119,12 +119,23 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise WestronError(f"--{flag.replace('_', '-')} {path}: no such file")
     if args.model and os.path.sep in args.model and not os.path.isdir(args.model) and os.path.exists(args.model):
         raise WestronError(f"--model {args.model} is a file: give the checkpoint folder")
-    if args.framework == "pt" and args.xla:
-        raise WestronError("--xla applies to TensorFlow (--framework tf); PyTorch has --compile")
+    if args.xla or args.compile:  # without --framework the run takes the default one, which must be the flag's
+        from westron.pipelines import default_framework
+
+        framework = args.framework or default_framework()
+        if framework == "pt" and args.xla:
+            raise WestronError("--xla applies to TensorFlow (--framework tf); PyTorch has --compile")
+        if framework == "tf" and args.compile:
+            raise WestronError("--compile applies to PyTorch (--framework pt); TensorFlow has --xla")
     if args.dropout is not None and not 0.0 <= args.dropout < 1.0:
         raise WestronError(f"--dropout {args.dropout:g} must be at least 0 and below 1")
-    if args.framework == "tf" and args.compile:
-        raise WestronError("--compile applies to PyTorch (--framework pt); TensorFlow has --xla")
+    if not (args.validation_file or args.dataset):
+        for flag in ("eval_steps", "early_stopping_patience"):
+            if getattr(args, flag) is not None:
+                raise WestronError(f"--{flag.replace('_', '-')} evaluates on validation pairs: add --validation-file")
+    from westron.training.tracking import parse_report_to
+
+    parse_report_to(args.report_to)
     if args.resume not in (None, True) and not os.path.isdir(args.resume):
         raise WestronError(f"--resume {args.resume}: no such checkpoint folder")
     check_distributed_arguments(args)
@@ -357,11 +368,17 @@ def load_tokenizer_and_model(args, framework: str, strategy=None):
         seed_initialisation(framework, args.seed)
         model = auto_model.from_config(config)
     else:
+        from westron.models.auto import AutoConfig
+
+        config = AutoConfig.from_pretrained(args.model)
+        if args.tokenizer and len(tokenizer) > config.vocab_size:  # its ids past the embeddings would fail mid-step
+            raise WestronError(
+                f"--tokenizer {args.tokenizer} has {len(tokenizer)} tokens but {args.model} embeds {config.vocab_size}: "
+                "fine-tune with the model's own tokenizer (or resize its embeddings first)"
+            )
         kwargs = {"allow_pickle": True} if args.allow_pickle else {}
         if args.dropout is not None:
-            from westron.models.auto import AutoConfig
-
-            kwargs[dropout_field(AutoConfig.from_pretrained(args.model).model_type)] = args.dropout
+            kwargs[dropout_field(config.model_type)] = args.dropout
         model = auto_model.from_pretrained(args.model, **kwargs)
     if args.forced_bos_lang:
         model.generation_config.forced_bos_token_id = tokenizer.get_lang_id(args.forced_bos_lang)

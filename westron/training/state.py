@@ -46,6 +46,7 @@ class TrainerState:
     epoch: float = 0.0  # passes over the training data (from the batcher when it counts them)
     tokens_seen: int = 0  # target tokens (labels != -100) trained on
     train_time: float = 0.0  # seconds spent in training steps, over every resumed run
+    elapsed_time: float = 0.0  # wall-clock seconds of training (evaluations included) over every resumed run: what max_time bounds
     data_state: dict[str, Any] | None = None  # the batcher's state_dict() (or the batches consumed)
     best_metric: float | None = None
     best_checkpoint: str | None = None
@@ -215,6 +216,27 @@ def restore_python_rng_state(rng: dict[str, Any]) -> None:
     if "numpy" in rng:
         kind, keys, pos, has_gauss, cached = rng["numpy"]
         np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def truncate_log(output_dir: str, step: int) -> None:
+    """Keeps the records of output_dir/log.jsonl up to `step` (a resumed run logs the later steps again,
+    and a run killed mid-append leaves a partial line); rewritten atomically, only when something goes."""
+    path = os.path.join(output_dir, LOG_NAME)
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        lines = handle.readlines()
+    kept = [line for line in lines if _logged_step(line) <= step]
+    if len(kept) != len(lines):
+        with atomic_write(path) as handle:
+            handle.writelines(kept)
+
+
+def _logged_step(line: str) -> float:
+    try:
+        return float(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return float("inf")  # not a whole record
 
 
 def append_log(output_dir: str, record: dict[str, Any]) -> None:

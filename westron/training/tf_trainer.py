@@ -64,6 +64,8 @@ class TFTrainer(BaseTrainer):
             raise WestronError("mixed_precision fp16 is PyTorch-only (CUDA loss scaling); the TensorFlow trainer trains in fp32 or bf16")
         if args.device is not None:
             raise WestronError("TrainingArguments.device is for PyTorch; a TensorFlow model trains where it was built (tf.device)")
+        if args.compile:
+            raise WestronError("TrainingArguments.compile is for PyTorch (torch.compile); the TensorFlow trainer compiles with xla=True")
         self.strategy = self.join_strategy(model, strategy)
         check_master_weights(args.mixed_precision, (v.dtype for v in model.trainable_variables))
         super().__init__(model, args, train_batches, **kwargs)

@@ -57,6 +57,8 @@ class Trainer(BaseTrainer):
     framework = "pt"
 
     def __init__(self, model, args, train_batches, **kwargs):
+        if args.xla:
+            raise WestronError("TrainingArguments.xla is for TensorFlow; the PyTorch trainer compiles with compile=True")
         self.device = resolve_device(args.device) if args.device else model.device
         self._owns_process_group = False
         if launched_distributed() or torch.distributed.is_initialized():
