@@ -57,7 +57,7 @@ def read_test_file(path: str, source_lang: str, target_lang: str, on_error: str 
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    from westron.cli import import_tensorflow_quietly, open_output, progress_bar, quantization_kwargs
+    from westron.cli import import_tensorflow_quietly, open_output, progress_bar, quantization_kwargs, refuse_ignored_languages
     from westron.evaluation import bleu_metric, bleu_tokenizer_for, score_translations, translate_sources
     from westron.file_utils import atomic_write
     from westron.pipelines import TranslationPipeline, default_framework
@@ -85,6 +85,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         source_prefix=args.source_prefix,
         model_kwargs=model_kwargs,
     )
+    refuse_ignored_languages(translator, args.src_lang, args.tgt_lang)
     generate_kwargs = {}
     if args.num_beams is not None:
         generate_kwargs["num_beams"] = args.num_beams
