@@ -351,3 +351,32 @@ def test_run_translation_no_trainer_loop_runs_unchanged(checkpoint):
     assert_float32_close(np.array(losses), np.array(hf_losses), LOGITS_TOL)
     assert preds == hf_preds
     assert labels == hf_labels and labels[0] == TARGETS[0]  # (the tiny SentencePiece model lacks "ß")
+
+
+# ---- model outputs as HF's ModelOutput ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("framework", ["pt", "tf"])
+@pytest.mark.parametrize("with_labels", [True, False])
+def test_model_outputs_index_like_hf(checkpoint, tokenizers, framework, with_labels):
+    """`loss = model(**batch)[0]` and `outputs["logits"]` (HF 4.x loops) used to be a TypeError."""
+    theirs = tokenizers[1]
+    hf_model = transformers.AutoModelForSeq2SeqLM.from_pretrained(checkpoint).eval()
+    auto = westron.AutoModelForSeq2SeqLM if framework == "pt" else westron.TFAutoModelForSeq2SeqLM
+    model = auto.from_pretrained(checkpoint)
+    targets = {"text_target": TARGETS} if with_labels else {}
+    batch = {key: value.numpy() for key, value in theirs(SOURCES, padding=True, return_tensors="pt", **targets).items()}
+    if not with_labels:
+        batch["decoder_input_ids"] = batch["input_ids"][:, :3]
+    with torch.no_grad():
+        want = hf_model(**{key: torch.as_tensor(value) for key, value in batch.items()}, use_cache=False)
+    as_tensor = torch.as_tensor if framework == "pt" else tf.constant
+    got = model(**{key: as_tensor(value) for key, value in batch.items()})
+    assert got.keys() == [key for key in want.keys() if key != "past_key_values"]
+    assert list(got) == got.keys() and ("loss" in got) == with_labels
+    first = "loss" if with_labels else "logits"
+    assert_float32_close(got[0], want[0], LOGITS_TOL, first)
+    assert_float32_close(got[first], want[first], LOGITS_TOL, first)
+    assert all(a is b for a, b in zip(got[:2], got.to_tuple()[:2])) and got.values()[1] is got.to_tuple()[1]
+    with pytest.raises(KeyError):
+        got["decoder_attentions"]  # not asked for: not set, as in HF
