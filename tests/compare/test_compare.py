@@ -192,8 +192,9 @@ def test_a_failing_cell_is_recorded_and_the_others_measured(demo_folder):
         (lambda argv, tmp: argv.__setitem__(argv.index("--model") + 1, str(tmp / "no-model")), "does not exist"),
         (lambda argv, tmp: argv.__setitem__(argv.index("-o") + 1, str(tmp / "a-file" / "out")), "cannot write to output folder"),
         (lambda argv, tmp: argv.extend(["--modes", "pt_eager,jax"]), "unknown mode 'jax'"),
+        (lambda argv, tmp: argv.extend(["--tgt-lang", "fr"]), "--tgt-lang: this model takes no language codes"),
     ],
-    ids=["unreadable-test-file", "missing-model", "unwritable-output", "unknown-mode"],
+    ids=["unreadable-test-file", "missing-model", "unwritable-output", "unknown-mode", "language-a-marian-model-ignores"],
 )
 def test_failures_are_one_line_and_exit_2(demo_folder, test_file, tmp_path, monkeypatch, change, message):
     (tmp_path / "a-file").write_text("not a folder")

@@ -284,6 +284,15 @@ def run_compare(settings: CompareSettings, log=print, extra_section_providers=No
     check_output_dir(settings.output_dir)
     logs = collect_logs(settings.training_logs, [path for _, path in settings.models])
     model_language_codes(pairs, settings.models[0][1])
+    if settings.src_lang or settings.tgt_lang:  # codes the model cannot use: an error before minutes of measuring
+        from westron.cli import refuse_ignored_languages
+        from westron.pipelines import TranslationPipeline
+
+        pair = pairs[0]
+        translator = TranslationPipeline(
+            settings.models[0][1], framework="pt", src_lang=pair.src_code, tgt_lang=pair.tgt_code, source_prefix=pair.source_prefix
+        )
+        refuse_ignored_languages(translator, settings.src_lang, settings.tgt_lang)
 
     started = time.time()
     results: dict[str, Any] = {
