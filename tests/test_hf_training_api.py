@@ -359,7 +359,7 @@ def test_run_translation_no_trainer_loop_runs_unchanged(checkpoint):
 @pytest.mark.parametrize("framework", ["pt", "tf"])
 @pytest.mark.parametrize("with_labels", [True, False])
 def test_model_outputs_index_like_hf(checkpoint, tokenizers, framework, with_labels):
-    """`loss = model(**batch)[0]` and `outputs["logits"]` (HF 4.x loops) used to be a TypeError."""
+    """`loss = model(**batch)[0]`, `outputs["logits"]` and `return_dict=False` (HF 4.x loops) used to be TypeErrors."""
     theirs = tokenizers[1]
     hf_model = transformers.AutoModelForSeq2SeqLM.from_pretrained(checkpoint).eval()
     auto = westron.AutoModelForSeq2SeqLM if framework == "pt" else westron.TFAutoModelForSeq2SeqLM
@@ -380,3 +380,7 @@ def test_model_outputs_index_like_hf(checkpoint, tokenizers, framework, with_lab
     assert all(a is b for a, b in zip(got[:2], got.to_tuple()[:2])) and got.values()[1] is got.to_tuple()[1]
     with pytest.raises(KeyError):
         got["decoder_attentions"]  # not asked for: not set, as in HF
+    as_tuple = model(**{key: as_tensor(value) for key, value in batch.items()}, return_dict=False)
+    assert isinstance(as_tuple, tuple) and len(as_tuple) == len(got.keys())
+    assert_float32_close(as_tuple[0], want[0], LOGITS_TOL, f"{first}, return_dict=False")
+    assert isinstance(model(**{key: as_tensor(value) for key, value in batch.items()}, return_dict=True), type(got))

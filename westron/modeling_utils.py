@@ -35,6 +35,11 @@ class PreTrainedModel(nn.Module):
         self.generation_config = GenerationConfig.from_model_config(config)
         self.quantization: str | None = None  # "int8" once torch_quantization.quantize_model ran
 
+    def __call__(self, *args: Any, return_dict: bool | None = None, **kwargs: Any):
+        """HF 4.x's return_dict: False gives the output's set fields as a tuple; None and True the output object."""
+        output = super().__call__(*args, **kwargs)
+        return output.to_tuple() if return_dict is False else output
+
     # ---- tying ----------------------------------------------------------------------------------
 
     def tied_weights(self) -> dict[str, str]:
