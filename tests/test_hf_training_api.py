@@ -193,6 +193,25 @@ def test_embedding_accessors_match_hf(resize_folder):
     assert torch.equal(base.get_input_embeddings().weight, ours.get_input_embeddings().weight)
 
 
+@pytest.mark.parametrize("framework", ["pt", "tf"])
+def test_get_encoder_runs_the_encoder_as_in_hf(resize_folder, framework):
+    """model.get_encoder() (an AttributeError before): its output equals HF's and feeds encoder_outputs=."""
+    hf = transformers.AutoModelForSeq2SeqLM.from_pretrained(resize_folder).eval()
+    auto = westron.AutoModelForSeq2SeqLM if framework == "pt" else westron.TFAutoModelForSeq2SeqLM
+    as_tensor = torch.as_tensor if framework == "pt" else tf.constant
+    ids = np.array([[5, 6, 7, 8, 2], [9, 10, 11, 2, hf.config.pad_token_id]])
+    mask, decoder_ids = (ids != hf.config.pad_token_id).astype(np.int64), ids[:, :3]
+    with torch.no_grad():
+        want = hf.get_encoder()(input_ids=torch.as_tensor(ids), attention_mask=torch.as_tensor(mask)).last_hidden_state
+    model = auto.from_pretrained(resize_folder)
+    for family_model in (model, (westron.AutoModel if framework == "pt" else westron.TFAutoModel).from_pretrained(resize_folder)):
+        encoded = family_model.get_encoder()(input_ids=as_tensor(ids), attention_mask=as_tensor(mask))
+        assert_float32_close(encoded.last_hidden_state, want, LOGITS_TOL, type(family_model).__name__)
+    encoded = model.get_encoder()(input_ids=as_tensor(ids), attention_mask=as_tensor(mask))
+    inputs = dict(attention_mask=as_tensor(mask), decoder_input_ids=as_tensor(decoder_ids))
+    assert_float32_close(model(encoder_outputs=encoded, **inputs).logits, model(as_tensor(ids), **inputs).logits, 1e-6, "logits")
+
+
 def test_set_input_embeddings_keeps_ties_in_both_frameworks(resize_folder):
     ours = westron.AutoModelForSeq2SeqLM.from_pretrained(resize_folder)
     tf_model = westron.TFAutoModelForSeq2SeqLM.from_pretrained(resize_folder)

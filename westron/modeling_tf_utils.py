@@ -68,6 +68,12 @@ class TFPreTrainedModel(keras.Model):
         if not self.built or not self.weights:
             self(**self.dummy_inputs)
 
+    def get_encoder(self) -> keras.layers.Layer:
+        """HF 4.x's accessor: the encoder stack; `get_encoder()(input_ids=ids, attention_mask=mask)` gives
+        the EncoderOutput that `model(encoder_outputs=..., ...)` takes."""
+        base = getattr(self, self.base_model_prefix, self) if self.base_model_prefix else self
+        return base.encoder
+
     # ---- embeddings (Hugging Face's accessors, used by fine-tuning scripts) ---------------------------
 
     def get_input_embeddings(self) -> keras.layers.Embedding:

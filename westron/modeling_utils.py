@@ -52,6 +52,12 @@ class PreTrainedModel(nn.Module):
             module_path, _, attribute = target.rpartition(".")
             setattr(self.get_submodule(module_path), attribute, self.get_parameter(source))
 
+    def get_encoder(self) -> nn.Module:
+        """HF 4.x's accessor: the encoder stack; `get_encoder()(input_ids=ids, attention_mask=mask)` gives
+        the EncoderOutput that `model(encoder_outputs=..., ...)` takes."""
+        base = getattr(self, self.base_model_prefix, self) if self.base_model_prefix else self
+        return base.encoder
+
     # ---- embeddings (Hugging Face's accessors, used by fine-tuning scripts) ---------------------------
 
     def get_input_embeddings(self) -> nn.Embedding:
