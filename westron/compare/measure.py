@@ -60,6 +60,8 @@ class CompareSettings:
     training_logs: list[str] = field(default_factory=list)
     bleu_tokenize: str | None = None
     on_error: str = "fail"
+    source_column: str | None = None  # TSV/CSV columns by name or 0-based index (a file without a header)
+    target_column: str | None = None
     quick: bool = False
 
     def make_quick(self) -> None:
@@ -108,9 +110,13 @@ def language_pairs(settings: CompareSettings) -> list[LanguagePair]:
     several = len(targets) > 1
     if several and (settings.src_lang or settings.tgt_lang):
         raise WestronError("--src-lang/--tgt-lang name one direction: with several language pairs the test file's keys are used")
+    columns = {"source_column": settings.source_column, "target_column": settings.target_column}
+    columns = {name: value for name, value in columns.items() if value is not None}  # other formats refuse them
+    if several and columns:
+        raise WestronError("--source-column/--target-column name one pair's columns: with several pairs the header names them")
     pairs = []
     for source_lang, target_lang in zip(sources, targets):
-        texts = list(read_pairs(settings.test_file, source_lang, target_lang, on_error=settings.on_error))
+        texts = list(read_pairs(settings.test_file, source_lang, target_lang, on_error=settings.on_error, **columns))
         if not texts:
             raise WestronError(f"{settings.test_file} holds no {source_lang}-{target_lang} sentence pairs")
         if settings.max_sentences:
