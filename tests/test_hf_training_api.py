@@ -403,3 +403,5 @@ def test_model_outputs_index_like_hf(checkpoint, tokenizers, framework, with_lab
     assert isinstance(as_tuple, tuple) and len(as_tuple) == len(got.keys())
     assert_float32_close(as_tuple[0], want[0], LOGITS_TOL, f"{first}, return_dict=False")
     assert isinstance(model(**{key: as_tensor(value) for key, value in batch.items()}, return_dict=True), type(got))
+    if framework == "tf":  # HF 4.x TF, Keras style: the batch dict as the one positional input
+        assert_float32_close(model({key: as_tensor(value) for key, value in batch.items()})[0], want[0], LOGITS_TOL, "model(dict)")

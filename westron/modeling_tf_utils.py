@@ -48,7 +48,13 @@ class TFPreTrainedModel(keras.Model):
         self.quantization: str | None = None  # "int8" once tf_quantization.quantize_model ran
 
     def __call__(self, *args: Any, return_dict: bool | None = None, **kwargs: Any):
-        """HF 4.x's return_dict: False gives the output's set fields as a tuple; None and True the output object."""
+        """HF 4.x's return_dict: False gives the output's set fields as a tuple; None and True the output object.
+
+        As HF 4.x's TF models (and Keras' fit, which calls model(x) with x a dict), a dict as the only
+        positional argument gives its entries as keywords: `model(tokenizer(texts, return_tensors="tf"))`.
+        """
+        if len(args) == 1 and isinstance(args[0], dict) and not args[0].keys() & kwargs.keys():
+            args, kwargs = (), {**args[0], **kwargs}
         output = super().__call__(*args, **kwargs)
         return output.to_tuple() if return_dict is False else output
 
