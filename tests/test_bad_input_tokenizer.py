@@ -80,3 +80,10 @@ def test_decode_accepts_integer_arrays_and_tensors(tokenizer):
     assert tokenizer.decode(np.array([4, 5, 6], dtype=np.int32)) == expected
     assert tokenizer.decode(torch.tensor([4, 5, 6])) == expected
     assert tokenizer.decode(np.int64(4)) == tokenizer.decode([4])
+
+
+def test_a_second_positional_text_is_refused_not_read_as_the_target(tokenizer):
+    """HF 4.x's second argument is text_pair: `tokenizer(src, tgt)` used to give labels here, a pair there."""
+    with pytest.raises(WestronError, match="text pairs .* not supported: translation targets go in text_target="):
+        tokenizer(["a few words"], ["some more"])
+    assert "labels" in tokenizer(["a few words"], text_target=["some more"])

@@ -203,3 +203,20 @@ def test_real_process_bad_typed_value_is_one_line():
     done = subprocess.run([sys.executable, "-m", "westron", "quickstart", "--budget-minutes", "foo"], capture_output=True, text=True, input="")
     assert done.returncode == 2
     assert done.stderr.splitlines() == ["westron: error: argument --budget-minutes: invalid float value: 'foo' (see westron quickstart --help)"]
+
+
+@pytest.mark.parametrize("command", ["translate", "evaluate", "attention"])
+def test_language_codes_a_marian_model_cannot_use_are_refused(tmp_path, demo_folder, monkeypatch, command):
+    """--tgt-lang fr on a one-direction Marian model used to be accepted and ignored."""
+    test_file = tmp_path / "test.jsonl"
+    test_file.write_text(json.dumps({"translation": {"en": "Speak.", "fr": "Parle."}}) + "\n", encoding="utf-8")
+    argv = {
+        "translate": ["translate"],
+        "evaluate": ["evaluate", "--test-file", str(test_file), "--source-lang", "en", "--target-lang", "fr"],
+        "attention": ["attention", "--source", "Speak.", "-o", str(tmp_path / "maps")],
+    }[command]
+    code, stdout, stderr = run_cli(
+        [*argv, "--model", demo_folder, "--framework", "pt", "--tgt-lang", "fr"], monkeypatch, stdin_bytes=b"Speak.\n"
+    )
+    assert_one_line_error(code, stderr, "--tgt-lang: this model takes no language codes", ">>fra<<")
+    assert stdout == "" and not (tmp_path / "maps").exists()

@@ -209,15 +209,19 @@ def write_jsonl(path, pairs, source_lang="en", target_lang="es"):
 PAIRS = [(s, t) for s, t in zip(SOURCES, TARGETS) if s]
 
 
-@pytest.mark.parametrize("file_type", ["jsonl", "tsv"])
+@pytest.mark.parametrize("file_type", ["jsonl", "tsv", "tsv-without-header"])
 def test_cli_writes_hypotheses_and_json_beside_the_printed_scores(demo_folder, tmp_path, monkeypatch, file_type):
+    """A TSV without a header takes --source-column 0 --target-column 1 (the error suggested them; evaluate refused them)."""
+    columns = []
     if file_type == "jsonl":
         test_file = write_jsonl(tmp_path / "test.jsonl", PAIRS)
     else:
         test_file = tmp_path / "test.tsv"
-        test_file.write_text("en\tes\n" + "".join(f"{s}\t{t}\n" for s, t in PAIRS), encoding="utf-8")
+        header = "en\tes\n" if file_type == "tsv" else ""
+        test_file.write_text(header + "".join(f"{s}\t{t}\n" for s, t in PAIRS), encoding="utf-8")
+        columns = ["--source-column", "0", "--target-column", "1"] if not header else []
     scores = tmp_path / "scores.json"
-    argv = ["evaluate", "--model", demo_folder, "--test-file", str(test_file), "--source-lang", "en", "--target-lang", "es"]
+    argv = ["evaluate", "--model", demo_folder, "--test-file", str(test_file), "--source-lang", "en", "--target-lang", "es", *columns]
     argv += ["--framework", "pt", "--num-beams", "2", "--max-new-tokens", "5", "--batch-size", "3", "--output-json", str(scores)]
     code, stdout, stderr = run_cli(argv, monkeypatch)
     assert code == 0, stderr
@@ -255,6 +259,7 @@ def test_cli_output_flag_names_the_hypotheses_file(demo_folder, tmp_path, monkey
         ("en\tes\na\tb\n", "test.tsv", ["--model", "{tmp}/no/such/model"], ("does not exist",)),
         ("en\tes\na\tb\n", "test.tsv", ["--model", "{tmp}"], ("has no config.json",)),
         ("en\tes\na\tb\n", "test.tsv", ["--bleu-tokenize", "moses"], ("unknown BLEU tokenizer 'moses'",)),
+        ('{"translation": {"en": "a", "es": "b"}}\n', "test.jsonl", ["--source-column", "0"], ("source_column",)),
         ("en\tes\na\tb\n", "test.tsv", ["--output-json", "{tmp}/no/such/folder/scores.json"], ("does not exist",)),
     ],
 )

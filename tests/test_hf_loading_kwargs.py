@@ -34,6 +34,7 @@ HF4_KEYWORDS = {
     "weights_only": (False, "error", "error"),
     "state_dict": (None, "works", "works"),  # filled in with the checkpoint's tensors
     "from_tf": (True, "error", "error"),
+    "from_pt": (True, "error", "works"),  # a TF keyword: HF 4.x TF scripts pass it for PyTorch-only checkpoints
     "from_flax": (True, "error", "error"),
     "proxies": ({"https": "http://proxy:3128"}, "error", "error"),
     "output_loading_info": (True, "works", "works"),

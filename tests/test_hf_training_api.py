@@ -193,6 +193,25 @@ def test_embedding_accessors_match_hf(resize_folder):
     assert torch.equal(base.get_input_embeddings().weight, ours.get_input_embeddings().weight)
 
 
+@pytest.mark.parametrize("framework", ["pt", "tf"])
+def test_get_encoder_runs_the_encoder_as_in_hf(resize_folder, framework):
+    """model.get_encoder() (an AttributeError before): its output equals HF's and feeds encoder_outputs=."""
+    hf = transformers.AutoModelForSeq2SeqLM.from_pretrained(resize_folder).eval()
+    auto = westron.AutoModelForSeq2SeqLM if framework == "pt" else westron.TFAutoModelForSeq2SeqLM
+    as_tensor = torch.as_tensor if framework == "pt" else tf.constant
+    ids = np.array([[5, 6, 7, 8, 2], [9, 10, 11, 2, hf.config.pad_token_id]])
+    mask, decoder_ids = (ids != hf.config.pad_token_id).astype(np.int64), ids[:, :3]
+    with torch.no_grad():
+        want = hf.get_encoder()(input_ids=torch.as_tensor(ids), attention_mask=torch.as_tensor(mask)).last_hidden_state
+    model = auto.from_pretrained(resize_folder)
+    for family_model in (model, (westron.AutoModel if framework == "pt" else westron.TFAutoModel).from_pretrained(resize_folder)):
+        encoded = family_model.get_encoder()(input_ids=as_tensor(ids), attention_mask=as_tensor(mask))
+        assert_float32_close(encoded.last_hidden_state, want, LOGITS_TOL, type(family_model).__name__)
+    encoded = model.get_encoder()(input_ids=as_tensor(ids), attention_mask=as_tensor(mask))
+    inputs = dict(attention_mask=as_tensor(mask), decoder_input_ids=as_tensor(decoder_ids))
+    assert_float32_close(model(encoder_outputs=encoded, **inputs).logits, model(as_tensor(ids), **inputs).logits, 1e-6, "logits")
+
+
 def test_set_input_embeddings_keeps_ties_in_both_frameworks(resize_folder):
     ours = westron.AutoModelForSeq2SeqLM.from_pretrained(resize_folder)
     tf_model = westron.TFAutoModelForSeq2SeqLM.from_pretrained(resize_folder)
@@ -351,3 +370,38 @@ def test_run_translation_no_trainer_loop_runs_unchanged(checkpoint):
     assert_float32_close(np.array(losses), np.array(hf_losses), LOGITS_TOL)
     assert preds == hf_preds
     assert labels == hf_labels and labels[0] == TARGETS[0]  # (the tiny SentencePiece model lacks "ß")
+
+
+# ---- model outputs as HF's ModelOutput ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("framework", ["pt", "tf"])
+@pytest.mark.parametrize("with_labels", [True, False])
+def test_model_outputs_index_like_hf(checkpoint, tokenizers, framework, with_labels):
+    """`loss = model(**batch)[0]`, `outputs["logits"]` and `return_dict=False` (HF 4.x loops) used to be TypeErrors."""
+    theirs = tokenizers[1]
+    hf_model = transformers.AutoModelForSeq2SeqLM.from_pretrained(checkpoint).eval()
+    auto = westron.AutoModelForSeq2SeqLM if framework == "pt" else westron.TFAutoModelForSeq2SeqLM
+    model = auto.from_pretrained(checkpoint)
+    targets = {"text_target": TARGETS} if with_labels else {}
+    batch = {key: value.numpy() for key, value in theirs(SOURCES, padding=True, return_tensors="pt", **targets).items()}
+    if not with_labels:
+        batch["decoder_input_ids"] = batch["input_ids"][:, :3]
+    with torch.no_grad():
+        want = hf_model(**{key: torch.as_tensor(value) for key, value in batch.items()}, use_cache=False)
+    as_tensor = torch.as_tensor if framework == "pt" else tf.constant
+    got = model(**{key: as_tensor(value) for key, value in batch.items()})
+    assert got.keys() == [key for key in want.keys() if key != "past_key_values"]
+    assert list(got) == got.keys() and ("loss" in got) == with_labels
+    first = "loss" if with_labels else "logits"
+    assert_float32_close(got[0], want[0], LOGITS_TOL, first)
+    assert_float32_close(got[first], want[first], LOGITS_TOL, first)
+    assert all(a is b for a, b in zip(got[:2], got.to_tuple()[:2])) and got.values()[1] is got.to_tuple()[1]
+    with pytest.raises(KeyError):
+        got["decoder_attentions"]  # not asked for: not set, as in HF
+    as_tuple = model(**{key: as_tensor(value) for key, value in batch.items()}, return_dict=False)
+    assert isinstance(as_tuple, tuple) and len(as_tuple) == len(got.keys())
+    assert_float32_close(as_tuple[0], want[0], LOGITS_TOL, f"{first}, return_dict=False")
+    assert isinstance(model(**{key: as_tensor(value) for key, value in batch.items()}, return_dict=True), type(got))
+    if framework == "tf":  # HF 4.x TF, Keras style: the batch dict as the one positional input
+        assert_float32_close(model({key: as_tensor(value) for key, value in batch.items()})[0], want[0], LOGITS_TOL, "model(dict)")

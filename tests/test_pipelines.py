@@ -240,3 +240,40 @@ def test_loading_arguments_reach_from_pretrained(t5_folder):
     tokenizer, model = westron.AutoTokenizer.from_pretrained(t5_folder), westron.AutoModelForSeq2SeqLM.from_pretrained(t5_folder)
     with pytest.raises(WestronError, match="torch_dtype: loading arguments need model= to be a path"):
         westron.pipeline("translation", model=model, tokenizer=tokenizer, torch_dtype=torch.float16)
+
+
+# ---- languages that would change nothing ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "languages, prefix",
+    [(dict(tgt_lang="fr"), "translate English to French: "), (dict(src_lang="en"), "translate English to German: ")],
+)
+def test_t5_one_language_picks_the_first_task_that_has_it(t5_folder, languages, prefix):
+    """tgt_lang alone used to give no prefix at all (the model then does not translate)."""
+    translator = westron.pipeline("translation", model=t5_folder, framework="pt", **languages)
+    assert translator.source_prefix == prefix and translator.languages_applied
+    assert translator.generate_kwargs["num_beams"] == 2
+    with pytest.raises(WestronError, match="no translation_XX_to_he"):
+        westron.pipeline("translation", model=t5_folder, framework="pt", tgt_lang="he")
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--tgt-lang", "fr"], None),
+        (["--src-lang", "en", "--source-prefix", "x: "], "use one or the other"),
+        (["--src-lang", "de"], "no translation_de_to_YY"),
+    ],
+)
+def test_cli_t5_languages_pick_a_prefix_or_are_refused(t5_folder, monkeypatch, flags, message):
+    from tests.cli_utils import assert_one_line_error, run_cli
+
+    argv = ["translate", "--model", t5_folder, "--framework", "pt", "--max-new-tokens", "4", *flags]
+    code, stdout, stderr = run_cli(argv, monkeypatch, stdin_bytes=f"{SOURCES[0]}\n".encode())
+    if message is not None:
+        assert_one_line_error(code, stderr, message)
+        return
+    assert code == 0, stderr
+    want = hf_translate(t5_folder, SOURCES[:1], prefix="translate English to French: ", num_beams=2, max_new_tokens=4)
+    assert stdout == want[0] + "\n"

@@ -83,6 +83,8 @@ def run_attention(args: argparse.Namespace) -> None:
     for framework in frameworks:
         model = _load_model(args.model, framework, args.allow_pickle)
         first = maps_list[0] if maps_list else None
+        if first is None:
+            _refuse_ignored_languages(model, tokenizer, args)
         maps = attention(
             model, tokenizer, args.source,
             target=args.target if first is None else None,
@@ -103,6 +105,17 @@ def run_attention(args: argparse.Namespace) -> None:
         print(f"max |PyTorch - TensorFlow| attention weight difference: {max_difference(*maps_list):.2e}")
     print(f"wrote {args.output}/: attention.html, encoder.png, decoder.png, cross.png, "
           + ", ".join(f"attention_{maps.framework}.npz" for maps in maps_list))
+
+
+def _refuse_ignored_languages(model, tokenizer, args) -> None:
+    """--src-lang / --tgt-lang the model has no use for (Marian): an error, as in `westron translate`."""
+    from westron.cli import refuse_ignored_languages
+    from westron.pipelines import TranslationPipeline
+
+    if args.src_lang or args.tgt_lang:
+        tgt_lang = args.tgt_lang or getattr(tokenizer, "tgt_lang", None)  # as attention() falls back
+        translator = TranslationPipeline(model, tokenizer, src_lang=args.src_lang, tgt_lang=tgt_lang, source_prefix=args.source_prefix)
+        refuse_ignored_languages(translator, args.src_lang, args.tgt_lang)
 
 
 def _load_model(path: str, framework: str, allow_pickle: bool):

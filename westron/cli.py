@@ -368,6 +368,7 @@ def run_translate(args: argparse.Namespace) -> None:
             source_prefix=args.source_prefix,
             model_kwargs=model_kwargs,
         )
+        refuse_ignored_languages(translator, args.src_lang, args.tgt_lang)
         if args.eager and translator.framework != "tf":
             raise WestronError("--eager applies to TensorFlow only (PyTorch always runs eagerly)")
         window_size = args.window_size or args.batch_size * WINDOW_BATCHES
@@ -395,6 +396,20 @@ def quantization_kwargs(method: str | None) -> dict:
     if method not in QUANTIZATION_METHODS:
         raise WestronError(f"--quantize {method}: unknown method (use {', '.join(QUANTIZATION_METHODS)})")
     return {"quantization": method}
+
+
+def refuse_ignored_languages(translator, src_lang: str | None, tgt_lang: str | None) -> None:
+    """--src-lang / --tgt-lang that the model has no use for: an error, not a silent untranslated run."""
+    if not (src_lang or tgt_lang) or translator.languages_applied:
+        return
+    given = " and ".join(flag for flag, value in (("--src-lang", src_lang), ("--tgt-lang", tgt_lang)) if value)
+    if translator.source_prefix:
+        raise WestronError(f"{given}: a T5 task prefix is picked by the languages or given by --source-prefix: use one or the other")
+    raise WestronError(
+        f"{given}: this model takes no language codes (a Marian model translates one direction; a T5 model needs "
+        "translation_XX_to_YY entries in its config's task_specific_params): leave them out, or give --source-prefix "
+        "(multi-target opus-mt models: --source-prefix '>>fra<< ')"
+    )
 
 
 def progress_bar():

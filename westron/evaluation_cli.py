@@ -3,7 +3,8 @@
     westron evaluate --model DIR --test-file test.jsonl --source-lang en --target-lang es [-o hyp.txt] [--output-json scores.json]
 
 The test file is JSON lines in Hugging Face's translation layout (`{"translation": {"en": ..., "es": ...}}`,
-.jsonl/.json) or two tab-separated columns, source then target (.tsv).
+.jsonl/.json), TSV/CSV with a header naming the language columns (or, without a header,
+`--source-column 0 --target-column 1`), or any other format `westron data prepare` reads.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ def add_evaluate_command(commands) -> None:
     evaluate = commands.add_parser("evaluate", help="translate a test set and score it (BLEU, chrF, TER)")
     evaluate.add_argument("--model", required=True, help="checkpoint folder or Hugging Face Hub repo id")
     evaluate.add_argument("--test-file", required=True, help="JSON lines ({\"translation\": {...}}), TSV/CSV with language columns, a Moses pair, ...")
+    evaluate.add_argument("--source-column", default=None, help="TSV/CSV: the source column's header name or 0-based index (default: the one named --source-lang)")
+    evaluate.add_argument("--target-column", default=None, help="TSV/CSV: the target column's header name or 0-based index")
     evaluate.add_argument("--on-error", choices=("fail", "skip"), default="fail", help="malformed test records: stop (default) or skip them")
     evaluate.add_argument("--source-lang", required=True, help="source language key in the test file (en)")
     evaluate.add_argument("--target-lang", required=True, help="target language key in the test file (es); picks the BLEU tokenizer")
@@ -43,11 +46,18 @@ def add_evaluate_command(commands) -> None:
 # ---- the test file ------------------------------------------------------------------------------------
 
 
-def read_test_file(path: str, source_lang: str, target_lang: str, on_error: str = "fail") -> tuple[list[str], list[str]]:
-    """Sources and references of a test file, in any format `westron data prepare` reads."""
+def read_test_file(
+    path: str, source_lang: str, target_lang: str, on_error: str = "fail", source_column=None, target_column=None
+) -> tuple[list[str], list[str]]:
+    """Sources and references of a test file, in any format `westron data prepare` reads.
+
+    source_column / target_column: TSV/CSV columns by header name or 0-based index (a file without a header).
+    """
     from westron.data.readers import read_pairs
 
-    pairs = list(read_pairs(path, source_lang, target_lang, on_error=on_error))
+    columns = {"source_column": source_column, "target_column": target_column}
+    columns = {name: value for name, value in columns.items() if value is not None}  # other formats refuse them
+    pairs = list(read_pairs(path, source_lang, target_lang, on_error=on_error, **columns))
     if not pairs:
         raise WestronError(f"{path} holds no sentence pairs")
     return [pair.source for pair in pairs], [pair.target for pair in pairs]
@@ -57,13 +67,15 @@ def read_test_file(path: str, source_lang: str, target_lang: str, on_error: str 
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    from westron.cli import import_tensorflow_quietly, open_output, progress_bar, quantization_kwargs
+    from westron.cli import import_tensorflow_quietly, open_output, progress_bar, quantization_kwargs, refuse_ignored_languages
     from westron.evaluation import bleu_metric, bleu_tokenizer_for, score_translations, translate_sources
     from westron.file_utils import atomic_write
     from westron.pipelines import TranslationPipeline, default_framework
 
     model_kwargs = quantization_kwargs(args.quantize)
-    sources, references = read_test_file(args.test_file, args.source_lang, args.target_lang, args.on_error)
+    sources, references = read_test_file(
+        args.test_file, args.source_lang, args.target_lang, args.on_error, args.source_column, args.target_column
+    )
     hypotheses_path = args.output
     if hypotheses_path is None and args.output_json is not None:
         hypotheses_path = os.path.splitext(args.output_json)[0] + ".hyp.txt"
@@ -85,6 +97,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         source_prefix=args.source_prefix,
         model_kwargs=model_kwargs,
     )
+    refuse_ignored_languages(translator, args.src_lang, args.tgt_lang)
     generate_kwargs = {}
     if args.num_beams is not None:
         generate_kwargs["num_beams"] = args.num_beams

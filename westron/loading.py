@@ -61,6 +61,7 @@ SUPPORTED: dict[str, tuple[str, ...]] = {
     "allow_pickle": ("pt", "tf"),  # Westron's own: opt in to pytorch_model.bin
     "device": ("pt", "tf"),  # Westron's own: where the model goes
     "quantization": ("pt", "tf"),  # Westron's own: "int8" (westron/torch_quantization.py, tf_quantization.py)
+    "from_pt": ("tf",),  # HF 4.x TF: read the PyTorch weights, which is all Westron's TF models ever read
 }
 
 ATTN_IMPLEMENTATIONS = {"pt": ("eager", "sdpa"), "tf": ("eager",)}
@@ -103,6 +104,7 @@ def take_loading_kwargs(kwargs: dict[str, Any], framework: str) -> LoadOptions:
         if name in kwargs and framework not in frameworks:
             raise WestronError(_not_in_framework(name, framework))
     options = LoadOptions(hub_kwargs=hub_kwargs, config_overrides={})
+    kwargs.pop("from_pt", None)  # True or False, the TF loader reads the PyTorch-named safetensors (or .bin)
     options.config = kwargs.pop("config", None)
     options.state_dict = kwargs.pop("state_dict", None)
     options.output_loading_info = bool(kwargs.pop("output_loading_info", False))

@@ -47,6 +47,17 @@ class TFPreTrainedModel(keras.Model):
         self.generation_config = GenerationConfig.from_model_config(config)
         self.quantization: str | None = None  # "int8" once tf_quantization.quantize_model ran
 
+    def __call__(self, *args: Any, return_dict: bool | None = None, **kwargs: Any):
+        """HF 4.x's return_dict: False gives the output's set fields as a tuple; None and True the output object.
+
+        As HF 4.x's TF models (and Keras' fit, which calls model(x) with x a dict), a dict as the only
+        positional argument gives its entries as keywords: `model(tokenizer(texts, return_tensors="tf"))`.
+        """
+        if len(args) == 1 and isinstance(args[0], dict) and not args[0].keys() & kwargs.keys():
+            args, kwargs = (), {**args[0], **kwargs}
+        output = super().__call__(*args, **kwargs)
+        return output.to_tuple() if return_dict is False else output
+
     def tied_weights(self) -> dict[str, str]:
         """Tied parameters under this config: {tied name: source name}, the same as the PyTorch twin's."""
         return {}
@@ -62,6 +73,12 @@ class TFPreTrainedModel(keras.Model):
         """Creates every variable by running the model once on a tiny input."""
         if not self.built or not self.weights:
             self(**self.dummy_inputs)
+
+    def get_encoder(self) -> keras.layers.Layer:
+        """HF 4.x's accessor: the encoder stack; `get_encoder()(input_ids=ids, attention_mask=mask)` gives
+        the EncoderOutput that `model(encoder_outputs=..., ...)` takes."""
+        base = getattr(self, self.base_model_prefix, self) if self.base_model_prefix else self
+        return base.encoder
 
     # ---- embeddings (Hugging Face's accessors, used by fine-tuning scripts) ---------------------------
 

@@ -35,6 +35,11 @@ class PreTrainedModel(nn.Module):
         self.generation_config = GenerationConfig.from_model_config(config)
         self.quantization: str | None = None  # "int8" once torch_quantization.quantize_model ran
 
+    def __call__(self, *args: Any, return_dict: bool | None = None, **kwargs: Any):
+        """HF 4.x's return_dict: False gives the output's set fields as a tuple; None and True the output object."""
+        output = super().__call__(*args, **kwargs)
+        return output.to_tuple() if return_dict is False else output
+
     # ---- tying ----------------------------------------------------------------------------------
 
     def tied_weights(self) -> dict[str, str]:
@@ -46,6 +51,12 @@ class PreTrainedModel(nn.Module):
         for target, source in self.tied_weights().items():
             module_path, _, attribute = target.rpartition(".")
             setattr(self.get_submodule(module_path), attribute, self.get_parameter(source))
+
+    def get_encoder(self) -> nn.Module:
+        """HF 4.x's accessor: the encoder stack; `get_encoder()(input_ids=ids, attention_mask=mask)` gives
+        the EncoderOutput that `model(encoder_outputs=..., ...)` takes."""
+        base = getattr(self, self.base_model_prefix, self) if self.base_model_prefix else self
+        return base.encoder
 
     # ---- embeddings (Hugging Face's accessors, used by fine-tuning scripts) ---------------------------
 

@@ -90,6 +90,7 @@ class TranslationPipeline:
         config's task_specific_params["translation_{src}_to_{tgt}"] (whose generation settings,
         like num_beams, become defaults too), as Hugging Face's translation pipeline did.
         """
+        self.languages_applied = False  # whether src_lang / tgt_lang changed anything (the CLI refuses ignored ones)
         if hasattr(self.tokenizer, "get_lang_id"):  # a multilingual tokenizer
             if tgt_lang is None:
                 raise WestronError("this model translates into many languages: give the target language (tgt_lang / --tgt-lang)")
@@ -97,6 +98,7 @@ class TranslationPipeline:
                 self.tokenizer.src_lang = src_lang
             self.tokenizer.tgt_lang = tgt_lang
             self.generate_kwargs.setdefault("forced_bos_token_id", self.tokenizer.get_lang_id(tgt_lang))
+            self.languages_applied = True
             return source_prefix or ""
         if source_prefix is not None:
             return source_prefix
@@ -107,13 +109,20 @@ class TranslationPipeline:
             if first is not None:
                 warnings.warn(f'"translation" task was used, instead of "translation_XX_to_YY", defaulting to "{first}"', UserWarning, stacklevel=4)
                 src_lang, tgt_lang = SUPPORTED_TASK.fullmatch(first).groups()
-        if src_lang and tgt_lang:
-            task = f"translation_{src_lang}_to_{tgt_lang}"
+        if src_lang or tgt_lang:
+            # One language alone picks the first entry that has it (translation_en_to_* for src_lang="en").
+            matches = [
+                key for key in task_params
+                if (match := SUPPORTED_TASK.fullmatch(key)) and match.group(1)
+                and src_lang in (None, match.group(1)) and tgt_lang in (None, match.group(2))
+            ]  # fmt: skip
+            task = matches[0] if matches else f"translation_{src_lang or 'XX'}_to_{tgt_lang or 'YY'}"
             if task not in task_params:
                 if task_params:
                     known = ", ".join(sorted(k for k in task_params if k.startswith("translation_")))
                     raise WestronError(f"the model's config has no {task} (it has: {known}); pass a source prefix instead")
                 return ""
+            self.languages_applied = True
             params = dict(task_params[task])
             prefix = params.pop("prefix", "") or ""
             for key, value in params.items():

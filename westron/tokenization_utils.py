@@ -438,6 +438,7 @@ class PreTrainedTokenizer:
     def __call__(
         self,
         text: str | Sequence[str] | None = None,
+        text_pair: str | Sequence[str] | None = None,
         text_target: str | Sequence[str] | None = None,
         *,
         padding: bool | str = False,
@@ -471,6 +472,10 @@ class PreTrainedTokenizer:
             >>> tokenizer("The road", text_target="goes ever on")["labels"][-1] == tokenizer.eos_token_id
             True
         """
+        if text_pair is not None:  # HF 4.x's second argument: tokenizer(src, tgt) would silently be a pair there
+            raise WestronError(
+                "text pairs (the second argument, text_pair) are not supported: translation targets go in text_target="
+            )
         if vars(self).get("_target_mode") and text is not None:
             if text_target is not None:
                 raise ValueError("inside as_target_tokenizer() text is the target: pass text_target outside it")

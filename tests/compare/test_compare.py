@@ -195,8 +195,9 @@ def test_a_failing_cell_is_recorded_and_the_others_measured(demo_folder):
         (lambda argv, tmp: argv.__setitem__(argv.index("--model") + 1, str(tmp / "no-model")), "does not exist"),
         (lambda argv, tmp: argv.__setitem__(argv.index("-o") + 1, str(tmp / "a-file" / "out")), "cannot write to output folder"),
         (lambda argv, tmp: argv.extend(["--modes", "pt_eager,jax"]), "unknown mode 'jax'"),
+        (lambda argv, tmp: argv.extend(["--tgt-lang", "fr"]), "--tgt-lang: this model takes no language codes"),
     ],
-    ids=["unreadable-test-file", "missing-model", "unwritable-output", "unknown-mode"],
+    ids=["unreadable-test-file", "missing-model", "unwritable-output", "unknown-mode", "language-a-marian-model-ignores"],
 )
 def test_failures_are_one_line_and_exit_2(demo_folder, test_file, tmp_path, monkeypatch, change, message):
     (tmp_path / "a-file").write_text("not a folder")
@@ -292,3 +293,29 @@ def test_several_pairs_are_read_and_scored_per_pair(tmp_path):
     quality = score_quality(perfect, pairs)["pt"]["greedy"]
     assert quality["per_pair"]["en-de"]["chrf"] == 100.0 and quality["per_pair"]["en-fr"]["chrf"] < 100.0
     assert quality["per_pair"]["en-de"]["chrf"] > quality["all"]["chrf"] > quality["per_pair"]["en-fr"]["chrf"]
+
+
+def test_a_test_file_without_a_header_takes_columns_by_index(tmp_path, monkeypatch):
+    """The reader's error suggests --source-column 0 --target-column 1: compare takes them (it refused them)."""
+    from westron.compare.measure import CompareSettings, language_pairs
+    from westron.errors import WestronError
+
+    path = tmp_path / "test.tsv"
+    path.write_text("a cat\teine Katze\na dog\tein Hund\n", encoding="utf-8")
+    settings = CompareSettings(models=[], test_file=str(path), source_langs=["en"], target_langs=["de"], output_dir="x",
+                               source_column="0", target_column="1")
+    [pair] = language_pairs(settings)
+    assert (pair.sources, pair.references) == (["a cat", "a dog"], ["eine Katze", "ein Hund"])
+    settings.target_langs = ["de", "fr"]
+    with pytest.raises(WestronError, match="name one pair's columns"):
+        language_pairs(settings)
+    seen = {}
+
+    def stop(settings, log=print):
+        seen["settings"] = settings
+        raise WestronError("measured nothing")
+
+    monkeypatch.setattr("westron.compare.cli.compare_and_report", stop)
+    argv = ["compare", "--model", "m", "--test-file", str(path), "--source-lang", "en", "--target-lang", "de", "-o", "out"]
+    run_cli([*argv, "--source-column", "0", "--target-column", "1"], monkeypatch)
+    assert (seen["settings"].source_column, seen["settings"].target_column) == ("0", "1")

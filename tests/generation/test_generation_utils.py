@@ -110,6 +110,7 @@ def test_attention_mask_inference_needs_a_pad_that_is_no_eos():
     "kwargs, message",
     [
         ({"num_beamz": 2}, r"unknown generation argument\(s\): num_beamz"),
+        ({"labels": [[5, 0]]}, r"labels: generate\(\) takes no labels .* without text_target"),
         ({"diversity_penalty": 0.5}, r"not supported by Westron: diversity_penalty"),
         ({"length_penalty": float("nan")}, r"length_penalty must be a finite number"),
         ({"num_return_sequences": 0}, r"num_return_sequences must be an integer >= 1"),

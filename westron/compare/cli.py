@@ -54,6 +54,8 @@ def add_compare_command(commands) -> None:
     compare.add_argument("--mode-timeout", type=float, default=1800.0, help="seconds one speed mode may take before it is reported as failed")
     compare.add_argument("--bleu-tokenize", default=None, help="sacrebleu BLEU tokenizer (default: from the target language)")
     compare.add_argument("--on-error", choices=("fail", "skip"), default="fail", help="malformed test records: stop or skip them")
+    compare.add_argument("--source-column", default=None, help="TSV/CSV: the source column's header name or 0-based index (one pair)")
+    compare.add_argument("--target-column", default=None, help="TSV/CSV: the target column's header name or 0-based index (one pair)")
     compare.set_defaults(run=run_compare_command)
 
     report = commands.add_parser("report", help="render a `westron compare` results.json as Markdown and HTML")
@@ -110,6 +112,7 @@ def run_compare_command(args: argparse.Namespace) -> None:
         source_prefix=args.source_prefix, device=args.device, modes=modes, num_beams=args.num_beams,
         max_new_tokens=args.max_new_tokens, mode_timeout=args.mode_timeout, training_logs=args.training_log,
         bleu_tokenize=args.bleu_tokenize, on_error=args.on_error, equivalence_tf_mode=args.equivalence_tf_mode,
+        source_column=args.source_column, target_column=args.target_column,
     )
     if args.quick:
         settings.make_quick()

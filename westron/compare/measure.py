@@ -60,6 +60,8 @@ class CompareSettings:
     training_logs: list[str] = field(default_factory=list)
     bleu_tokenize: str | None = None
     on_error: str = "fail"
+    source_column: str | None = None  # TSV/CSV columns by name or 0-based index (a file without a header)
+    target_column: str | None = None
     quick: bool = False
 
     def make_quick(self) -> None:
@@ -108,9 +110,13 @@ def language_pairs(settings: CompareSettings) -> list[LanguagePair]:
     several = len(targets) > 1
     if several and (settings.src_lang or settings.tgt_lang):
         raise WestronError("--src-lang/--tgt-lang name one direction: with several language pairs the test file's keys are used")
+    columns = {"source_column": settings.source_column, "target_column": settings.target_column}
+    columns = {name: value for name, value in columns.items() if value is not None}  # other formats refuse them
+    if several and columns:
+        raise WestronError("--source-column/--target-column name one pair's columns: with several pairs the header names them")
     pairs = []
     for source_lang, target_lang in zip(sources, targets):
-        texts = list(read_pairs(settings.test_file, source_lang, target_lang, on_error=settings.on_error))
+        texts = list(read_pairs(settings.test_file, source_lang, target_lang, on_error=settings.on_error, **columns))
         if not texts:
             raise WestronError(f"{settings.test_file} holds no {source_lang}-{target_lang} sentence pairs")
         if settings.max_sentences:
@@ -284,6 +290,15 @@ def run_compare(settings: CompareSettings, log=print, extra_section_providers=No
     check_output_dir(settings.output_dir)
     logs = collect_logs(settings.training_logs, [path for _, path in settings.models])
     model_language_codes(pairs, settings.models[0][1])
+    if settings.src_lang or settings.tgt_lang:  # codes the model cannot use: an error before minutes of measuring
+        from westron.cli import refuse_ignored_languages
+        from westron.pipelines import TranslationPipeline
+
+        pair = pairs[0]
+        translator = TranslationPipeline(
+            settings.models[0][1], framework="pt", src_lang=pair.src_code, tgt_lang=pair.tgt_code, source_prefix=pair.source_prefix
+        )
+        refuse_ignored_languages(translator, settings.src_lang, settings.tgt_lang)
 
     started = time.time()
     results: dict[str, Any] = {

@@ -23,28 +23,14 @@ Not returned: HF's `past_key_values` (Westron's cache is its own static layout).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-
-class _FieldAccess:
-    """`output["scores"]` and `output.keys()` as on HF's ModelOutput (only the fields that are set)."""
-
-    def keys(self) -> list[str]:
-        return [field.name for field in dataclasses.fields(self) if getattr(self, field.name) is not None]
-
-    def __getitem__(self, key: str) -> Any:
-        if not isinstance(key, str) or key not in self.keys():
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.keys()
+from westron.modeling_outputs import ModelOutput
 
 
 @dataclass
-class GenerateEncoderDecoderOutput(_FieldAccess):
+class GenerateEncoderDecoderOutput(ModelOutput):
     """Greedy search and sampling (see the module docstring for shapes)."""
 
     sequences: Any  # (batch * num_return_sequences, length)
@@ -58,7 +44,7 @@ class GenerateEncoderDecoderOutput(_FieldAccess):
 
 
 @dataclass
-class GenerateBeamEncoderDecoderOutput(_FieldAccess):
+class GenerateBeamEncoderDecoderOutput(ModelOutput):
     """Beam search and beam sampling (see the module docstring for shapes)."""
 
     sequences: Any  # (batch * num_return_sequences, length)

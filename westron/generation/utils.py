@@ -288,6 +288,11 @@ def check_generation_kwargs(kwargs: Mapping[str, Any]) -> None:
     if unsupported:
         raise WestronError(f"generation option(s) not supported by Westron: {', '.join(unsupported)}")
     unknown = sorted(k for k in kwargs if k not in SUPPORTED_KEYS and k not in UNSUPPORTED_NEUTRAL)
+    if "labels" in unknown:  # HF 4.x drops them: generate(**tokenizer(src, text_target=tgt)) runs there
+        raise WestronError(
+            "labels: generate() takes no labels (HF drops them silently); tokenize the sources without text_target, "
+            "or leave batch['labels'] out"
+        )
     if unknown:
         raise WestronError(
             f"unknown generation argument(s): {', '.join(unknown)} (known: {', '.join(sorted(SUPPORTED_KEYS))}, seed)"
