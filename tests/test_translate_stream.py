@@ -77,3 +77,21 @@ def test_summary_counts_new_tokens_up_to_each_eos():
     stats.count_batch(np.array([[start, 5, 6, eos, pad, pad], [start, 5, 6, 7, 8, 5]]), [eos])  # 3 + 5
     stats.count_batch(np.array([[start, eos]]), [eos])  # 1
     assert (stats.sentences, stats.generated_tokens) == (3, 9)
+
+
+def test_a_translation_holding_line_breaks_stays_one_line(tmp_path, demo_folder, monkeypatch, one_by_one):
+    """A vocabulary may decode to a line break (a byte-fallback piece, a newline token): the output
+    keeps one line per input line, the break written as a blank."""
+    from westron.pipelines import TranslationPipeline
+
+    decode_batch = TranslationPipeline.decode_batch
+    breaks = ["\n", "\r\n", "\u2028"]
+
+    def decode_with_breaks(self, output_ids):
+        return [f"{text}{breaks[n % 3]}more" for n, text in enumerate(decode_batch(self, output_ids))]
+
+    monkeypatch.setattr(TranslationPipeline, "decode_batch", decode_with_breaks)
+    lines, _, _ = translate_file(tmp_path, demo_folder, monkeypatch, "--batch-size", "4")
+    assert len(lines) == len(LINES)
+    for line, source, reference in zip(lines, LINES, one_by_one):
+        assert line == (f"{reference} more" if source.strip() else "")

@@ -299,10 +299,16 @@ def translate_window(
         if stats is not None:
             stats.count_batch(output_ids, eos_token_ids(translator))
         for i, text in zip(batch, translator.decode_batch(output_ids)):
-            outputs[i] = text
+            outputs[i] = as_one_line(text)
     if stats is not None:
         stats.lines += len(window)
     return outputs
+
+
+def as_one_line(text: str) -> str:
+    """A translation as one output line: a line break the vocabulary decodes to becomes a blank, so the
+    output keeps the input's line count."""
+    return " ".join(text.splitlines())
 
 
 @contextlib.contextmanager

@@ -67,7 +67,9 @@ def read_test_file(
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    from westron.cli import import_tensorflow_quietly, open_output, progress_bar, quantization_kwargs, refuse_ignored_languages
+    from westron.cli import (
+        as_one_line, import_tensorflow_quietly, open_output, progress_bar, quantization_kwargs, refuse_ignored_languages,
+    )
     from westron.evaluation import bleu_metric, bleu_tokenizer_for, score_translations, translate_sources
     from westron.file_utils import atomic_write
     from westron.pipelines import TranslationPipeline, default_framework
@@ -109,7 +111,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
     if hypotheses_path is not None:
         with open_output(hypotheses_path) as out:
-            out.writelines(text.replace("\n", " ") + "\n" for text in hypotheses)
+            out.writelines(as_one_line(text) + "\n" for text in hypotheses)
     if args.output_json is not None:
         report = result.to_dict()
         report["settings"] = {
