@@ -586,3 +586,51 @@ def test_tf_data_batches_without_a_length_train(tmp_path):
     dataset = tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=spec).repeat()
     state = TFTrainer(TFMarianMTModel.from_pretrained(folder), arguments(tmp_path / "out", max_steps=3), dataset).train()
     assert state.global_step == 3
+
+
+
+def huge_gradients_once_switched_on(framework, monkeypatch):
+    """Adds to the trainer's loss a term worth exactly 0 whose gradient is 3e38 times a logit's: the loss
+    stays finite while the global gradient norm overflows float32. Returns the switch."""
+    import westron.training.tf_trainer as tf_trainer
+    import westron.training.torch_trainer as torch_trainer
+
+    module = torch_trainer if framework == "pt" else tf_trainer
+    loss_sum = module.label_smoothed_loss_sum
+    if framework == "pt":
+        factor = torch.zeros(())
+
+        def with_huge_gradients(logits, labels, smoothing):
+            return loss_sum(logits, labels, smoothing) + (logits[0, 0, 0] - logits[0, 0, 0].detach()) * factor
+
+        switch = lambda: factor.fill_(3e38)  # noqa: E731
+    else:
+        factor = tf.Variable(0.0)  # read inside the traced step: switching it needs no retrace
+
+        def with_huge_gradients(logits, labels, smoothing):
+            return loss_sum(logits, labels, smoothing) + (logits[0, 0, 0] - tf.stop_gradient(logits[0, 0, 0])) * factor
+
+        switch = lambda: factor.assign(3e38)  # noqa: E731
+    monkeypatch.setattr(module, "label_smoothed_loss_sum", with_huge_gradients)
+    return switch
+
+
+@pytest.mark.parametrize("framework", sorted(TRAINERS))
+def test_an_infinite_gradient_norm_stops_before_the_update(framework, tmp_path, monkeypatch):
+    switch = huge_gradients_once_switched_on(framework, monkeypatch)
+    folder = save_family("marian", tmp_path / "hf")
+    trainer_class, model = load(framework, "marian", folder)
+    at_step_3 = {}
+
+    def blow_up(trainer, logs):
+        if trainer.state.global_step == 3:
+            switch()
+            at_step_3.update(weights(trainer.model))
+
+    args = arguments(tmp_path / "out", save_steps=2, max_steps=10)
+    trainer = trainer_class(model, args, ListBatches(family_batches("marian", 3)), callbacks=[blow_up])
+    with pytest.raises(WestronError, match=r"diverged at step 4: gradient norm (inf|nan) .*checkpoint .* is intact"):
+        trainer.train()
+    after = weights(model)
+    for name, value in at_step_3.items():  # the update was not applied
+        assert np.array_equal(after[name], value), name

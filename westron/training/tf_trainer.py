@@ -2,14 +2,15 @@
 
 One update: for each micro-batch, one compiled gradient function (forward with training=True, the
 label-smoothed loss summed over target tokens and divided by the target tokens of the whole
-accumulated batch, gradients; for bf16, traced under Keras' mixed_bfloat16 policy); then a
-finite-loss check, the step's learning rate, and one compiled apply function (global-norm clipping,
-Keras AdamW).
+accumulated batch, gradients; for bf16, traced under Keras' mixed_bfloat16 policy); then one
+compiled function that sums the replicas' gradients and takes their global norm, a check that the
+loss and the norm are finite (before any update, as in PyTorch), the step's learning rate, and one
+compiled apply function (global-norm clipping, Keras AdamW).
 
 Under a tf.distribute strategy (MirroredStrategy over a machine's devices, MultiWorkerMirroredStrategy
 over the TF_CONFIG cluster) the model and optimizer variables live in strategy.scope(); each
-micro-step gives every replica one batch of the global batch (strategy.run), and the apply function
-sums the replicas' gradients (all_reduce) before clipping, the loss being divided by the target
+micro-step gives every replica one batch of the global batch (strategy.run), and the gradients of
+the replicas are summed (all_reduce) before the norm and clipping, the loss being divided by the target
 tokens of the whole global batch, so the update equals the single-device update of that batch.
 """
 
@@ -127,6 +128,7 @@ class TFTrainer(BaseTrainer):
         # so the shapes are relaxed after the first retrace instead.
         shapes = {"reduce_retracing": True} if self.distributed else {"input_signature": [_BATCH_SPEC] * 4 + [tf.TensorSpec([], tf.float32)]}
         self.compute_gradients = tf.function(self._compute_gradients, jit_compile=args.xla, **shapes)
+        self.sum_gradients = tf.function(self._sum_gradients, jit_compile=args.xla)
         self.apply_gradients = tf.function(self._apply_gradients, jit_compile=args.xla)
         self.forward_loss = tf.function(self._forward_loss, input_signature=[_BATCH_SPEC] * 4, jit_compile=args.xla)
 
@@ -170,10 +172,11 @@ class TFTrainer(BaseTrainer):
             by_replica = [[g[r] for g in local] for r in range(replicas)]
             gradients = by_replica if gradients is None else [[a + b for a, b in zip(mine, new)] for mine, new in zip(gradients, by_replica)]
         loss = loss_sum / num_tokens
-        self.check_finite(loss)
+        gradients, norm = self.strategy.run(self.sum_gradients, args=(self.per_replica(gradients),))
+        grad_norm = float(self.strategy.experimental_local_results(norm)[0])
+        self.check_finite(loss, grad_norm)
         self.optimizer.learning_rate.assign(learning_rate)
-        grad_norm = self.strategy.run(self.apply_gradients, args=(self.per_replica(gradients),))
-        grad_norm = float(self.strategy.experimental_local_results(grad_norm)[0])
+        self.strategy.run(self.apply_gradients, args=(gradients, norm))
         return StepOutput(loss=loss, grad_norm=grad_norm, learning_rate=learning_rate, num_tokens=num_tokens)
 
     def per_replica(self, values: list):
@@ -189,19 +192,20 @@ class TFTrainer(BaseTrainer):
         first = self.per_replica([tf.constant(float(count), tf.float64)] + [tf.constant(0.0, tf.float64)] * (self.replicas_per_process - 1))
         return int(self.strategy.reduce(tf.distribute.ReduceOp.SUM, first, axis=None))
 
-    def _apply_gradients(self, gradients):
-        """Sums the replicas' gradients, clips to a global norm exactly as torch.nn.utils.clip_grad_norm_,
-        then AdamW; returns the norm."""
+    def _sum_gradients(self, gradients):
+        """The replicas' gradients summed, and their global norm (checked before the update)."""
         if self.strategy.num_replicas_in_sync > 1:  # one replica's sum is its own (and a one-device
             # MirroredStrategy's all_reduce fails: "destinations can not be empty")
             gradients = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, gradients)
-        grad_norm = tf.linalg.global_norm(gradients)
+        return gradients, tf.linalg.global_norm(gradients)
+
+    def _apply_gradients(self, gradients, grad_norm):
+        """Clips to a global norm exactly as torch.nn.utils.clip_grad_norm_, then AdamW."""
         if self.args.max_grad_norm is not None:
             scale = tf.minimum(1.0, self.args.max_grad_norm / (grad_norm + 1e-6))
             gradients = [g * scale for g in gradients]
         used_variables = [v for v, used in zip(self.variables, self.used) if used]
         self.optimizer.apply(gradients, used_variables)
-        return grad_norm
 
     def _forward_loss(self, input_ids, attention_mask, decoder_input_ids, labels):
         with self.autocast():
