@@ -206,6 +206,7 @@ def test_failures_are_one_line_and_exit_2(demo_folder, test_file, tmp_path, monk
     code, stdout, stderr = run_cli(argv, monkeypatch)
     assert code == 2
     assert stderr.count("\n") == 1 and stderr.startswith("westron: error: ") and message in stderr, stderr
+    assert not (tmp_path / "out").exists()  # a mistake in the input leaves no empty output folder behind
 
 
 def test_render_only_of_something_else_is_one_line(tmp_path, monkeypatch):

@@ -287,7 +287,6 @@ def run_compare(settings: CompareSettings, log=print, extra_section_providers=No
             raise WestronError(f"unknown mode {mode!r} (modes: {', '.join(MODES)})")
     configs = [check_model(path) for _, path in settings.models]
     pairs = language_pairs(settings)
-    check_output_dir(settings.output_dir)
     logs = collect_logs(settings.training_logs, [path for _, path in settings.models])
     model_language_codes(pairs, settings.models[0][1])
     if settings.src_lang or settings.tgt_lang:  # codes the model cannot use: an error before minutes of measuring
@@ -299,6 +298,7 @@ def run_compare(settings: CompareSettings, log=print, extra_section_providers=No
             settings.models[0][1], framework="pt", src_lang=pair.src_code, tgt_lang=pair.tgt_code, source_prefix=pair.source_prefix
         )
         refuse_ignored_languages(translator, settings.src_lang, settings.tgt_lang)
+    check_output_dir(settings.output_dir)  # after the checks of the input: a mistake leaves no empty folder behind
 
     started = time.time()
     results: dict[str, Any] = {
