@@ -121,6 +121,17 @@ def test_load_state_dict_refuses_another_plan(data):
         batcher(data, seed=3).load_state_dict({**state, "position": 10_000})
 
 
+@pytest.mark.parametrize("setting", [{"max_tokens": 64}, {"batch_size": 3}, {"pad_to_multiple_of": 8}, {"shuffle": False}])
+def test_load_state_dict_refuses_other_batch_settings(data, setting):
+    """A position is a batch index into one plan: under other batch settings it would silently skip or
+    repeat examples."""
+    state = json.loads(json.dumps(batcher(data, seed=3).state_dict()))
+    with pytest.raises(WestronError, match=f"{next(iter(setting))}=.*not the same data plan"):
+        batcher(data, seed=3, **setting).load_state_dict(state)
+    old_state = {key: state[key] for key in ("epoch", "position", "seed", "num_examples", "num_shards", "shard_index")}
+    batcher(data, seed=3, **setting).load_state_dict(old_state)  # a state saved before these were kept still loads
+
+
 @pytest.mark.parametrize("num_shards", [2, 3])
 def test_shards_are_disjoint_per_step_and_cover_an_epoch(data, num_shards):
     shards = [batcher(data, num_shards=num_shards, shard_index=k) for k in range(num_shards)]

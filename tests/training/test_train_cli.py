@@ -234,6 +234,19 @@ def test_resume_from_another_models_checkpoint_is_refused(corpus, tmp_path, monk
     assert code == 2 and "westron: error:" in stderr
 
 
+def test_resume_with_other_batch_settings_is_refused(corpus, tmp_path, monkeypatch):
+    """The saved data position counts batches of the run's own plan: resuming with another --max-tokens
+    would silently skip or repeat examples."""
+    out = tmp_path / "run"
+    code, _, stderr = run_cli(base_argv(corpus, out) + ["--max-steps", "1"], monkeypatch)
+    assert code == 0, stderr
+    resumed = _replace(base_argv(corpus, out), "--max-tokens", "512") + ["--max-steps", "2", "--resume"]
+    code, _, stderr = run_cli(resumed, monkeypatch)
+    assert code == 2 and "Traceback" not in stderr, stderr
+    assert stderr.splitlines()[-1].startswith("westron: error: the saved batcher state has max_tokens=256, this batcher 512")
+    assert not (out / "checkpoint-2").exists()
+
+
 def _replace(argv, flag, value):
     argv = list(argv)
     argv[argv.index(flag) + 1] = value

@@ -286,16 +286,29 @@ class TokenBatcher:
             "num_examples": len(self.sizes),
             "num_shards": self.num_shards,
             "shard_index": self.shard_index,
+            **self._plan_settings(),
+        }
+
+    def _plan_settings(self) -> dict:
+        """What cuts and orders the batches besides the data and seed: a position means nothing under others."""
+        return {
+            "max_tokens": self.max_tokens,
+            "batch_size": self.batch_size,
+            "pad_to_multiple_of": self.pad_to_multiple_of,
+            "shuffle": self.shuffle,
         }
 
     def load_state_dict(self, state: dict) -> None:
         """Continues from a saved position; the data, seed and number of shards must be those it was saved
         with. The shard index may differ: every shard stands at the same position (they step together), so
         the one state a data-parallel checkpoint keeps (rank 0's) resumes every rank."""
-        mine = {"seed": self.seed, "num_examples": len(self.sizes), "num_shards": self.num_shards}
+        mine = {"seed": self.seed, "num_examples": len(self.sizes), "num_shards": self.num_shards, **self._plan_settings()}
         for key, value in mine.items():
-            if key in state and state[key] != value:
-                raise WestronError(f"the saved batcher state has {key}={state[key]}, this batcher {value}: not the same data plan")
+            if key in state and state[key] != value:  # (states saved before a key existed lack it)
+                raise WestronError(
+                    f"the saved batcher state has {key}={state[key]}, this batcher {value}: not the same data plan "
+                    "(resume with the data and batch settings the run was started with)"
+                )
         epoch, position = int(state["epoch"]), int(state["position"])
         if epoch < 0 or not 0 <= position < self.num_batches_per_epoch():
             raise WestronError(f"the saved batcher position (epoch {epoch}, batch {position}) is outside an epoch")
