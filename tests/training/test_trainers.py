@@ -490,6 +490,16 @@ def test_evaluation_metrics_early_stopping_and_max_time(tmp_path):
     assert [r["eval_bleu"] for r in evaluations] == [10.0, 12.0, 11.0, 11.5]
     assert [os.path.basename(p) for p in list_checkpoints(args.output_dir)] == ["checkpoint-2", "checkpoint-4"]
 
+    # Resumed with the same patience, the stopped run stays stopped; with more, it trains on.
+    resumed = Trainer(MarianMTModel.from_pretrained(folder), args, batches, eval_batches=validation, compute_metrics=lambda model: {"bleu": 9.0})
+    assert resumed.train(resume_from=True).global_step == 4
+    more_patience = arguments(
+        tmp_path / "early", max_steps=5, eval_steps=1, early_stopping_patience=3,
+        metric_for_best_model="eval_bleu", keep_checkpoints=1,
+    )  # fmt: skip
+    resumed = Trainer(MarianMTModel.from_pretrained(folder), more_patience, batches, eval_batches=validation, compute_metrics=lambda model: {"bleu": 9.0})
+    assert resumed.train(resume_from=True).global_step == 5
+
     timed = arguments(tmp_path / "timed", max_steps=None, max_time=1e-9)
     state = Trainer(MarianMTModel.from_pretrained(folder), timed, batches).train()
     assert state.global_step == 1  # the clock is checked after each update

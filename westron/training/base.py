@@ -490,3 +490,5 @@ class BaseTrainer:
         self._last_saved_step = state.global_step
         self.state = state
         self.state.framework = self.framework
+        patience = self.args.early_stopping_patience  # a run that stopped early stays stopped, unless given more patience
+        self._should_stop_early = patience is not None and state.evaluations_without_improvement >= patience
