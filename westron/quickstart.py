@@ -42,6 +42,9 @@ REPORT_SENTENCES = 50  # test sentences the report's equivalence and quality sec
 # 2 cores 10 minutes gave 895-1,015 steps and BLEU 17-19, 9 minutes on a day the machine ran 20%
 # slower gave 680-730 steps and BLEU 10-11. Scoring (~2 min) and the report (~2.5) fill the rest of 15.
 DEFAULT_BUDGET_MINUTES = 10.0
+# A smoke run's: TensorFlow's first step (tracing and compiling) takes ~10 s of it on 2 cores, and
+# 12 s left it one update; half a minute gives each framework a training curve.
+SMOKE_BUDGET_MINUTES = 0.5
 SAMPLE_SENTENCES = (
     "Save file",
     "Open a new window",
@@ -105,7 +108,7 @@ def run_quickstart_command(args) -> None:
     if args.device:
         check_device(frameworks, args.device)
     recipe = SMOKE_RECIPE if args.smoke else Recipe()
-    budget = args.budget_minutes if args.budget_minutes is not None else (0.2 if args.smoke else DEFAULT_BUDGET_MINUTES)
+    budget = args.budget_minutes if args.budget_minutes is not None else (SMOKE_BUDGET_MINUTES if args.smoke else DEFAULT_BUDGET_MINUTES)
     if budget <= 0:
         raise WestronError("--budget-minutes must be positive")
     run_quickstart(
