@@ -250,3 +250,41 @@ def _drop(argv, flag):
     argv = list(argv)
     index = argv.index(flag)
     return argv[:index] + argv[index + 2 :]
+
+
+@pytest.fixture(scope="module")
+def tiny_m2m100(tmp_path_factory):
+    """A random tiny M2M100 checkpoint with its tokenizer (no target language saved), as the Hub's are."""
+    from tests.hf_oracle import save_tiny_m2m100
+    from tests.spm_fixtures import write_m2m100_folder
+    from westron.models.m2m_100.tokenization_m2m_100 import M2M100Tokenizer
+
+    folder = write_m2m100_folder(tmp_path_factory.mktemp("m2m100"))
+    return save_tiny_m2m100(folder, vocab_size=len(M2M100Tokenizer.from_pretrained(folder)), max_position_embeddings=128)
+
+
+def test_m2m100_needs_its_target_language_before_any_work(corpus, tmp_path, monkeypatch, tiny_m2m100):
+    argv = _fine_tune(_drop(base_argv(corpus, tmp_path / "out"), "--tokenizer"), tiny_m2m100)
+    code, _, stderr = run_cli(argv + ["--max-steps", "1", "--src-lang", "en"], monkeypatch)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("westron: error: "), stderr  # no "reading ..." line before
+    assert "--forced-bos-lang" in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_m2m100_fine_tuned_model_keeps_its_languages(corpus, tmp_path, monkeypatch, tiny_m2m100):
+    """--src-lang / --forced-bos-lang are saved with the tokenizer; fine-tuning the result again
+    needs neither, and its BLEU runs force the same target language."""
+    from westron.models.m2m_100.tokenization_m2m_100 import M2M100Tokenizer
+
+    argv = _fine_tune(_drop(base_argv(corpus, tmp_path / "first"), "--tokenizer"), tiny_m2m100)
+    code, _, stderr = run_cli(argv + ["--max-steps", "1", "--src-lang", "en", "--forced-bos-lang", "es"], monkeypatch)
+    assert code == 0, stderr
+    first = tmp_path / "first" / "final"
+    argv = _fine_tune(_drop(base_argv(corpus, tmp_path / "second"), "--tokenizer"), os.fspath(first))
+    argv += ["--validation-file", corpus["validation"], "--test-file", corpus["test"], "--eval-steps", "1"]
+    code, _, stderr = run_cli(argv + ["--max-steps", "1", "--num-beams", "1"], monkeypatch)
+    assert code == 0, stderr
+    es = M2M100Tokenizer.from_pretrained(first).get_lang_id("es")
+    assert json.loads((tmp_path / "second" / "final" / "generation_config.json").read_text())["forced_bos_token_id"] == es
+    assert json.loads((tmp_path / "second" / "results.json").read_text())["test"]["num_sentences"] == 10

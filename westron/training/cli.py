@@ -301,7 +301,7 @@ def train_and_test(args: argparse.Namespace, framework: str, sources: dict[str, 
 
         scores, hypotheses = evaluate_model(
             model, tokenizer, [p.source for p in test_pairs], [p.target for p in test_pairs],
-            target_lang=args.target_lang, num_beams=args.num_beams, **_language_kwargs(args),
+            target_lang=args.target_lang, num_beams=args.num_beams, **_language_kwargs(args, tokenizer),
         )  # fmt: skip
         log(f"test: {scores.format() if hasattr(scores, 'format') else scores}")
         results["test"] = scores.to_dict()
@@ -359,6 +359,11 @@ def load_tokenizer_and_model(args, framework: str, strategy=None):
             raise WestronError("--src-lang / --forced-bos-lang apply to multilingual (M2M100/NLLB) models")
         tokenizer.src_lang = args.src_lang or tokenizer.src_lang
         tokenizer.tgt_lang = args.forced_bos_lang or tokenizer.tgt_lang
+    if hasattr(tokenizer, "tgt_lang") and tokenizer.tgt_lang is None:  # the labels and the BLEU runs need it
+        raise WestronError(
+            f"this model translates into many languages: give --forced-bos-lang, the target language code "
+            f"(--src-lang for the source; {args.tokenizer or args.model}'s tokenizer says neither)"
+        )
     if args.config:
         from westron.training.presets import build_config
 
@@ -380,8 +385,8 @@ def load_tokenizer_and_model(args, framework: str, strategy=None):
         if args.dropout is not None:
             kwargs[dropout_field(config.model_type)] = args.dropout
         model = auto_model.from_pretrained(args.model, **kwargs)
-    if args.forced_bos_lang:
-        model.generation_config.forced_bos_token_id = tokenizer.get_lang_id(args.forced_bos_lang)
+    if hasattr(tokenizer, "tgt_lang"):  # --forced-bos-lang, or the language the tokenizer was saved with
+        model.generation_config.forced_bos_token_id = tokenizer.get_lang_id(tokenizer.tgt_lang)
     if framework == "pt" and args.device:
         from westron.modeling_utils import resolve_device
 
@@ -476,14 +481,14 @@ def make_eval_batches(args, tokenizer, config, pairs) -> list:
     return [batcher.batch(indices) for indices in batcher.epoch_batches(0)]
 
 
-def _language_kwargs(args) -> dict:
+def _language_kwargs(args, tokenizer) -> dict:
+    """What the BLEU runs translate with: the source prefix, and a multilingual tokenizer's languages
+    (from --src-lang / --forced-bos-lang, or as the tokenizer was saved)."""
     kwargs = {}
     if args.source_prefix:
         kwargs["source_prefix"] = args.source_prefix
-    if args.forced_bos_lang:
-        kwargs["tgt_lang"] = args.forced_bos_lang
-        if args.src_lang:
-            kwargs["src_lang"] = args.src_lang
+    if hasattr(tokenizer, "tgt_lang"):
+        kwargs.update(src_lang=tokenizer.src_lang, tgt_lang=tokenizer.tgt_lang)
     return kwargs
 
 
@@ -497,7 +502,7 @@ def bleu_metric(args, tokenizer, pairs):
 
         scores, _ = evaluate_model(
             model, tokenizer, sources, references, target_lang=args.target_lang, num_beams=args.num_beams,
-            **_language_kwargs(args),
+            **_language_kwargs(args, tokenizer),
         )  # fmt: skip
         return {"bleu": scores.bleu, "chrf": scores.chrf}
 
