@@ -288,3 +288,24 @@ def test_m2m100_fine_tuned_model_keeps_its_languages(corpus, tmp_path, monkeypat
     es = M2M100Tokenizer.from_pretrained(first).get_lang_id("es")
     assert json.loads((tmp_path / "second" / "final" / "generation_config.json").read_text())["forced_bos_token_id"] == es
     assert json.loads((tmp_path / "second" / "results.json").read_text())["test"]["num_sentences"] == 10
+
+
+def test_source_prefix_is_saved_for_the_direction_trained(corpus, tmp_path, monkeypatch):
+    """A T5 fine-tuned with --source-prefix translates with it afterwards without being told again
+    (task_specific_params, as t5-small's config holds its prefixes; Hugging Face reads it too)."""
+    from transformers import AutoConfig as HFAutoConfig
+
+    from tests.hf_oracle import save_tiny_t5
+    from tests.spm_fixtures import write_t5_folder
+    from westron.models.t5.tokenization_t5 import T5Tokenizer
+    from westron.pipelines import pipeline
+
+    folder = write_t5_folder(tmp_path / "t5")
+    save_tiny_t5(folder, vocab_size=len(T5Tokenizer.from_pretrained(folder)))
+    argv = _fine_tune(_drop(base_argv(corpus, tmp_path / "out"), "--tokenizer"), folder)
+    code, _, stderr = run_cli(argv + ["--max-steps", "1", "--source-prefix", "translate English to Spanish: "], monkeypatch)
+    assert code == 0, stderr
+    final = tmp_path / "out" / "final"
+    expected = {"translation_en_to_es": {"prefix": "translate English to Spanish: "}}
+    assert HFAutoConfig.from_pretrained(final).task_specific_params == expected
+    assert pipeline("translation_en_to_es", model=os.fspath(final), framework="pt").source_prefix == "translate English to Spanish: "

@@ -385,6 +385,8 @@ def load_tokenizer_and_model(args, framework: str, strategy=None):
         if args.dropout is not None:
             kwargs[dropout_field(config.model_type)] = args.dropout
         model = auto_model.from_pretrained(args.model, **kwargs)
+    if args.source_prefix:
+        record_source_prefix(model.config, args)
     if hasattr(tokenizer, "tgt_lang"):  # --forced-bos-lang, or the language the tokenizer was saved with
         model.generation_config.forced_bos_token_id = tokenizer.get_lang_id(tokenizer.tgt_lang)
     if framework == "pt" and args.device:
@@ -392,6 +394,16 @@ def load_tokenizer_and_model(args, framework: str, strategy=None):
 
         model.to(resolve_device(args.device))
     return tokenizer, model
+
+
+def record_source_prefix(config, args) -> None:
+    """Saves --source-prefix in the config as Hugging Face's task_specific_params entry for this direction
+    (first, so it is the default), so the trained model translates with it (westron translate, evaluate,
+    HF 4.x's pipeline) without being told again."""
+    task = f"translation_{args.source_lang}_to_{args.target_lang}"
+    known = dict(getattr(config, "task_specific_params", None) or {})
+    entry = {**known.pop(task, {}), "prefix": args.source_prefix}
+    config.task_specific_params = {task: entry, **known}
 
 
 def dropout_field(model_type: str) -> str:
