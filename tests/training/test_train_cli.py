@@ -290,22 +290,52 @@ def test_m2m100_fine_tuned_model_keeps_its_languages(corpus, tmp_path, monkeypat
     assert json.loads((tmp_path / "second" / "results.json").read_text())["test"]["num_sentences"] == 10
 
 
-def test_source_prefix_is_saved_for_the_direction_trained(corpus, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def tiny_t5(tmp_path_factory):
+    """A random tiny T5 checkpoint with its tokenizer."""
+    from tests.hf_oracle import save_tiny_t5
+    from tests.spm_fixtures import write_t5_folder
+    from westron.models.t5.tokenization_t5 import T5Tokenizer
+
+    folder = write_t5_folder(tmp_path_factory.mktemp("t5"))
+    return save_tiny_t5(folder, vocab_size=len(T5Tokenizer.from_pretrained(folder)))
+
+
+def test_source_prefix_is_saved_for_the_direction_trained(corpus, tmp_path, monkeypatch, tiny_t5):
     """A T5 fine-tuned with --source-prefix translates with it afterwards without being told again
     (task_specific_params, as t5-small's config holds its prefixes; Hugging Face reads it too)."""
     from transformers import AutoConfig as HFAutoConfig
 
-    from tests.hf_oracle import save_tiny_t5
-    from tests.spm_fixtures import write_t5_folder
-    from westron.models.t5.tokenization_t5 import T5Tokenizer
     from westron.pipelines import pipeline
 
-    folder = write_t5_folder(tmp_path / "t5")
-    save_tiny_t5(folder, vocab_size=len(T5Tokenizer.from_pretrained(folder)))
-    argv = _fine_tune(_drop(base_argv(corpus, tmp_path / "out"), "--tokenizer"), folder)
+    argv = _fine_tune(_drop(base_argv(corpus, tmp_path / "out"), "--tokenizer"), tiny_t5)
     code, _, stderr = run_cli(argv + ["--max-steps", "1", "--source-prefix", "translate English to Spanish: "], monkeypatch)
     assert code == 0, stderr
     final = tmp_path / "out" / "final"
     expected = {"translation_en_to_es": {"prefix": "translate English to Spanish: "}}
     assert HFAutoConfig.from_pretrained(final).task_specific_params == expected
     assert pipeline("translation_en_to_es", model=os.fspath(final), framework="pt").source_prefix == "translate English to Spanish: "
+
+
+def test_bleu_runs_translate_as_the_model_was_trained_not_with_a_prefix_from_its_config(corpus, tmp_path, monkeypatch, tiny_t5):
+    """Without --source-prefix the training pairs have none, and neither have the validation and test
+    translations: not the first task_specific_params entry (t5-small's: English to German, with its
+    generation settings), which a plain translation pipeline would take."""
+    import shutil
+
+    from westron.evaluation import translate_sources
+    from westron.pipelines import TranslationPipeline
+
+    folder = shutil.copytree(tiny_t5, tmp_path / "t5")
+    config = json.loads((folder / "config.json").read_text())
+    config["task_specific_params"] = {"translation_en_to_de": {"prefix": "translate English to German: ", "max_length": 2}}
+    (folder / "config.json").write_text(json.dumps(config))
+    argv = _fine_tune(_drop(base_argv(corpus, tmp_path / "out"), "--tokenizer"), os.fspath(folder))
+    argv += ["--validation-file", corpus["validation"], "--eval-steps", "1", "--test-file", corpus["test"], "--num-beams", "1"]
+    code, _, stderr = run_cli(argv + ["--max-steps", "1"], monkeypatch)
+    assert code == 0, stderr
+    assert "translation_en_to_de" not in stderr  # no "defaulting to" warning
+    sources = [json.loads(line)["translation"]["en"] for line in open(corpus["test"], encoding="utf-8")]
+    translator = TranslationPipeline(os.fspath(tmp_path / "out" / "final"), framework="pt", source_prefix="")
+    expected = translate_sources(translator, sources, num_beams=1)
+    assert (tmp_path / "out" / "test_hypotheses.txt").read_text().splitlines() == expected

@@ -496,9 +496,7 @@ def make_eval_batches(args, tokenizer, config, pairs) -> list:
 def _language_kwargs(args, tokenizer) -> dict:
     """What the BLEU runs translate with: the source prefix, and a multilingual tokenizer's languages
     (from --src-lang / --forced-bos-lang, or as the tokenizer was saved)."""
-    kwargs = {}
-    if args.source_prefix:
-        kwargs["source_prefix"] = args.source_prefix
+    kwargs = {"source_prefix": args.source_prefix}  # "" too: not a prefix from the config the training pairs never had
     if hasattr(tokenizer, "tgt_lang"):
         kwargs.update(src_lang=tokenizer.src_lang, tgt_lang=tokenizer.tgt_lang)
     return kwargs
