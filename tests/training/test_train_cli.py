@@ -337,5 +337,22 @@ def test_bleu_runs_translate_as_the_model_was_trained_not_with_a_prefix_from_its
     assert "translation_en_to_de" not in stderr  # no "defaulting to" warning
     sources = [json.loads(line)["translation"]["en"] for line in open(corpus["test"], encoding="utf-8")]
     translator = TranslationPipeline(os.fspath(tmp_path / "out" / "final"), framework="pt", source_prefix="")
-    expected = translate_sources(translator, sources, num_beams=1)
+    expected = translate_sources(translator, sources, num_beams=1, max_new_tokens=128)  # --max-target-length's default
+    assert (tmp_path / "out" / "test_hypotheses.txt").read_text().splitlines() == expected
+
+
+def test_test_translations_may_be_as_long_as_the_training_targets(corpus, tmp_path, monkeypatch, tiny_t5):
+    """The BLEU runs generate up to --max-target-length new tokens, as HF's run_translation.py does:
+    not the generation config's default, which cuts every translation at 20 tokens."""
+    from westron.evaluation import translate_sources
+    from westron.pipelines import TranslationPipeline
+
+    argv = _fine_tune(_drop(base_argv(corpus, tmp_path / "out"), "--tokenizer"), tiny_t5)
+    argv += ["--test-file", corpus["test"], "--num-beams", "1", "--max-target-length", "26", "--max-steps", "1"]
+    code, _, stderr = run_cli(argv, monkeypatch)
+    assert code == 0, stderr
+    sources = [json.loads(line)["translation"]["en"] for line in open(corpus["test"], encoding="utf-8")]
+    translator = TranslationPipeline(os.fspath(tmp_path / "out" / "final"), framework="pt", source_prefix="")
+    expected = translate_sources(translator, sources, num_beams=1, max_new_tokens=26)
+    assert expected != translate_sources(translator, sources, num_beams=1)  # the untrained model runs past 20 tokens
     assert (tmp_path / "out" / "test_hypotheses.txt").read_text().splitlines() == expected

@@ -301,7 +301,7 @@ def train_and_test(args: argparse.Namespace, framework: str, sources: dict[str, 
 
         scores, hypotheses = evaluate_model(
             model, tokenizer, [p.source for p in test_pairs], [p.target for p in test_pairs],
-            target_lang=args.target_lang, num_beams=args.num_beams, **_language_kwargs(args, tokenizer),
+            target_lang=args.target_lang, num_beams=args.num_beams, **_translation_kwargs(args, model, tokenizer),
         )  # fmt: skip
         log(f"test: {scores.format() if hasattr(scores, 'format') else scores}")
         results["test"] = scores.to_dict()
@@ -493,10 +493,15 @@ def make_eval_batches(args, tokenizer, config, pairs) -> list:
     return [batcher.batch(indices) for indices in batcher.epoch_batches(0)]
 
 
-def _language_kwargs(args, tokenizer) -> dict:
-    """What the BLEU runs translate with: the source prefix, and a multilingual tokenizer's languages
-    (from --src-lang / --forced-bos-lang, or as the tokenizer was saved)."""
-    kwargs = {"source_prefix": args.source_prefix}  # "" too: not a prefix from the config the training pairs never had
+def _translation_kwargs(args, model, tokenizer) -> dict:
+    """What the BLEU runs translate with: as many new tokens as a training target may hold (as HF's
+    run_translation.py does; the generation config's default would cut them at 20), the source prefix,
+    and a multilingual tokenizer's languages (from --src-lang / --forced-bos-lang, or as it was saved)."""
+    positions = getattr(model.config, "max_position_embeddings", None)  # T5 has none: relative positions
+    kwargs = {
+        "max_new_tokens": min(args.max_target_length, positions) if positions else args.max_target_length,
+        "source_prefix": args.source_prefix,  # "" too: not a prefix from the config the training pairs never had
+    }
     if hasattr(tokenizer, "tgt_lang"):
         kwargs.update(src_lang=tokenizer.src_lang, tgt_lang=tokenizer.tgt_lang)
     return kwargs
@@ -512,7 +517,7 @@ def bleu_metric(args, tokenizer, pairs):
 
         scores, _ = evaluate_model(
             model, tokenizer, sources, references, target_lang=args.target_lang, num_beams=args.num_beams,
-            **_language_kwargs(args, tokenizer),
+            **_translation_kwargs(args, model, tokenizer),
         )  # fmt: skip
         return {"bleu": scores.bleu, "chrf": scores.chrf}
 
