@@ -342,8 +342,8 @@ def test_bleu_runs_translate_as_the_model_was_trained_not_with_a_prefix_from_its
 
 
 def test_test_translations_may_be_as_long_as_the_training_targets(corpus, tmp_path, monkeypatch, tiny_t5):
-    """The BLEU runs generate up to --max-target-length new tokens, as HF's run_translation.py does:
-    not the generation config's default, which cuts every translation at 20 tokens."""
+    """The BLEU runs generate up to --max-target-length new tokens, as HF's run_translation.py does, and
+    so does the saved model: not the generation config's default, which cuts every translation at 20 tokens."""
     from westron.evaluation import translate_sources
     from westron.pipelines import TranslationPipeline
 
@@ -354,5 +354,8 @@ def test_test_translations_may_be_as_long_as_the_training_targets(corpus, tmp_pa
     sources = [json.loads(line)["translation"]["en"] for line in open(corpus["test"], encoding="utf-8")]
     translator = TranslationPipeline(os.fspath(tmp_path / "out" / "final"), framework="pt", source_prefix="")
     expected = translate_sources(translator, sources, num_beams=1, max_new_tokens=26)
-    assert expected != translate_sources(translator, sources, num_beams=1)  # the untrained model runs past 20 tokens
+    assert expected != translate_sources(translator, sources, num_beams=1, max_new_tokens=20)  # the untrained model runs past 20 tokens
     assert (tmp_path / "out" / "test_hypotheses.txt").read_text().splitlines() == expected
+    # The saved model translates as long, unless its generation config says how long (opus-mt: 512).
+    assert json.loads((tmp_path / "out" / "final" / "generation_config.json").read_text())["max_length"] == 27
+    assert translate_sources(translator, sources, num_beams=1) == expected

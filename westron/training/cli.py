@@ -387,6 +387,10 @@ def load_tokenizer_and_model(args, framework: str, strategy=None):
         model = auto_model.from_pretrained(args.model, **kwargs)
     if args.source_prefix:
         record_source_prefix(model.config, args)
+    from westron.generation.configuration_utils import DEFAULTS
+
+    if model.generation_config.max_length in (None, DEFAULTS["max_length"]):  # unset: the saved model would stop at 20 tokens
+        model.generation_config.max_length = max_new_tokens(args, model) + 1  # the decoder start token counts
     if hasattr(tokenizer, "tgt_lang"):  # --forced-bos-lang, or the language the tokenizer was saved with
         model.generation_config.forced_bos_token_id = tokenizer.get_lang_id(tokenizer.tgt_lang)
     if framework == "pt" and args.device:
@@ -493,13 +497,18 @@ def make_eval_batches(args, tokenizer, config, pairs) -> list:
     return [batcher.batch(indices) for indices in batcher.epoch_batches(0)]
 
 
+def max_new_tokens(args, model) -> int:
+    """--max-target-length, within the model's decoder positions (T5 has none: relative positions)."""
+    positions = getattr(model.config, "max_position_embeddings", None)
+    return min(args.max_target_length, positions) if positions else args.max_target_length
+
+
 def _translation_kwargs(args, model, tokenizer) -> dict:
     """What the BLEU runs translate with: as many new tokens as a training target may hold (as HF's
     run_translation.py does; the generation config's default would cut them at 20), the source prefix,
     and a multilingual tokenizer's languages (from --src-lang / --forced-bos-lang, or as it was saved)."""
-    positions = getattr(model.config, "max_position_embeddings", None)  # T5 has none: relative positions
     kwargs = {
-        "max_new_tokens": min(args.max_target_length, positions) if positions else args.max_target_length,
+        "max_new_tokens": max_new_tokens(args, model),
         "source_prefix": args.source_prefix,  # "" too: not a prefix from the config the training pairs never had
     }
     if hasattr(tokenizer, "tgt_lang"):
