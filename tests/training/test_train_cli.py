@@ -263,30 +263,58 @@ def tiny_m2m100(tmp_path_factory):
     return save_tiny_m2m100(folder, vocab_size=len(M2M100Tokenizer.from_pretrained(folder)), max_position_embeddings=128)
 
 
-def test_m2m100_needs_its_target_language_before_any_work(corpus, tmp_path, monkeypatch, tiny_m2m100):
-    argv = _fine_tune(_drop(base_argv(corpus, tmp_path / "out"), "--tokenizer"), tiny_m2m100)
-    code, _, stderr = run_cli(argv + ["--max-steps", "1", "--src-lang", "en"], monkeypatch)
+@pytest.fixture(scope="module")
+def tiny_nllb(tmp_path_factory):
+    """The same for NLLB, whose codes (eng_Latn) are not the corpus's keys (en)."""
+    from tests.hf_oracle import save_tiny_m2m100
+    from tests.spm_fixtures import write_nllb_folder
+    from westron.models.m2m_100.tokenization_nllb import NllbTokenizer
+
+    folder = write_nllb_folder(tmp_path_factory.mktemp("nllb"))
+    return save_tiny_m2m100(folder, vocab_size=len(NllbTokenizer.from_pretrained(folder)), max_position_embeddings=128)
+
+
+def test_nllb_needs_its_target_language_before_any_work(corpus, tmp_path, monkeypatch, tiny_nllb):
+    argv = _fine_tune(_drop(base_argv(corpus, tmp_path / "out"), "--tokenizer"), tiny_nllb)
+    code, _, stderr = run_cli(argv + ["--max-steps", "1", "--src-lang", "eng_Latn"], monkeypatch)
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("westron: error: "), stderr  # no "reading ..." line before
-    assert "--forced-bos-lang" in lines[0]
+    assert "--target-lang es is no language code of this model: give its code with --forced-bos-lang" in lines[0]
     assert not (tmp_path / "out").exists()
 
 
-def test_m2m100_fine_tuned_model_keeps_its_languages(corpus, tmp_path, monkeypatch, tiny_m2m100):
-    """--src-lang / --forced-bos-lang are saved with the tokenizer; fine-tuning the result again
-    needs neither, and its BLEU runs force the same target language."""
+def test_m2m100_takes_the_corpus_keys_that_are_its_language_codes(corpus, tmp_path, monkeypatch, tiny_m2m100):
+    """es -> en from the en/es corpus with no language flags: sources framed as Spanish (the tokenizer's
+    default is English), targets and forced BOS English, as HF's run_translation.py does."""
     from westron.models.m2m_100.tokenization_m2m_100 import M2M100Tokenizer
 
-    argv = _fine_tune(_drop(base_argv(corpus, tmp_path / "first"), "--tokenizer"), tiny_m2m100)
-    code, _, stderr = run_cli(argv + ["--max-steps", "1", "--src-lang", "en", "--forced-bos-lang", "es"], monkeypatch)
+    argv = _fine_tune(_drop(base_argv(corpus, tmp_path / "out"), "--tokenizer"), tiny_m2m100)
+    argv = _replace(_replace(argv, "--source-lang", "es"), "--target-lang", "en")
+    code, _, stderr = run_cli(argv + ["--max-steps", "1"], monkeypatch)
+    assert code == 0, stderr
+    saved = M2M100Tokenizer.from_pretrained(tmp_path / "out" / "final")
+    assert (saved.src_lang, saved.tgt_lang) == ("es", "en")
+    generation = json.loads((tmp_path / "out" / "final" / "generation_config.json").read_text())
+    assert generation["forced_bos_token_id"] == saved.get_lang_id("en")
+
+
+def test_nllb_fine_tuned_model_keeps_its_languages(corpus, tmp_path, monkeypatch, tiny_nllb):
+    """--src-lang / --forced-bos-lang are saved with the tokenizer; fine-tuning the result again
+    needs neither, and its BLEU runs force the same target language."""
+    from westron.models.m2m_100.tokenization_nllb import NllbTokenizer
+
+    argv = _fine_tune(_drop(base_argv(corpus, tmp_path / "first"), "--tokenizer"), tiny_nllb)
+    code, _, stderr = run_cli(argv + ["--max-steps", "1", "--src-lang", "eng_Latn", "--forced-bos-lang", "spa_Latn"], monkeypatch)
     assert code == 0, stderr
     first = tmp_path / "first" / "final"
     argv = _fine_tune(_drop(base_argv(corpus, tmp_path / "second"), "--tokenizer"), os.fspath(first))
     argv += ["--validation-file", corpus["validation"], "--test-file", corpus["test"], "--eval-steps", "1"]
     code, _, stderr = run_cli(argv + ["--max-steps", "1", "--num-beams", "1"], monkeypatch)
     assert code == 0, stderr
-    es = M2M100Tokenizer.from_pretrained(first).get_lang_id("es")
-    assert json.loads((tmp_path / "second" / "final" / "generation_config.json").read_text())["forced_bos_token_id"] == es
+    saved = NllbTokenizer.from_pretrained(tmp_path / "second" / "final")
+    assert (saved.src_lang, saved.tgt_lang) == ("eng_Latn", "spa_Latn")
+    generation = json.loads((tmp_path / "second" / "final" / "generation_config.json").read_text())
+    assert generation["forced_bos_token_id"] == saved.get_lang_id("spa_Latn")
     assert json.loads((tmp_path / "second" / "results.json").read_text())["test"]["num_sentences"] == 10
 
 

@@ -354,16 +354,7 @@ def load_tokenizer_and_model(args, framework: str, strategy=None):
 
     auto_model = AutoModelForSeq2SeqLM if framework == "pt" else TFAutoModelForSeq2SeqLM
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
-    if args.forced_bos_lang or args.src_lang:  # multilingual tokenizers frame each side with its language
-        if not hasattr(tokenizer, "tgt_lang"):
-            raise WestronError("--src-lang / --forced-bos-lang apply to multilingual (M2M100/NLLB) models")
-        tokenizer.src_lang = args.src_lang or tokenizer.src_lang
-        tokenizer.tgt_lang = args.forced_bos_lang or tokenizer.tgt_lang
-    if hasattr(tokenizer, "tgt_lang") and tokenizer.tgt_lang is None:  # the labels and the BLEU runs need it
-        raise WestronError(
-            f"this model translates into many languages: give --forced-bos-lang, the target language code "
-            f"(--src-lang for the source; {args.tokenizer or args.model}'s tokenizer says neither)"
-        )
+    set_languages(tokenizer, args)
     if args.config:
         from westron.training.presets import build_config
 
@@ -398,6 +389,25 @@ def load_tokenizer_and_model(args, framework: str, strategy=None):
 
         model.to(resolve_device(args.device))
     return tokenizer, model
+
+
+def set_languages(tokenizer, args) -> None:
+    """A multilingual tokenizer (M2M100, NLLB) frames sources with src_lang and targets with tgt_lang, the
+    forced BOS of the BLEU runs. Each is its flag (--src-lang, --forced-bos-lang), else the data's key
+    when it is one of the model's codes (M2M100's "de", as HF's run_translation.py takes it), else what
+    the tokenizer was saved with (a model westron train fine-tuned)."""
+    if not hasattr(tokenizer, "tgt_lang"):
+        if args.forced_bos_lang or args.src_lang:
+            raise WestronError("--src-lang / --forced-bos-lang apply to multilingual (M2M100/NLLB) models")
+        return
+    codes = tokenizer.lang_code_to_id
+    tokenizer.src_lang = args.src_lang or (args.source_lang if args.source_lang in codes else tokenizer.src_lang)
+    tokenizer.tgt_lang = args.forced_bos_lang or (args.target_lang if args.target_lang in codes else tokenizer.tgt_lang)
+    if tokenizer.tgt_lang is None:  # the labels and the BLEU runs need it
+        raise WestronError(
+            f"--target-lang {args.target_lang} is no language code of this model: give its code with --forced-bos-lang "
+            "(and the source's with --src-lang)"
+        )
 
 
 def record_source_prefix(config, args) -> None:
