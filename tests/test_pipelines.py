@@ -148,10 +148,22 @@ def test_empty_and_blank_inputs_give_empty_translations(t5_translator):
 
 def test_empty_inputs_keep_their_place_with_several_returned_sequences(t5_translator):
     texts = ["", SOURCES[0]]
-    translations = [r["translation_text"] for r in t5_translator(texts, num_beams=2, num_return_sequences=2)]
-    expected = [r["translation_text"] for r in t5_translator(SOURCES[:1], num_beams=2, num_return_sequences=2)]
-    assert translations == ["", ""] + expected
-    assert t5_translator([""], num_beams=2, num_return_sequences=2) == [{"translation_text": ""}] * 2
+    translations = [[r["translation_text"] for r in per_text] for per_text in t5_translator(texts, num_beams=2, num_return_sequences=2)]
+    expected = [r["translation_text"] for r in t5_translator(SOURCES[0], num_beams=2, num_return_sequences=2)]
+    assert translations == [["", ""], expected]
+    assert t5_translator([""], num_beams=2, num_return_sequences=2) == [[{"translation_text": ""}] * 2]
+
+
+@pytest.mark.parametrize("return_tensors", [False, True])
+def test_several_returned_sequences_are_grouped_per_text_as_hf(t5_translator, return_tensors):
+    """HF 4.x: a text gives its n translations in one list; a list of texts, one list of n per text."""
+    key = "translation_token_ids" if return_tensors else "translation_text"
+    one = t5_translator(SOURCES[0], num_beams=3, num_return_sequences=3, return_tensors=return_tensors)
+    assert isinstance(one, list) and len(one) == 3 and all(set(record) == {key} for record in one)
+    several = t5_translator(SOURCES[:2], num_beams=3, num_return_sequences=3, return_tensors=return_tensors)
+    assert [len(per_text) for per_text in several] == [3, 3]
+    assert [str(record[key]) for record in several[0]] == [str(record[key]) for record in one]
+    assert len(t5_translator(SOURCES[:2], num_beams=3, return_tensors=return_tensors)) == 2  # one each: a flat list
 
 
 @pytest.mark.parametrize("texts, kind", [(123, "int"), (None, "NoneType"), (["fine", 7], "int"), (["fine", None], "NoneType"), (b"bytes", "bytes")])

@@ -203,8 +203,11 @@ class TranslationPipeline:
         return_text: bool = True,
         clean_up_tokenization_spaces: bool | None = None,
         **generate_kwargs: Any,
-    ) -> list[dict[str, Any]]:
+    ) -> list[dict[str, Any]] | list[list[dict[str, Any]]]:
         """Translates a text or a list of texts: [{"translation_text": ...}] in input order.
+
+        With num_return_sequences=n > 1, as HF 4.x: a text gives its n translations, a list of texts
+        one list of n per text.
 
         As HF 4.x: `return_tensors=True` gives [{"translation_token_ids": ids}] instead (a 1-D
         tensor of the pipeline's framework per sequence, ending at its eos as HF's unbatched
@@ -214,6 +217,7 @@ class TranslationPipeline:
         An empty or blank text translates to "" (no ids), as the CLI keeps empty lines empty: a
         model given nothing would still say something.
         """
+        one_text = isinstance(texts, str)
         texts = _text_list(texts)
         batch_size = self.batch_size if batch_size is None else _positive_int("batch_size", batch_size)
         filled = [i for i, text in enumerate(texts) if text.strip()]
@@ -227,13 +231,17 @@ class TranslationPipeline:
         else:
             per_text = int({**self.generate_kwargs, **generate_kwargs}.get("num_return_sequences") or 1)
         if return_tensors:
-            return [{"translation_token_ids": self._as_tensor(ids)} for ids in self._arrange(texts, filled, rows, per_text, None)]
-        if not return_text:
-            raise WestronError("return_text=False without return_tensors=True would return nothing")
-        decoded = self.tokenizer.batch_decode(
-            rows, skip_special_tokens=True, clean_up_tokenization_spaces=clean_up_tokenization_spaces
-        ) if rows else []
-        return [{"translation_text": text} for text in self._arrange(texts, filled, decoded, per_text, "")]
+            results = [{"translation_token_ids": self._as_tensor(ids)} for ids in self._arrange(texts, filled, rows, per_text, None)]
+        else:
+            if not return_text:
+                raise WestronError("return_text=False without return_tensors=True would return nothing")
+            decoded = self.tokenizer.batch_decode(
+                rows, skip_special_tokens=True, clean_up_tokenization_spaces=clean_up_tokenization_spaces
+            ) if rows else []
+            results = [{"translation_text": text} for text in self._arrange(texts, filled, decoded, per_text, "")]
+        if one_text or per_text == 1:
+            return results
+        return [results[start : start + per_text] for start in range(0, len(results), per_text)]  # one list per text
 
     @staticmethod
     def _arrange(texts, filled, outputs, per_text, blank):

@@ -209,6 +209,24 @@ def test_failures_are_one_line_and_exit_2(demo_folder, test_file, tmp_path, monk
     assert not (tmp_path / "out").exists()  # a mistake in the input leaves no empty output folder behind
 
 
+@pytest.mark.parametrize("flag", ["--src-lang", "--tgt-lang"])
+def test_test_file_keys_an_nllb_model_lacks_are_one_line_naming_the_flag(test_file, tmp_path, monkeypatch, flag):
+    """NLLB's codes are eng_Latn, not the test file's en: said before measuring, with no output folder left."""
+    from tests.hf_oracle import save_tiny_m2m100
+    from tests.spm_fixtures import write_nllb_folder
+    from westron.models.m2m_100.tokenization_nllb import NllbTokenizer
+
+    folder = write_nllb_folder(tmp_path / "nllb")
+    save_tiny_m2m100(folder, vocab_size=len(NllbTokenizer.from_pretrained(folder)))
+    argv = ["compare", "--model", folder, "--test-file", test_file, "--source-lang", "en", "--target-lang", "de",
+            "--quick", "--modes", "none", "-o", str(tmp_path / "out")]  # fmt: skip
+    other = {"--src-lang": ["--tgt-lang", "deu_Latn"], "--tgt-lang": ["--src-lang", "eng_Latn"]}[flag]
+    code, _, stderr = run_cli(argv + other, monkeypatch)
+    assert code == 2
+    assert stderr.count("\n") == 1 and stderr.startswith("westron: error: unknown language") and f"with {flag}" in stderr, stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_render_only_of_something_else_is_one_line(tmp_path, monkeypatch):
     (tmp_path / "other.json").write_text(json.dumps({"bleu": 3}))
     code, _, stderr = run_cli(["report", str(tmp_path / "other.json")], monkeypatch)

@@ -263,3 +263,140 @@ def _drop(argv, flag):
     argv = list(argv)
     index = argv.index(flag)
     return argv[:index] + argv[index + 2 :]
+
+
+@pytest.fixture(scope="module")
+def tiny_m2m100(tmp_path_factory):
+    """A random tiny M2M100 checkpoint with its tokenizer (no target language saved), as the Hub's are."""
+    from tests.hf_oracle import save_tiny_m2m100
+    from tests.spm_fixtures import write_m2m100_folder
+    from westron.models.m2m_100.tokenization_m2m_100 import M2M100Tokenizer
+
+    folder = write_m2m100_folder(tmp_path_factory.mktemp("m2m100"))
+    return save_tiny_m2m100(folder, vocab_size=len(M2M100Tokenizer.from_pretrained(folder)), max_position_embeddings=128)
+
+
+@pytest.fixture(scope="module")
+def tiny_nllb(tmp_path_factory):
+    """The same for NLLB, whose codes (eng_Latn) are not the corpus's keys (en)."""
+    from tests.hf_oracle import save_tiny_m2m100
+    from tests.spm_fixtures import write_nllb_folder
+    from westron.models.m2m_100.tokenization_nllb import NllbTokenizer
+
+    folder = write_nllb_folder(tmp_path_factory.mktemp("nllb"))
+    return save_tiny_m2m100(folder, vocab_size=len(NllbTokenizer.from_pretrained(folder)), max_position_embeddings=128)
+
+
+def test_nllb_needs_its_target_language_before_any_work(corpus, tmp_path, monkeypatch, tiny_nllb):
+    argv = _fine_tune(_drop(base_argv(corpus, tmp_path / "out"), "--tokenizer"), tiny_nllb)
+    code, _, stderr = run_cli(argv + ["--max-steps", "1", "--src-lang", "eng_Latn"], monkeypatch)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("westron: error: "), stderr  # no "reading ..." line before
+    assert "--target-lang es is no language code of this model: give its code with --forced-bos-lang" in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_m2m100_takes_the_corpus_keys_that_are_its_language_codes(corpus, tmp_path, monkeypatch, tiny_m2m100):
+    """es -> en from the en/es corpus with no language flags: sources framed as Spanish (the tokenizer's
+    default is English), targets and forced BOS English, as HF's run_translation.py does."""
+    from westron.models.m2m_100.tokenization_m2m_100 import M2M100Tokenizer
+
+    argv = _fine_tune(_drop(base_argv(corpus, tmp_path / "out"), "--tokenizer"), tiny_m2m100)
+    argv = _replace(_replace(argv, "--source-lang", "es"), "--target-lang", "en")
+    code, _, stderr = run_cli(argv + ["--max-steps", "1"], monkeypatch)
+    assert code == 0, stderr
+    saved = M2M100Tokenizer.from_pretrained(tmp_path / "out" / "final")
+    assert (saved.src_lang, saved.tgt_lang) == ("es", "en")
+    generation = json.loads((tmp_path / "out" / "final" / "generation_config.json").read_text())
+    assert generation["forced_bos_token_id"] == saved.get_lang_id("en")
+
+
+def test_nllb_fine_tuned_model_keeps_its_languages(corpus, tmp_path, monkeypatch, tiny_nllb):
+    """--src-lang / --forced-bos-lang are saved with the tokenizer; fine-tuning the result again
+    needs neither, and its BLEU runs force the same target language."""
+    from westron.models.m2m_100.tokenization_nllb import NllbTokenizer
+
+    argv = _fine_tune(_drop(base_argv(corpus, tmp_path / "first"), "--tokenizer"), tiny_nllb)
+    code, _, stderr = run_cli(argv + ["--max-steps", "1", "--src-lang", "eng_Latn", "--forced-bos-lang", "spa_Latn"], monkeypatch)
+    assert code == 0, stderr
+    first = tmp_path / "first" / "final"
+    argv = _fine_tune(_drop(base_argv(corpus, tmp_path / "second"), "--tokenizer"), os.fspath(first))
+    argv += ["--validation-file", corpus["validation"], "--test-file", corpus["test"], "--eval-steps", "1"]
+    code, _, stderr = run_cli(argv + ["--max-steps", "1", "--num-beams", "1"], monkeypatch)
+    assert code == 0, stderr
+    saved = NllbTokenizer.from_pretrained(tmp_path / "second" / "final")
+    assert (saved.src_lang, saved.tgt_lang) == ("eng_Latn", "spa_Latn")
+    generation = json.loads((tmp_path / "second" / "final" / "generation_config.json").read_text())
+    assert generation["forced_bos_token_id"] == saved.get_lang_id("spa_Latn")
+    assert json.loads((tmp_path / "second" / "results.json").read_text())["test"]["num_sentences"] == 10
+
+
+@pytest.fixture(scope="module")
+def tiny_t5(tmp_path_factory):
+    """A random tiny T5 checkpoint with its tokenizer."""
+    from tests.hf_oracle import save_tiny_t5
+    from tests.spm_fixtures import write_t5_folder
+    from westron.models.t5.tokenization_t5 import T5Tokenizer
+
+    folder = write_t5_folder(tmp_path_factory.mktemp("t5"))
+    return save_tiny_t5(folder, vocab_size=len(T5Tokenizer.from_pretrained(folder)))
+
+
+def test_source_prefix_is_saved_for_the_direction_trained(corpus, tmp_path, monkeypatch, tiny_t5):
+    """A T5 fine-tuned with --source-prefix translates with it afterwards without being told again
+    (task_specific_params, as t5-small's config holds its prefixes; Hugging Face reads it too)."""
+    from transformers import AutoConfig as HFAutoConfig
+
+    from westron.pipelines import pipeline
+
+    argv = _fine_tune(_drop(base_argv(corpus, tmp_path / "out"), "--tokenizer"), tiny_t5)
+    code, _, stderr = run_cli(argv + ["--max-steps", "1", "--source-prefix", "translate English to Spanish: "], monkeypatch)
+    assert code == 0, stderr
+    final = tmp_path / "out" / "final"
+    expected = {"translation_en_to_es": {"prefix": "translate English to Spanish: "}}
+    assert HFAutoConfig.from_pretrained(final).task_specific_params == expected
+    assert pipeline("translation_en_to_es", model=os.fspath(final), framework="pt").source_prefix == "translate English to Spanish: "
+
+
+def test_bleu_runs_translate_as_the_model_was_trained_not_with_a_prefix_from_its_config(corpus, tmp_path, monkeypatch, tiny_t5):
+    """Without --source-prefix the training pairs have none, and neither have the validation and test
+    translations: not the first task_specific_params entry (t5-small's: English to German, with its
+    generation settings), which a plain translation pipeline would take."""
+    import shutil
+
+    from westron.evaluation import translate_sources
+    from westron.pipelines import TranslationPipeline
+
+    folder = shutil.copytree(tiny_t5, tmp_path / "t5")
+    config = json.loads((folder / "config.json").read_text())
+    config["task_specific_params"] = {"translation_en_to_de": {"prefix": "translate English to German: ", "max_length": 2}}
+    (folder / "config.json").write_text(json.dumps(config))
+    argv = _fine_tune(_drop(base_argv(corpus, tmp_path / "out"), "--tokenizer"), os.fspath(folder))
+    argv += ["--validation-file", corpus["validation"], "--eval-steps", "1", "--test-file", corpus["test"], "--num-beams", "1"]
+    code, _, stderr = run_cli(argv + ["--max-steps", "1"], monkeypatch)
+    assert code == 0, stderr
+    assert "translation_en_to_de" not in stderr  # no "defaulting to" warning
+    sources = [json.loads(line)["translation"]["en"] for line in open(corpus["test"], encoding="utf-8")]
+    translator = TranslationPipeline(os.fspath(tmp_path / "out" / "final"), framework="pt", source_prefix="")
+    expected = translate_sources(translator, sources, num_beams=1, max_new_tokens=128)  # --max-target-length's default
+    assert (tmp_path / "out" / "test_hypotheses.txt").read_text().splitlines() == expected
+
+
+def test_test_translations_may_be_as_long_as_the_training_targets(corpus, tmp_path, monkeypatch, tiny_t5):
+    """The BLEU runs generate up to --max-target-length new tokens, as HF's run_translation.py does, and
+    so does the saved model: not the generation config's default, which cuts every translation at 20 tokens."""
+    from westron.evaluation import translate_sources
+    from westron.pipelines import TranslationPipeline
+
+    argv = _fine_tune(_drop(base_argv(corpus, tmp_path / "out"), "--tokenizer"), tiny_t5)
+    argv += ["--test-file", corpus["test"], "--num-beams", "1", "--max-target-length", "26", "--max-steps", "1"]
+    code, _, stderr = run_cli(argv, monkeypatch)
+    assert code == 0, stderr
+    sources = [json.loads(line)["translation"]["en"] for line in open(corpus["test"], encoding="utf-8")]
+    translator = TranslationPipeline(os.fspath(tmp_path / "out" / "final"), framework="pt", source_prefix="")
+    expected = translate_sources(translator, sources, num_beams=1, max_new_tokens=26)
+    assert expected != translate_sources(translator, sources, num_beams=1, max_new_tokens=20)  # the untrained model runs past 20 tokens
+    assert (tmp_path / "out" / "test_hypotheses.txt").read_text().splitlines() == expected
+    # The saved model translates as long, unless its generation config says how long (opus-mt: 512).
+    assert json.loads((tmp_path / "out" / "final" / "generation_config.json").read_text())["max_length"] == 27
+    assert translate_sources(translator, sources, num_beams=1) == expected

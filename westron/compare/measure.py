@@ -139,6 +139,12 @@ def model_language_codes(pairs: list[LanguagePair], model_path: str) -> None:
         for pair in pairs:
             pair.src_code = pair.src_code or pair.source_lang
             pair.tgt_code = pair.tgt_code or pair.target_lang
+            for code, flag in ((pair.src_code, "--src-lang"), (pair.tgt_code, "--tgt-lang")):
+                try:  # before any measuring, and before the output folder is made
+                    tokenizer.get_lang_id(code)
+                except WestronError as error:
+                    hint = "" if len(pairs) > 1 else f": give the model's code with {flag}"
+                    raise WestronError(f"{error} (the code for the test file's language {code!r}{hint})") from None
 
 
 # ---- speed and memory: one worker process per mode ------------------------------------------------------

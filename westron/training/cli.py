@@ -301,7 +301,7 @@ def train_and_test(args: argparse.Namespace, framework: str, sources: dict[str, 
 
         scores, hypotheses = evaluate_model(
             model, tokenizer, [p.source for p in test_pairs], [p.target for p in test_pairs],
-            target_lang=args.target_lang, num_beams=args.num_beams, **_language_kwargs(args),
+            target_lang=args.target_lang, num_beams=args.num_beams, **_translation_kwargs(args, model, tokenizer),
         )  # fmt: skip
         log(f"test: {scores.format() if hasattr(scores, 'format') else scores}")
         results["test"] = scores.to_dict()
@@ -354,11 +354,7 @@ def load_tokenizer_and_model(args, framework: str, strategy=None):
 
     auto_model = AutoModelForSeq2SeqLM if framework == "pt" else TFAutoModelForSeq2SeqLM
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
-    if args.forced_bos_lang or args.src_lang:  # multilingual tokenizers frame each side with its language
-        if not hasattr(tokenizer, "tgt_lang"):
-            raise WestronError("--src-lang / --forced-bos-lang apply to multilingual (M2M100/NLLB) models")
-        tokenizer.src_lang = args.src_lang or tokenizer.src_lang
-        tokenizer.tgt_lang = args.forced_bos_lang or tokenizer.tgt_lang
+    set_languages(tokenizer, args)
     if args.config:
         from westron.training.presets import build_config
 
@@ -380,13 +376,48 @@ def load_tokenizer_and_model(args, framework: str, strategy=None):
         if args.dropout is not None:
             kwargs[dropout_field(config.model_type)] = args.dropout
         model = auto_model.from_pretrained(args.model, **kwargs)
-    if args.forced_bos_lang:
-        model.generation_config.forced_bos_token_id = tokenizer.get_lang_id(args.forced_bos_lang)
+    if args.source_prefix:
+        record_source_prefix(model.config, args)
+    from westron.generation.configuration_utils import DEFAULTS
+
+    if model.generation_config.max_length in (None, DEFAULTS["max_length"]):  # unset: the saved model would stop at 20 tokens
+        model.generation_config.max_length = max_new_tokens(args, model) + 1  # the decoder start token counts
+    if hasattr(tokenizer, "tgt_lang"):  # --forced-bos-lang, or the language the tokenizer was saved with
+        model.generation_config.forced_bos_token_id = tokenizer.get_lang_id(tokenizer.tgt_lang)
     if framework == "pt" and args.device:
         from westron.modeling_utils import resolve_device
 
         model.to(resolve_device(args.device))
     return tokenizer, model
+
+
+def set_languages(tokenizer, args) -> None:
+    """A multilingual tokenizer (M2M100, NLLB) frames sources with src_lang and targets with tgt_lang, the
+    forced BOS of the BLEU runs. Each is its flag (--src-lang, --forced-bos-lang), else the data's key
+    when it is one of the model's codes (M2M100's "de", as HF's run_translation.py takes it), else what
+    the tokenizer was saved with (a model westron train fine-tuned)."""
+    if not hasattr(tokenizer, "tgt_lang"):
+        if args.forced_bos_lang or args.src_lang:
+            raise WestronError("--src-lang / --forced-bos-lang apply to multilingual (M2M100/NLLB) models")
+        return
+    codes = tokenizer.lang_code_to_id
+    tokenizer.src_lang = args.src_lang or (args.source_lang if args.source_lang in codes else tokenizer.src_lang)
+    tokenizer.tgt_lang = args.forced_bos_lang or (args.target_lang if args.target_lang in codes else tokenizer.tgt_lang)
+    if tokenizer.tgt_lang is None:  # the labels and the BLEU runs need it
+        raise WestronError(
+            f"--target-lang {args.target_lang} is no language code of this model: give its code with --forced-bos-lang "
+            "(and the source's with --src-lang)"
+        )
+
+
+def record_source_prefix(config, args) -> None:
+    """Saves --source-prefix in the config as Hugging Face's task_specific_params entry for this direction
+    (first, so it is the default), so the trained model translates with it (westron translate, evaluate,
+    HF 4.x's pipeline) without being told again."""
+    task = f"translation_{args.source_lang}_to_{args.target_lang}"
+    known = dict(getattr(config, "task_specific_params", None) or {})
+    entry = {**known.pop(task, {}), "prefix": args.source_prefix}
+    config.task_specific_params = {task: entry, **known}
 
 
 def dropout_field(model_type: str) -> str:
@@ -476,14 +507,22 @@ def make_eval_batches(args, tokenizer, config, pairs) -> list:
     return [batcher.batch(indices) for indices in batcher.epoch_batches(0)]
 
 
-def _language_kwargs(args) -> dict:
-    kwargs = {}
-    if args.source_prefix:
-        kwargs["source_prefix"] = args.source_prefix
-    if args.forced_bos_lang:
-        kwargs["tgt_lang"] = args.forced_bos_lang
-        if args.src_lang:
-            kwargs["src_lang"] = args.src_lang
+def max_new_tokens(args, model) -> int:
+    """--max-target-length, within the model's decoder positions (T5 has none: relative positions)."""
+    positions = getattr(model.config, "max_position_embeddings", None)
+    return min(args.max_target_length, positions) if positions else args.max_target_length
+
+
+def _translation_kwargs(args, model, tokenizer) -> dict:
+    """What the BLEU runs translate with: as many new tokens as a training target may hold (as HF's
+    run_translation.py does; the generation config's default would cut them at 20), the source prefix,
+    and a multilingual tokenizer's languages (from --src-lang / --forced-bos-lang, or as it was saved)."""
+    kwargs = {
+        "max_new_tokens": max_new_tokens(args, model),
+        "source_prefix": args.source_prefix,  # "" too: not a prefix from the config the training pairs never had
+    }
+    if hasattr(tokenizer, "tgt_lang"):
+        kwargs.update(src_lang=tokenizer.src_lang, tgt_lang=tokenizer.tgt_lang)
     return kwargs
 
 
@@ -497,7 +536,7 @@ def bleu_metric(args, tokenizer, pairs):
 
         scores, _ = evaluate_model(
             model, tokenizer, sources, references, target_lang=args.target_lang, num_beams=args.num_beams,
-            **_language_kwargs(args),
+            **_translation_kwargs(args, model, tokenizer),
         )  # fmt: skip
         return {"bleu": scores.bleu, "chrf": scores.chrf}
 
