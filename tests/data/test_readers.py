@@ -80,6 +80,7 @@ def test_jsonl_skip_counts_each_kind(tmp_path):
         (b'{"translation": {"en": "caf\xe9"}}', "bad.jsonl:2: not valid UTF-8"),
         ("[1, 2]", 'bad.jsonl:2: no "translation" object'),
         (jsonl_line({"en": "x", "es": 3}), "bad.jsonl:2: the en and es texts must be strings"),
+        ('{"translation": {"en": "x\\ud800", "es": "y"}}', "bad.jsonl:2: a lone surrogate escape"),  # valid JSON, no UTF-8 form
     ],
 )
 def test_jsonl_fail_names_file_and_line(tmp_path, line, message):

@@ -233,9 +233,22 @@ def read_jsonl(path: str, source_lang: str, target_lang: str, problems: _Problem
             if not isinstance(source, str) or not isinstance(target, str):
                 problems("invalid_json", f"{where}: the {source_lang} and {target_lang} texts must be strings")
                 continue
+            if not (is_unicode_text(source) and is_unicode_text(target)):
+                # json.loads accepts an escaped lone surrogate ("\ud800"); no UTF-8 file or tokenizer can hold it.
+                problems("invalid_json", f"{where}: a lone surrogate escape (\\ud800-\\udfff) in the text: not Unicode text")
+                continue
             pairs_read += 1
             yield Pair(source, target, where)
     check_languages_found(name, pairs_read, missing, seen, source_lang, target_lang)
+
+
+def is_unicode_text(text: str) -> bool:
+    """False for a string holding a lone surrogate, which has no UTF-8 form."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # ---- TSV and CSV -----------------------------------------------------------------------------------
