@@ -44,9 +44,10 @@ def test_translate_file_keeps_line_count_order_and_empty_lines(tmp_path, demo_fo
     assert output.read_text(encoding="utf-8").split("\n")[:-1] == small_batches
 
 
-def test_stdin_to_stdout(demo_folder, monkeypatch):
+@pytest.mark.parametrize("dashes", [[], ["-i", "-", "-o", "-"]], ids=["no_flags", "dash"])
+def test_stdin_to_stdout(demo_folder, monkeypatch, dashes):
     code, stdout, stderr = run_cli(
-        ["translate", "--model", demo_folder, "--framework", "pt", "--max-new-tokens", "4"],
+        ["translate", "--model", demo_folder, "--framework", "pt", "--max-new-tokens", "4", *dashes],
         stdin_bytes="Hello\n\nWorld\n".encode(),
         monkeypatch=monkeypatch,
     )

@@ -82,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     translate.add_argument("--no-sort", action="store_true", help="translate in input order, without sorting by length")
     translate.add_argument("--max-new-tokens", type=positive_int, default=None)
-    translate.add_argument("-i", "--input", default=None, help="input file, one sentence a line (default: stdin)")
-    translate.add_argument("-o", "--output", default=None, help="output file, written atomically (default: stdout)")
+    translate.add_argument("-i", "--input", default=None, help="input file, one sentence a line (default, or -: stdin)")
+    translate.add_argument("-o", "--output", default=None, help="output file, written atomically (default, or -: stdout)")
     translate.add_argument("--src-lang", default=None, help="source language (M2M100/NLLB codes; T5: picks the task prefix)")
     translate.add_argument("--tgt-lang", default=None, help="target language (required by M2M100/NLLB)")
     translate.add_argument("--source-prefix", default=None, help='text put before every source (T5: "translate English to German: ")')
@@ -146,7 +146,8 @@ def windows(lines: Iterator[str], size: int) -> Iterator[list[str]]:
 
 @contextlib.contextmanager
 def open_input(path: str | None):
-    if path is None:
+    """The input stream: the file, or stdin for no -i or `-i -` (as `-o -` is stdout)."""
+    if path is None or path == "-":
         yield sys.stdin.buffer, "<stdin>"
         return
     try:
@@ -204,7 +205,7 @@ def silence_stdout() -> None:
 
 def refuse_output_over_input(input_path: str | None, output_path: str | None) -> None:
     """-o naming the -i file (by inode: `./a`, `a` or a link) would overwrite the source while reading it."""
-    if input_path is None or output_path is None or output_path == "-":
+    if input_path in (None, "-") or output_path in (None, "-"):
         return
     with contextlib.suppress(OSError):
         if os.path.samefile(input_path, output_path) and stat.S_ISREG(os.stat(input_path).st_mode):
