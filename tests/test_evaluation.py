@@ -261,6 +261,9 @@ def test_cli_output_flag_names_the_hypotheses_file(demo_folder, tmp_path, monkey
         ("en\tes\na\tb\n", "test.tsv", ["--bleu-tokenize", "moses"], ("unknown BLEU tokenizer 'moses'",)),
         ('{"translation": {"en": "a", "es": "b"}}\n', "test.jsonl", ["--source-column", "0"], ("source_column",)),
         ("en\tes\na\tb\n", "test.tsv", ["--output-json", "{tmp}/no/such/folder/scores.json"], ("does not exist",)),
+        ("en\tes\na\tb\n", "test.tsv", ["-o", "{tmp}/./test.tsv"], ("is the input file", "choose another -o")),
+        ("en\tes\na\tb\n", "test.tsv", ["--output-json", "{tmp}/test.tsv"], ("is the input file", "choose another --output-json")),
+        ("en\tes\na\tb\n", "test.tsv", ["-o", "{tmp}/s.json", "--output-json", "{tmp}/s.json"], ("-o and --output-json both name",)),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(demo_folder, tmp_path, monkeypatch, content, file_name, extra_args, fragments):
@@ -272,6 +275,8 @@ def test_cli_bad_input_is_one_line_and_exit_2(demo_folder, tmp_path, monkeypatch
     code, stdout, stderr = run_cli(argv, monkeypatch)
     assert_one_line_error(code, stderr, *fragments)
     assert stdout == ""
+    if content is not None:
+        assert test_file.read_text(encoding="utf-8") == content  # never overwritten
 
 
 def test_cli_bad_utf8_names_the_line(demo_folder, tmp_path, monkeypatch):

@@ -203,13 +203,13 @@ def silence_stdout() -> None:
         sys.stdout = open(os.devnull, "w")
 
 
-def refuse_output_over_input(input_path: str | None, output_path: str | None) -> None:
+def refuse_output_over_input(input_path: str | None, output_path: str | None, flag: str = "-o") -> None:
     """-o naming the -i file (by inode: `./a`, `a` or a link) would overwrite the source while reading it."""
     if input_path in (None, "-") or output_path in (None, "-"):
         return
     with contextlib.suppress(OSError):
         if os.path.samefile(input_path, output_path) and stat.S_ISREG(os.stat(input_path).st_mode):
-            raise WestronError(f"output {output_path} is the input file {input_path}: choose another -o")
+            raise WestronError(f"output {output_path} is the input file {input_path}: choose another {flag}")
 
 
 def reader_gone(stream: TextIO) -> bool:

@@ -63,6 +63,19 @@ def read_test_file(
     return [pair.source for pair in pairs], [pair.target for pair in pairs]
 
 
+def refuse_clashing_outputs(test_file: str, source_lang: str, target_lang: str, hypotheses_path, output_json) -> None:
+    """Outputs that would overwrite the test file (or one file of a Moses pair), or each other."""
+    from westron.cli import refuse_output_over_input
+    from westron.data.readers import moses_files
+
+    inputs = [test_file, *(moses_files(test_file, source_lang, target_lang) or ())]
+    for flag, path in (("-o", hypotheses_path), ("--output-json", output_json)):
+        for input_path in inputs:
+            refuse_output_over_input(input_path, path, flag)
+    if hypotheses_path is not None and output_json is not None and os.path.realpath(hypotheses_path) == os.path.realpath(output_json):
+        raise WestronError(f"-o and --output-json both name {output_json}: the scores would replace the hypotheses")
+
+
 # ---- the command ---------------------------------------------------------------------------------------
 
 
@@ -83,6 +96,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         hypotheses_path = os.path.splitext(args.output_json)[0] + ".hyp.txt"
     # Fail before translating, not after: the BLEU tokenizer must start and the output folders must exist.
     bleu_metric(args.bleu_tokenize or bleu_tokenizer_for(args.target_lang))
+    refuse_clashing_outputs(args.test_file, args.source_lang, args.target_lang, hypotheses_path, args.output_json)
     for path in (hypotheses_path, args.output_json):
         if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise WestronError(f"cannot write {path}: folder {os.path.dirname(os.path.abspath(path))} does not exist")
