@@ -1,7 +1,7 @@
 """Trains the SentencePiece tokenizer of a model from scratch, in the folder layout of its family.
 
 The real SentencePiece trainer runs in-process on the source and target sides of the training
-files (JSON lines in Hugging Face's layout, or two-column TSV), streamed, at most
+files (any format `read_pairs` reads: JSON lines, TSV/CSV with language columns, ...), streamed, at most
 `input_sentence_size` sentences (sampled with a fixed seed), one thread by default: the same files
 give the same model, byte for byte.
 
