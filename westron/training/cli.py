@@ -109,6 +109,14 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise WestronError("--config trains from scratch and needs --tokenizer DIR (westron tokenizer train makes one)")
     if bool(args.train_file) == bool(args.dataset):
         raise WestronError("give --train-file or --dataset" if not args.train_file else "give --train-file or --dataset, not both")
+    if args.dataset:
+        for flag in ("validation_file", "test_file"):
+            if getattr(args, flag) is not None:
+                raise WestronError(f"--{flag.replace('_', '-')}: --dataset brings its own validation and test splits; give files with --train-file")
+    elif args.dataset_config is not None:
+        raise WestronError("--dataset-config applies to a --dataset, not to --train-file")
+    if args.hub_model_id is not None and not args.push_to_hub:
+        raise WestronError("--hub-model-id names the repo of --push-to-hub: add --push-to-hub or drop it")
     if args.max_steps is None and args.epochs is None and args.max_time is None:
         raise WestronError("say how long to train: --max-time SECONDS, --max-steps N or --epochs N")
     if args.max_tokens is None and args.batch_size is None:
@@ -305,10 +313,11 @@ def train_and_test(args: argparse.Namespace, framework: str, sources: dict[str, 
         )  # fmt: skip
         log(f"test: {scores.format() if hasattr(scores, 'format') else scores}")
         results["test"] = scores.to_dict()
+        from westron.cli import as_one_line
         from westron.file_utils import atomic_write
 
         with atomic_write(os.path.join(args.output_dir, "test_hypotheses.txt")) as handle:
-            handle.writelines(text + "\n" for text in hypotheses)
+            handle.writelines(as_one_line(text) + "\n" for text in hypotheses)  # one line per test pair
     from westron.file_utils import atomic_write
 
     with atomic_write(os.path.join(args.output_dir, "results.json")) as handle:
