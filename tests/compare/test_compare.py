@@ -209,10 +209,30 @@ def test_failures_are_one_line_and_exit_2(demo_folder, test_file, tmp_path, monk
     assert not (tmp_path / "out").exists()  # a mistake in the input leaves no empty output folder behind
 
 
-def test_render_only_of_something_else_is_one_line(tmp_path, monkeypatch):
-    (tmp_path / "other.json").write_text(json.dumps({"bleu": 3}))
-    code, _, stderr = run_cli(["report", str(tmp_path / "other.json")], monkeypatch)
-    assert code == 2 and "not a westron compare results file" in stderr and stderr.count("\n") == 1
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ({"bleu": 3}, "not a westron compare results file (schema None"),
+        ([1, 2], "not a westron compare results file (a JSON list, not an object"),
+        ({"schema": "westron-compare/1"}, "other.json is incomplete or edited"),  # a truncated file with the right schema
+    ],
+)
+def test_render_only_of_something_else_is_one_line(tmp_path, monkeypatch, content, message):
+    (tmp_path / "other.json").write_text(json.dumps(content))
+    for argv in (["report", str(tmp_path / "other.json"), "-o", str(tmp_path / "out")],
+                 ["compare", "--render-only", str(tmp_path / "other.json"), "-o", str(tmp_path / "out")]):
+        code, _, stderr = run_cli(argv, monkeypatch)
+        assert code == 2 and message in stderr and stderr.count("\n") == 1, stderr
+        assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flags", [["--quick"], ["--num-beams", "2"], ["--modes", "none"], ["--device", "cpu"], ["--test-file", "t.jsonl"]])
+def test_render_only_refuses_the_flags_of_a_measurement(tmp_path, monkeypatch, flags):
+    """--render-only measures nothing: a measuring flag beside it would be silently ignored."""
+    (tmp_path / "results.json").write_text(json.dumps({"schema": "westron-compare/1"}))
+    argv = ["compare", "--render-only", str(tmp_path / "results.json"), "-o", str(tmp_path / "out"), *flags]
+    code, _, stderr = run_cli(argv, monkeypatch)
+    assert code == 2 and f"--render-only measures nothing: drop {flags[0]}" in stderr and stderr.count("\n") == 1, stderr
 
 
 def test_training_log_framework_and_bad_lines(tmp_path):
