@@ -279,6 +279,19 @@ def test_cli_bad_input_is_one_line_and_exit_2(demo_folder, tmp_path, monkeypatch
         assert test_file.read_text(encoding="utf-8") == content  # never overwritten
 
 
+def test_cli_skipped_test_records_are_one_warning(demo_folder, tmp_path, monkeypatch):
+    """--on-error skip scores fewer sentences than the file holds: a warning says how many and why."""
+    test_file = tmp_path / "test.tsv"
+    test_file.write_text("en\tes\nHello\tHola\nno tab here\nWorld\tMundo\n", encoding="utf-8")
+    argv = ["evaluate", "--model", demo_folder, "--test-file", str(test_file), "--source-lang", "en", "--target-lang", "es"]
+    code, stdout, stderr = run_cli(argv + ["--framework", "pt", "--max-new-tokens", "3", "--on-error", "skip"], monkeypatch)
+    assert code == 0, stderr
+    assert "sentences = 2" in stdout
+    assert stderr.splitlines() == [
+        "westron: warning: skipped 1 malformed test records (wrong_column_count 1), e.g. test.tsv:3: 1 fields, expected 2 fields"
+    ]
+
+
 def test_cli_bad_utf8_names_the_line(demo_folder, tmp_path, monkeypatch):
     test_file = tmp_path / "test.tsv"
     test_file.write_bytes(b"en\tes\na\tb\n\xff\tc\n")

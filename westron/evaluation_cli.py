@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
 from westron.errors import WestronError
 
@@ -53,13 +54,17 @@ def read_test_file(
 
     source_column / target_column: TSV/CSV columns by header name or 0-based index (a file without a header).
     """
-    from westron.data.readers import read_pairs
+    from westron.data.readers import ReadStats, read_pairs
 
     columns = {"source_column": source_column, "target_column": target_column}
     columns = {name: value for name, value in columns.items() if value is not None}  # other formats refuse them
-    pairs = list(read_pairs(path, source_lang, target_lang, on_error=on_error, **columns))
+    stats = ReadStats()
+    pairs = list(read_pairs(path, source_lang, target_lang, on_error=on_error, stats=stats, **columns))
     if not pairs:
         raise WestronError(f"{path} holds no sentence pairs")
+    if stats.num_skipped:  # --on-error skip: the scores cover fewer sentences than the file holds; say so
+        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(stats.skipped.items()))
+        warnings.warn(f"skipped {stats.num_skipped} malformed test records ({kinds}), e.g. {stats.examples[0]}", stacklevel=2)
     return [pair.source for pair in pairs], [pair.target for pair in pairs]
 
 
