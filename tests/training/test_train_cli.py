@@ -250,6 +250,17 @@ def test_test_hypotheses_keep_one_line_per_test_pair(corpus, tmp_path, monkeypat
     assert all(line.endswith(" more end") for line in lines[:-1])
 
 
+def test_skipped_records_are_reported(corpus, tmp_path, monkeypatch):
+    """--on-error skip trains on fewer pairs than the file holds: one warning line per file says so."""
+    train_file = tmp_path / "train.jsonl"
+    train_file.write_text(open(corpus["train"]).read() + "{not json\n", encoding="utf-8")
+    argv = _replace(base_argv(corpus, tmp_path / "run"), "--train-file", os.fspath(train_file))
+    code, _, stderr = run_cli(argv + ["--max-steps", "1", "--on-error", "skip"], monkeypatch)
+    assert code == 0, stderr
+    warnings = [line for line in stderr.splitlines() if "warning" in line]
+    assert warnings == [f"westron: warning: {train_file}: skipped 1 malformed records (invalid_json 1), e.g. train.jsonl:201: not valid JSON (Expecting property name enclosed in double quotes at column 2)"]
+
+
 def test_resume_from_another_models_checkpoint_is_refused(corpus, tmp_path, monkeypatch):
     out = tmp_path / "first"
     code, _, stderr = run_cli(base_argv(corpus, out) + ["--max-steps", "1"], monkeypatch)
