@@ -238,6 +238,16 @@ def test_hf_dataset_with_language_columns(tmp_path, datasets):
         read_pairs(tmp_path / "d", "en", "fr")
 
 
+def test_hf_dataset_with_columns_that_are_not_text(tmp_path, datasets):
+    """Numbers in a language column are named as such, not reported as a missing language ("it has: nothing")."""
+    datasets.Dataset.from_dict({"en": [1, 2], "es": [3, None]}).save_to_disk(tmp_path / "d")
+    with pytest.raises(WestronError, match=r"^d: row 0: the en and es texts must be strings \(en is int, es is int\)"):
+        read_all(tmp_path / "d", "en", "es")
+    stats = ReadStats()
+    assert read_all(tmp_path / "d", "en", "es", on_error="skip", stats=stats) == []
+    assert dict(stats.skipped) == {"not_text": 2}
+
+
 def test_hf_hub_name_from_the_local_cache(tmp_path, monkeypatch, datasets):
     """A Hub dataset read offline from the datasets cache (laid out as a download would leave it)."""
     source = write_bytes(tmp_path / "rows.jsonl", [jsonl_line({"en": s, "es": t}) for s, t in PAIRS])

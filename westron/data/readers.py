@@ -466,6 +466,11 @@ def translation_dicts(rows: Iterable, name: str, source_lang: str, target_lang: 
         present = {lang for lang, text in translation.items() if isinstance(text, str)}
         seen.update(present)
         absent = [lang for lang in (source_lang, target_lang) if lang not in present]
+        not_text = [lang for lang in absent if translation.get(lang) is not None]
+        if not_text:  # a number, a list: the column is there, its value is not a text
+            kinds = ", ".join(f"{lang} is {type(translation[lang]).__name__}" for lang in not_text)
+            problems("not_text", f"{name}: row {number}: the {source_lang} and {target_lang} texts must be strings ({kinds})")
+            continue
         if absent:
             missing += 1
             problems("missing_language", f"{name}: row {number}: no {', '.join(absent)} (it has: {', '.join(sorted(present)) or 'nothing'})")
