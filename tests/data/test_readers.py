@@ -152,6 +152,17 @@ def test_csv_wrong_column_count(tmp_path):
         read_all(path, "en", "es")
 
 
+def test_csv_lone_carriage_return_names_the_file_and_follows_on_error(tmp_path):
+    """The csv module refuses a lone CR in an unquoted field: a malformed record (file and line), skippable."""
+    path = tmp_path / "c.csv"
+    path.write_bytes(b"en,es\na,b\nc\rd,e\nf,g\n")
+    with pytest.raises(WestronError, match=r"^c.csv:3: not valid CSV: a carriage return \(\\r\) inside an unquoted field"):
+        read_all(path, "en", "es")
+    stats = ReadStats()
+    assert read_all(path, "en", "es", on_error="skip", stats=stats) == [("a", "b"), ("f", "g")]
+    assert dict(stats.skipped) == {"invalid_csv": 1}
+
+
 # ---- Moses -----------------------------------------------------------------------------------------
 
 

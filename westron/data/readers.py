@@ -293,7 +293,7 @@ def read_table(
     with open_binary(path) as stream:
         is_tsv = delimiter == "\t"
         lines = decoded_lines(stream, name, problems, keep_ends=not is_tsv)  # a CSV field may hold a newline
-        rows = tsv_rows(lines) if is_tsv else csv_rows(lines, delimiter)
+        rows = tsv_rows(lines) if is_tsv else csv_rows(lines, delimiter, name, problems)
         titles = None
         if has_header:
             first = next(rows, None)
@@ -318,8 +318,9 @@ def tsv_rows(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, list[str]]
             yield number, line.split("\t")
 
 
-def csv_rows(lines: Iterator[tuple[int, str]], delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """CSV rows with the line they start on; a quoted field may span lines."""
+def csv_rows(lines: Iterator[tuple[int, str]], delimiter: str, name: str, problems: _Problems) -> Iterator[tuple[int, list[str]]]:
+    """CSV rows with the line they start on; a quoted field may span lines. A row the csv module
+    refuses (a lone carriage return in an unquoted field) is a problem; reading goes on after it."""
     last_line = [0]
 
     def texts():
@@ -335,7 +336,9 @@ def csv_rows(lines: Iterator[tuple[int, str]], delimiter: str) -> Iterator[tuple
         except StopIteration:
             return
         except csv.Error as error:
-            raise WestronError(f"CSV line {last_line[0]}: {error}") from None
+            reason = "a carriage return (\\r) inside an unquoted field" if "new-line character" in str(error) else str(error)
+            problems("invalid_csv", f"{name}:{last_line[0]}: not valid CSV: {reason}")
+            continue
         if fields:
             yield first_line, fields
 
