@@ -132,6 +132,8 @@ def test_tensorflow_run_continues_in_pytorch(corpus, tmp_path, monkeypatch):
         (lambda a, c, t: a + ["--early-stopping-patience", "2"], "--early-stopping-patience evaluates on validation"),
         (lambda a, c, t: _replace(a, "--report-to", "tensorbord"), "unknown report_to 'tensorbord'"),
         # Flags that the run would accept and ignore:
+        (lambda a, c, t: a + ["--validation-file", _empty_file(t / "validation.jsonl"), "--eval-steps", "1"], "validation.jsonl holds no en-es pairs"),
+        (lambda a, c, t: a + ["--test-file", _empty_file(t / "test.jsonl")], "test.jsonl holds no en-es pairs"),
         (lambda a, c, t: a + ["--dataset-config", "en-es"], "--dataset-config applies to a --dataset"),
         (lambda a, c, t: _as_dataset(a) + ["--validation-file", c["validation"]], "--validation-file: --dataset brings its own"),
         (lambda a, c, t: _as_dataset(a) + ["--test-file", c["test"]], "--test-file: --dataset brings its own"),
@@ -280,6 +282,11 @@ def _fine_tune(argv, model_folder):
     """The from-scratch argv turned into fine-tuning `model_folder` with the corpus's own tokenizer."""
     index = argv.index("--config")
     return argv[:index] + ["--model", model_folder] + argv[index + 2 :]
+
+
+def _empty_file(path) -> str:
+    path.write_text("")
+    return os.fspath(path)
 
 
 def _as_dataset(argv):

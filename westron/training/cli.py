@@ -223,12 +223,14 @@ def run_train(args: argparse.Namespace) -> None:
     placement = device_placement(framework, args.device)  # a device this machine lacks fails here, before any work
 
     sources = split_sources(args)
-    # Peek at every file first: a missing language or an unreadable file fails before any work.
+    # Peek at every file first: a missing language, an unreadable file or one without a single pair
+    # (a --validation-file that would be ignored) fails before any work.
     for split, source in sources.items():
         if not args.dataset:
             from westron.data.readers import read_pairs
 
-            next(iter(read_pairs(source[0], args.source_lang, args.target_lang, **source[1])), None)
+            if next(iter(read_pairs(source[0], args.source_lang, args.target_lang, **source[1])), None) is None:
+                raise WestronError(f"--{split}-file {source[0]} holds no {args.source_lang}-{args.target_lang} pairs")
 
     with placement:
         train_and_test(args, framework, sources)
