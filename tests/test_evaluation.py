@@ -264,6 +264,8 @@ def test_cli_output_flag_names_the_hypotheses_file(demo_folder, tmp_path, monkey
         ("en\tes\na\tb\n", "test.tsv", ["-o", "{tmp}/./test.tsv"], ("is the input file", "choose another -o")),
         ("en\tes\na\tb\n", "test.tsv", ["--output-json", "{tmp}/test.tsv"], ("is the input file", "choose another --output-json")),
         ("en\tes\na\tb\n", "test.tsv", ["-o", "{tmp}/s.json", "--output-json", "{tmp}/s.json"], ("-o and --output-json both name",)),
+        ("en\tes\na\tb\n", "test.tsv", ["--output-json", "{tmp}"], ("cannot write", "it is a folder")),  # not a traceback after translating
+        ("en\tes\na\tb\n", "test.tsv", ["-o", "{tmp}"], ("cannot write", "it is a folder")),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(demo_folder, tmp_path, monkeypatch, content, file_name, extra_args, fragments):

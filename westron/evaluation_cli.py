@@ -105,6 +105,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
     for path in (hypotheses_path, args.output_json):
         if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise WestronError(f"cannot write {path}: folder {os.path.dirname(os.path.abspath(path))} does not exist")
+        if path is not None and os.path.isdir(path):
+            raise WestronError(f"cannot write {path}: it is a folder")
 
     framework = args.framework or default_framework()
     if framework == "tf":
