@@ -131,6 +131,8 @@ def test_tensorflow_run_continues_in_pytorch(corpus, tmp_path, monkeypatch):
         (lambda a, c, t: a + ["--eval-steps", "1"], "--eval-steps evaluates on validation pairs"),
         (lambda a, c, t: a + ["--early-stopping-patience", "2"], "--early-stopping-patience evaluates on validation"),
         (lambda a, c, t: _replace(a, "--report-to", "tensorbord"), "unknown report_to 'tensorbord'"),
+        (lambda a, c, t: _replace(a, "--output-dir", _empty_file(t / "a-file")), "a-file is a file, not a folder"),
+        (lambda a, c, t: _replace(a, "--output-dir", os.fspath(t / _empty_file(t / "a-file") / "run")), "a-file is a file, not a folder"),
         # Flags that the run would accept and ignore:
         (lambda a, c, t: a + ["--validation-file", _empty_file(t / "validation.jsonl"), "--eval-steps", "1"], "validation.jsonl holds no en-es pairs"),
         (lambda a, c, t: a + ["--test-file", _empty_file(t / "test.jsonl")], "test.jsonl holds no en-es pairs"),

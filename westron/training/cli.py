@@ -125,6 +125,11 @@ def check_arguments(args: argparse.Namespace) -> None:
         path = getattr(args, flag)
         if path is not None and not os.path.exists(path) and not _is_moses_prefix(path, args):
             raise WestronError(f"--{flag.replace('_', '-')} {path}: no such file")
+    existing = os.path.abspath(args.output_dir)
+    while not os.path.exists(existing):  # the nearest part of the path that is there must be a folder
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise WestronError(f"--output-dir {args.output_dir}: {existing} is a file, not a folder")
     if args.model and os.path.sep in args.model and not os.path.isdir(args.model) and os.path.exists(args.model):
         raise WestronError(f"--model {args.model} is a file: give the checkpoint folder")
     if args.xla or args.compile:  # without --framework the run takes the default one, which must be the flag's
