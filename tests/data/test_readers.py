@@ -89,6 +89,15 @@ def test_jsonl_fail_names_file_and_line(tmp_path, line, message):
         read_all(path, "en", "es")
 
 
+@pytest.mark.parametrize("lines", [["[", jsonl_line({"en": "a", "es": "b"}), "]"], ["[" + jsonl_line({"en": "a", "es": "b"}) + "]"]])
+def test_a_json_array_is_named_as_such_even_under_skip(tmp_path, lines):
+    """A .json file holding one array (pretty-printed or not) is not JSON lines: skipping its lines would read a part or nothing."""
+    path = write_bytes(tmp_path / "c.json", ["", *lines])
+    for on_error in ("fail", "skip"):
+        with pytest.raises(WestronError, match=r"^c.json:2: c.json holds a JSON array; Westron reads JSON lines"):
+            read_all(path, "en", "es", on_error=on_error)
+
+
 def test_jsonl_absent_language_names_languages_present_even_under_skip(tmp_path):
     path = write_bytes(tmp_path / "c.jsonl", [jsonl_line({"en": s, "fr": t}) for s, t in PAIRS])
     with pytest.raises(WestronError, match="c.jsonl has no en-es pairs; languages present: en, fr"):

@@ -214,6 +214,11 @@ def read_jsonl(path: str, source_lang: str, target_lang: str, problems: _Problem
             if not line.strip():
                 continue
             where = f"{name}:{number}"
+            if pairs_read == missing == 0 and line.lstrip().startswith("["):  # a whole file's mistake, even under skip
+                raise WestronError(
+                    f"{where}: {name} holds a JSON array; Westron reads JSON lines, one object a line "
+                    "(convert it, e.g. jq -c '.[]' FILE > FILE.jsonl)"
+                )
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
