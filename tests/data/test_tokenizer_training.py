@@ -117,4 +117,6 @@ def test_bad_training_files_are_westron_errors(tmp_path, train_file):
         train_tokenizer("marian", [tmp_path / "missing.jsonl"], "en", "es", tmp_path / "out")
     with pytest.raises(WestronError, match="--extra-ids applies to T5 only"):
         train_tokenizer("marian", [train_file], "en", "es", tmp_path / "out", extra_ids=5)
+    with pytest.raises(WestronError, match=r"^vocab_size must be at least 8, character_coverage in \[0.98, 1\]"):
+        train_tokenizer("marian", [train_file], "en", "es", tmp_path / "out", character_coverage=0.9)  # refused before reading
     assert not (tmp_path / "out").exists()

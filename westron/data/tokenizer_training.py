@@ -209,10 +209,11 @@ def train_tokenizer(
     extra_ids = 100 if extra_ids is None else extra_ids
     if not train_files:
         raise WestronError("no --train-file given")
-    if vocab_size < 8 or not 0 < character_coverage <= 1 or input_sentence_size < 1 or num_threads < 1 or extra_ids < 0:
+    # SentencePiece's own range for character_coverage is [0.98, 1]; outside it, it fails after reading the corpus.
+    if vocab_size < 8 or not 0.98 <= character_coverage <= 1 or input_sentence_size < 1 or num_threads < 1 or extra_ids < 0:
         raise WestronError(
-            "vocab_size must be at least 8, character_coverage in (0, 1], input_sentence_size and "
-            "num_threads at least 1, extra_ids at least 0"
+            "vocab_size must be at least 8, character_coverage in [0.98, 1] (SentencePiece's range), "
+            "input_sentence_size and num_threads at least 1, extra_ids at least 0"
         )
     if source_lang == target_lang:
         raise WestronError(f"source and target language are both {source_lang!r}")
