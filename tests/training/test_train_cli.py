@@ -133,6 +133,7 @@ def test_tensorflow_run_continues_in_pytorch(corpus, tmp_path, monkeypatch):
         (lambda a, c, t: _replace(a, "--report-to", "tensorbord"), "unknown report_to 'tensorbord'"),
         (lambda a, c, t: _replace(a, "--output-dir", _empty_file(t / "a-file")), "a-file is a file, not a folder"),
         (lambda a, c, t: _replace(a, "--output-dir", os.fspath(t / _empty_file(t / "a-file") / "run")), "a-file is a file, not a folder"),
+        (lambda a, c, t: _as_dataset(_replace(a, "--train-file", _single_dataset(t / "dataset"))), "holds one dataset, not train/validation/test splits: give it as --train-file"),
         # Flags that the run would accept and ignore:
         (lambda a, c, t: a + ["--validation-file", _empty_file(t / "validation.jsonl"), "--eval-steps", "1"], "validation.jsonl holds no en-es pairs"),
         (lambda a, c, t: a + ["--test-file", _empty_file(t / "test.jsonl")], "test.jsonl holds no en-es pairs"),
@@ -289,6 +290,13 @@ def _fine_tune(argv, model_folder):
 def _empty_file(path) -> str:
     path.write_text("")
     return os.fspath(path)
+
+
+def _single_dataset(folder) -> str:
+    """A `datasets.Dataset` (not a DatasetDict) saved with save_to_disk: no splits."""
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_dict({"en": ["red house"], "es": ["casa roja"]}).save_to_disk(folder)
+    return os.fspath(folder)
 
 
 def _as_dataset(argv):

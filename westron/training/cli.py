@@ -109,6 +109,10 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise WestronError("--config trains from scratch and needs --tokenizer DIR (westron tokenizer train makes one)")
     if bool(args.train_file) == bool(args.dataset):
         raise WestronError("give --train-file or --dataset" if not args.train_file else "give --train-file or --dataset, not both")
+    if args.dataset and os.path.isfile(os.path.join(args.dataset, "state.json")):  # save_to_disk of one Dataset
+        raise WestronError(
+            f"--dataset {args.dataset} holds one dataset, not train/validation/test splits: give it as --train-file {args.dataset}"
+        )
     if args.dataset:
         for flag in ("validation_file", "test_file"):
             if getattr(args, flag) is not None:
