@@ -256,6 +256,7 @@ def test_cli_output_flag_names_the_hypotheses_file(demo_folder, tmp_path, monkey
         ("en\tes\na\tb\tc\n", "test.tsv", [], ("test.tsv:2:",)),
         ("en\tes\na\tb\n", "test.txt", [], ("test.txt",)),
         ("en\tes\n", "test.tsv", [], ("holds no sentence pairs",)),
+        ("en\tes\na\t\nb\t  \n", "test.tsv", [], ("every es reference is empty",)),
         ("en\tes\na\tb\n", "test.tsv", ["--model", "{tmp}/no/such/model"], ("does not exist",)),
         ("en\tes\na\tb\n", "test.tsv", ["--model", "{tmp}"], ("has no config.json",)),
         ("en\tes\na\tb\n", "test.tsv", ["--bleu-tokenize", "moses"], ("unknown BLEU tokenizer 'moses'",)),
