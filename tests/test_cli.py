@@ -146,6 +146,19 @@ def test_demo_translates_identically_in_both_frameworks(tmp_path, monkeypatch):
     assert len(pt_lines) == 4 and [line[6:] for line in pt_lines] == [line[6:] for line in tf_lines]
 
 
+@pytest.mark.parametrize("kind", ["file", "folder of other files"])
+def test_demo_folder_that_is_not_a_checkpoint_is_one_line(tmp_path, monkeypatch, kind):
+    target = tmp_path / "target"
+    if kind == "file":
+        target.write_text("mine")
+    else:
+        target.mkdir()
+        (target / "notes.txt").write_text("mine")
+    code, stdout, stderr = run_cli(["demo", "--folder", str(target), "--framework", "pt"], monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, str(target))
+    assert (target.read_text() if kind == "file" else sorted(os.listdir(target))) == ("mine" if kind == "file" else ["notes.txt"])
+
+
 # ---- argparse's own refusals are one line too ---------------------------------------------------------
 
 # One bad typed value (or choice) for every subcommand: (argv, the flag the line must name).
