@@ -117,6 +117,12 @@ def test_bad_training_files_are_westron_errors(tmp_path, train_file):
         train_tokenizer("marian", [tmp_path / "missing.jsonl"], "en", "es", tmp_path / "out")
     with pytest.raises(WestronError, match="--extra-ids applies to T5 only"):
         train_tokenizer("marian", [train_file], "en", "es", tmp_path / "out", extra_ids=5)
+    kept = tmp_path / "kept"
+    train_tokenizer("marian", [train_file], "en", "es", kept, vocab_size=300)
+    (kept / "train.jsonl").write_bytes(open(train_file, "rb").read())
+    with pytest.raises(WestronError, match="is inside the output folder .* replaced as a whole"):
+        train_tokenizer("marian", [kept / "train.jsonl"], "en", "es", kept, vocab_size=300)
+    assert (kept / "train.jsonl").exists()  # not deleted with the old tokenizer
     with pytest.raises(WestronError, match=r"^vocab_size must be at least 8, character_coverage in \[0.98, 1\]"):
         train_tokenizer("marian", [train_file], "en", "es", tmp_path / "out", character_coverage=0.9)  # refused before reading
     assert not (tmp_path / "out").exists()

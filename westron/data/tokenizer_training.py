@@ -239,6 +239,9 @@ def train_tokenizer(
 
     output_dir = os.fspath(output_dir)
     check_replaceable_folder(output_dir, TOKENIZER_CONFIG_FILE)
+    inside = [path for path in files if os.path.realpath(path).startswith(os.path.join(os.path.realpath(output_dir), ""))]
+    if inside:  # the folder is replaced as a whole: the training file would be deleted with it
+        raise WestronError(f"--train-file {inside[0]} is inside the output folder {output_dir}, which is replaced as a whole: choose another -o")
     if joint:
         source_model = target_model = train("both")
     else:
