@@ -340,3 +340,15 @@ def test_a_test_file_without_a_header_takes_columns_by_index(tmp_path, monkeypat
     argv = ["compare", "--model", "m", "--test-file", str(path), "--source-lang", "en", "--target-lang", "de", "-o", "out"]
     run_cli([*argv, "--source-column", "0", "--target-column", "1"], monkeypatch)
     assert (seen["settings"].source_column, seen["settings"].target_column) == ("0", "1")
+
+
+def test_skipped_test_records_are_one_warning(tmp_path):
+    """--on-error skip scores fewer sentences than the file holds: a warning says how many and why."""
+    from westron.compare.measure import CompareSettings, language_pairs
+
+    path = tmp_path / "test.tsv"
+    path.write_text("en\tde\na cat\teine Katze\nno tab\na dog\tein Hund\n", encoding="utf-8")
+    settings = CompareSettings(models=[], test_file=str(path), source_langs=["en"], target_langs=["de"], output_dir="x", on_error="skip")
+    with pytest.warns(UserWarning, match=r"^en-de: skipped 1 malformed test records \(wrong_column_count 1\), e.g. test.tsv:3"):
+        [pair] = language_pairs(settings)
+    assert pair.sources == ["a cat", "a dog"]
