@@ -31,13 +31,11 @@ from westron.generation.utils import (
     NAN_LOGITS_MESSAGE,
     BadWords,
     GenerationSettings,
-    base_generation_config,
     best_hypothetical_length,
     can_infer_attention_mask,
     check_source,
     length_penalty_divisor,
     resolve_generation_settings,
-    take_source_ids,
 )
 from westron.torch_onednn import decoding
 
@@ -55,7 +53,7 @@ CACHE_CHUNK = 32
 
 def generate(
     model,
-    inputs=None,
+    input_ids,
     attention_mask=None,
     generation_config=None,
     seed: int | None = None,
@@ -73,11 +71,10 @@ def generate(
     `sequences`, plus what output_scores / output_logits / output_attentions /
     output_hidden_states ask for; westron/generation/outputs.py).
     """
-    input_ids = take_source_ids(inputs, kwargs)
     config = model.config
     vocab_size = getattr(config, "decoder_vocab_size", None) or getattr(config, "vocab_size", None)
     settings = resolve_generation_settings(
-        base_generation_config(generation_config, getattr(model, "generation_config", None)),
+        generation_config if generation_config is not None else getattr(model, "generation_config", None),
         kwargs,
         seed=seed,
         vocab_size=vocab_size,

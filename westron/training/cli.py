@@ -203,17 +203,21 @@ def split_sources(args: argparse.Namespace) -> dict[str, tuple[str, dict]]:
 
 def read_split(args, source: tuple[str, dict], *, required: bool = True):
     """All pairs of one split (a WestronError names a missing language or a malformed record)."""
-    from westron.data.readers import read_pairs
+    from westron.data.readers import ReadStats, read_pairs
 
     name, options = source
+    stats = ReadStats()
     try:
-        pairs = list(read_pairs(name, args.source_lang, args.target_lang, **options))
+        pairs = list(read_pairs(name, args.source_lang, args.target_lang, stats=stats, **options))
     except WestronError as error:
         if not required and "split" in options and "split" in str(error):
             return []  # a dataset without this split
         raise
     if not pairs and required:
         raise WestronError(f"{name} holds no {args.source_lang}-{args.target_lang} pairs")
+    if stats.num_skipped:  # --on-error skip: say how many records the run leaves out, and why
+        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(stats.skipped.items()))
+        log(f"warning: {name}: skipped {stats.num_skipped} malformed records ({kinds}), e.g. {stats.examples[0]}")
     return pairs
 
 
