@@ -291,7 +291,7 @@ def test_cli_skipped_test_records_are_one_warning(demo_folder, tmp_path, monkeyp
     assert code == 0, stderr
     assert "sentences = 2" in stdout
     assert stderr.splitlines() == [
-        "westron: warning: skipped 1 malformed test records (wrong_column_count 1), e.g. test.tsv:3: 1 fields, expected 2 fields"
+        "westron: warning: skipped 1 malformed records (wrong_column_count 1) of the test file, e.g. test.tsv:3: 1 fields, expected 2 fields"
     ]
 
 

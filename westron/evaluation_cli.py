@@ -65,8 +65,7 @@ def read_test_file(
     if not any(pair.target.strip() for pair in pairs):  # BLEU, chrF and TER against nothing mean nothing
         raise WestronError(f"{path}: every {target_lang} reference is empty: nothing to score against")
     if stats.num_skipped:  # --on-error skip: the scores cover fewer sentences than the file holds; say so
-        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(stats.skipped.items()))
-        warnings.warn(f"skipped {stats.num_skipped} malformed test records ({kinds}), e.g. {stats.examples[0]}", stacklevel=2)
+        warnings.warn(f"skipped {stats.skipped_summary()} of the test file, e.g. {stats.examples[0]}", stacklevel=2)
     return [pair.source for pair in pairs], [pair.target for pair in pairs]
 
 

@@ -349,6 +349,6 @@ def test_skipped_test_records_are_one_warning(tmp_path):
     path = tmp_path / "test.tsv"
     path.write_text("en\tde\na cat\teine Katze\nno tab\na dog\tein Hund\n", encoding="utf-8")
     settings = CompareSettings(models=[], test_file=str(path), source_langs=["en"], target_langs=["de"], output_dir="x", on_error="skip")
-    with pytest.warns(UserWarning, match=r"^en-de: skipped 1 malformed test records \(wrong_column_count 1\), e.g. test.tsv:3"):
+    with pytest.warns(UserWarning, match=r"^en-de: skipped 1 malformed records \(wrong_column_count 1\) of the test file, e.g. test.tsv:3"):
         [pair] = language_pairs(settings)
     assert pair.sources == ["a cat", "a dog"]

@@ -122,8 +122,7 @@ def language_pairs(settings: CompareSettings) -> list[LanguagePair]:
         if not texts:
             raise WestronError(f"{settings.test_file} holds no {source_lang}-{target_lang} sentence pairs")
         if stats.num_skipped:  # --on-error skip: the scores cover fewer sentences than the file holds; say so
-            kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(stats.skipped.items()))
-            warnings.warn(f"{source_lang}-{target_lang}: skipped {stats.num_skipped} malformed test records ({kinds}), e.g. {stats.examples[0]}", stacklevel=2)
+            warnings.warn(f"{source_lang}-{target_lang}: skipped {stats.skipped_summary()} of the test file, e.g. {stats.examples[0]}", stacklevel=2)
         if settings.max_sentences:
             texts = texts[: settings.max_sentences]
         pairs.append(

@@ -49,6 +49,11 @@ class ReadStats:
     def to_dict(self) -> dict:
         return {"pairs": self.pairs, "skipped": dict(sorted(self.skipped.items())), "examples": list(self.examples)}
 
+    def skipped_summary(self) -> str:
+        """'3 malformed records (invalid_json 2, missing_language 1)': what was skipped, for a warning line."""
+        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(self.skipped.items()))
+        return f"{self.num_skipped} malformed records ({kinds})"
+
 
 class _Problems:
     """Applies the on_error policy: raise the message, or count it under its kind."""

@@ -216,8 +216,7 @@ def read_split(args, source: tuple[str, dict], *, required: bool = True):
     if not pairs and required:
         raise WestronError(f"{name} holds no {args.source_lang}-{args.target_lang} pairs")
     if stats.num_skipped:  # --on-error skip: say how many records the run leaves out, and why
-        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(stats.skipped.items()))
-        log(f"warning: {name}: skipped {stats.num_skipped} malformed records ({kinds}), e.g. {stats.examples[0]}")
+        log(f"warning: {name}: skipped {stats.skipped_summary()}, e.g. {stats.examples[0]}")
     return pairs
 
 
