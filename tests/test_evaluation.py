@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 
@@ -280,6 +281,19 @@ def test_cli_bad_input_is_one_line_and_exit_2(demo_folder, tmp_path, monkeypatch
     assert stdout == ""
     if content is not None:
         assert test_file.read_text(encoding="utf-8") == content  # never overwritten
+
+
+def test_cli_hypotheses_to_stdout_with_dash(demo_folder, tmp_path, monkeypatch):
+    """-o -: stdout holds the hypotheses alone (one a line, for a pipe), the scores go to stderr."""
+    test_file = write_jsonl(tmp_path / "test.jsonl", PAIRS[:3])
+    argv = ["evaluate", "--model", demo_folder, "--test-file", str(test_file), "--source-lang", "en", "--target-lang", "es"]
+    code, stdout, stderr = run_cli(argv + ["--framework", "pt", "--max-new-tokens", "3", "-o", "-"], monkeypatch)
+    assert code == 0, stderr
+    assert stdout.count("\n") == 3 and "BLEU" not in stdout
+    assert "BLEU  = " in stderr and "sentences = 3" in stderr
+    assert os.listdir(tmp_path) == ["test.jsonl"]  # no file named "-"
+    code, _, stderr = run_cli(argv + ["--output-json", "-"], monkeypatch)
+    assert_one_line_error(code, stderr, "--output-json -: give a file name")
 
 
 def test_cli_skipped_test_records_are_one_warning(demo_folder, tmp_path, monkeypatch):

@@ -40,7 +40,7 @@ def add_evaluate_command(commands) -> None:
     evaluate.add_argument("--src-lang", default=None, help="the model's source language code (M2M100/NLLB: eng_Latn; T5: picks the task prefix)")
     evaluate.add_argument("--tgt-lang", default=None, help="the model's target language code (required by M2M100/NLLB: spa_Latn)")
     evaluate.add_argument("--source-prefix", default=None, help='text put before every source (T5: "translate English to German: ")')
-    evaluate.add_argument("-o", "--output", default=None, help="hypotheses file, one a line (default: beside --output-json, else not written)")
+    evaluate.add_argument("-o", "--output", default=None, help="hypotheses file, one a line; - prints them to stdout and the scores to stderr (default: beside --output-json, else not written)")
     evaluate.add_argument("--output-json", default=None, help="write every score, signature and setting as JSON (atomically)")
 
 
@@ -97,6 +97,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
     sources, references = read_test_file(
         args.test_file, args.source_lang, args.target_lang, args.on_error, args.source_column, args.target_column
     )
+    if args.output_json == "-":
+        raise WestronError("--output-json -: give a file name (the scores are printed already; -o - prints the hypotheses)")
     hypotheses_path = args.output
     if hypotheses_path is None and args.output_json is not None:
         hypotheses_path = os.path.splitext(args.output_json)[0] + ".hyp.txt"
@@ -154,8 +156,9 @@ def run_evaluate(args: argparse.Namespace) -> None:
         with atomic_write(args.output_json) as handle:
             json.dump(report, handle, ensure_ascii=False, indent=2)
             handle.write("\n")
-    print(f"{args.model} on {args.test_file} ({args.source_lang}->{args.target_lang}, {framework}):")
-    print(result.format())
-    if hypotheses_path is not None:
+    scores_to = sys.stderr if hypotheses_path == "-" else sys.stdout  # -o -: stdout holds the hypotheses alone
+    print(f"{args.model} on {args.test_file} ({args.source_lang}->{args.target_lang}, {framework}):", file=scores_to)
+    print(result.format(), file=scores_to)
+    if hypotheses_path not in (None, "-"):
         print(f"hypotheses: {hypotheses_path}")
     sys.stdout.flush()
