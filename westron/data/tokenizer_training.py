@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 
 from westron.data.readers import read_pairs
@@ -63,6 +64,11 @@ def training_sentences(files: Sequence[str], source_lang: str, target_lang: str,
 # ---- SentencePiece ----------------------------------------------------------------------------------
 
 
+# SentencePiece's max_sentence_length: it leaves longer sentences out of training without a word
+# (at minloglevel 2); Westron leaves them out itself, and counts them for a warning.
+MAX_SENTENCE_BYTES = 4192
+
+
 def train_sentencepiece(sentences: Iterable[str], **options) -> bytes:
     """A serialized SentencePiece model trained on `sentences` with Westron's fixed settings + options."""
     import sentencepiece
@@ -71,21 +77,38 @@ def train_sentencepiece(sentences: Iterable[str], **options) -> bytes:
         hard_vocab_limit=False,  # a small corpus gives a smaller vocabulary rather than an error
         minloglevel=2,
         shuffle_input_sentence=True,  # sampling, when the input exceeds input_sentence_size, is seeded
+        max_sentence_length=MAX_SENTENCE_BYTES,
     )
     settings.update(options)
     sentencepiece.set_random_generator_seed(settings.pop("seed"))
     buffer = io.BytesIO()
-    sentences = iter(sentences)
+    too_long = [0]
+
+    def within_limit(texts: Iterable[str]) -> Iterator[str]:
+        for text in texts:
+            if len(text.encode("utf-8")) > MAX_SENTENCE_BYTES:
+                too_long[0] += 1
+            else:
+                yield text
+
+    sentences = within_limit(sentences)
     try:
         first = next(sentences)
     except StopIteration:
-        raise WestronError("the training files hold no text to train a tokenizer on") from None
+        longer = f" ({too_long[0]} sentences are longer than SentencePiece's limit of {MAX_SENTENCE_BYTES} bytes)" if too_long[0] else ""
+        raise WestronError(f"the training files hold no text to train a tokenizer on{longer}") from None
     try:
         sentencepiece.SentencePieceTrainer.train(
             sentence_iterator=_chain(first, sentences), model_writer=buffer, **settings
         )
     except RuntimeError as error:
         raise WestronError(f"SentencePiece could not train: {error}") from None
+    if too_long[0]:
+        warnings.warn(
+            f"{too_long[0]} sentences longer than {MAX_SENTENCE_BYTES} bytes (SentencePiece's max_sentence_length) "
+            "were left out of tokenizer training",
+            stacklevel=2,
+        )
     return buffer.getvalue()
 
 
