@@ -124,12 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def read_lines(stream: BinaryIO, name: str) -> Iterator[str]:
-    """Yields lines without their line ending; invalid UTF-8 is an error naming the line."""
+    """Yields lines without their line ending (nor a first line's byte-order mark, as the corpus readers
+    drop it); invalid UTF-8 is an error naming the line."""
     for number, raw in enumerate(stream, start=1):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
             raise WestronError(f"{name}: line {number} is not valid UTF-8 ({error.reason} at byte {error.start})") from None
+        if number == 1:
+            text = text.removeprefix("\ufeff")
         yield text.rstrip("\r\n")
 
 
