@@ -55,6 +55,20 @@ def test_stdin_to_stdout(demo_folder, monkeypatch, dashes):
     assert stdout.count("\n") == 3 and stdout.split("\n")[1] == ""
 
 
+def test_output_through_a_symbolic_link_keeps_the_link(demo_folder, tmp_path, monkeypatch):
+    """-o out.txt where out.txt links to a file elsewhere: the target gets the translations, the link stays."""
+    (tmp_path / "data").mkdir()
+    target = tmp_path / "data" / "real.txt"
+    target.write_text("old\n")
+    link = tmp_path / "out.txt"
+    link.symlink_to(target)
+    argv = ["translate", "--model", demo_folder, "--framework", "pt", "--max-new-tokens", "3", "-o", str(link)]
+    code, _, stderr = run_cli(argv, stdin_bytes=b"Hello\n\nWorld\n", monkeypatch=monkeypatch)
+    assert code == 0, stderr
+    assert link.is_symlink() and target.read_text(encoding="utf-8").count("\n") == 3
+    assert sorted(os.listdir(tmp_path)) == ["data", "out.txt"] and os.listdir(tmp_path / "data") == ["real.txt"]
+
+
 def test_missing_model_folder(tmp_path, monkeypatch):
     code, _, stderr = run_cli(["translate", "--model", str(tmp_path / "no" / "such" / "model")], monkeypatch=monkeypatch)
     assert_one_line_error(code, stderr, "does not exist")

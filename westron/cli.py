@@ -184,7 +184,7 @@ def open_output(path: str | None):
     if not os.path.isdir(directory):
         raise WestronError(f"cannot write {path}: folder {directory} does not exist")
     with write_errors_reported(path):
-        with atomic_write(path) as handle:
+        with atomic_write(os.path.realpath(path)) as handle:  # a symbolic link is written through, not replaced
             yield handle
 
 
