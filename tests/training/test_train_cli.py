@@ -134,6 +134,7 @@ def test_tensorflow_run_continues_in_pytorch(corpus, tmp_path, monkeypatch):
         (lambda a, c, t: _replace(a, "--output-dir", _empty_file(t / "a-file")), "a-file is a file, not a folder"),
         (lambda a, c, t: _replace(a, "--output-dir", os.fspath(t / _empty_file(t / "a-file") / "run")), "a-file is a file, not a folder"),
         (lambda a, c, t: _as_dataset(_replace(a, "--train-file", _single_dataset(t / "dataset"))), "holds one dataset, not train/validation/test splits: give it as --train-file"),
+        (lambda a, c, t: _as_dataset(_replace(a, "--train-file", os.fspath(t / "no-such-dataset"))), "cannot load the Hugging Face dataset"),
         # Flags that the run would accept and ignore:
         (lambda a, c, t: a + ["--validation-file", _empty_file(t / "validation.jsonl"), "--eval-steps", "1"], "validation.jsonl holds no en-es pairs"),
         (lambda a, c, t: a + ["--test-file", _empty_file(t / "test.jsonl")], "test.jsonl holds no en-es pairs"),

@@ -237,12 +237,14 @@ def run_train(args: argparse.Namespace) -> None:
     sources = split_sources(args)
     # Peek at every file first: a missing language, an unreadable file or one without a single pair
     # (a --validation-file that would be ignored) fails before any work.
+    from westron.data.readers import read_pairs
+
     for split, source in sources.items():
         if not args.dataset:
-            from westron.data.readers import read_pairs
-
             if next(iter(read_pairs(source[0], args.source_lang, args.target_lang, **source[1])), None) is None:
                 raise WestronError(f"--{split}-file {source[0]} holds no {args.source_lang}-{args.target_lang} pairs")
+        elif split == "train":  # loads the dataset (from the cache) and checks its columns: a missing one fails here
+            read_pairs(source[0], args.source_lang, args.target_lang, **source[1])
 
     with placement:
         train_and_test(args, framework, sources)
