@@ -138,6 +138,11 @@ def test_bad_training_files_are_westron_errors(tmp_path, train_file):
     with pytest.raises(WestronError, match="is inside the output folder .* replaced as a whole"):
         train_tokenizer("marian", [kept / "train.jsonl"], "en", "es", kept, vocab_size=300)
     assert (kept / "train.jsonl").exists()  # not deleted with the old tokenizer
+    (kept / "config.json").write_text("{}")
+    (kept / "model.safetensors").write_bytes(b"weights")
+    with pytest.raises(WestronError, match="holds a model \\(config.json\\)"):
+        train_tokenizer("marian", [train_file], "en", "es", kept, vocab_size=300)
+    assert (kept / "model.safetensors").read_bytes() == b"weights"  # a checkpoint's weights are not deleted
     with pytest.raises(WestronError, match=r"^vocab_size must be at least 8, character_coverage in \[0.98, 1\]"):
         train_tokenizer("marian", [train_file], "en", "es", tmp_path / "out", character_coverage=0.9)  # refused before reading
     assert not (tmp_path / "out").exists()

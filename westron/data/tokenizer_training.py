@@ -262,6 +262,8 @@ def train_tokenizer(
 
     output_dir = os.fspath(output_dir)
     check_replaceable_folder(output_dir, TOKENIZER_CONFIG_FILE)
+    if os.path.isfile(os.path.join(output_dir, "config.json")):  # a checkpoint: replacing the folder would delete its weights
+        raise WestronError(f"{output_dir} holds a model (config.json); a new tokenizer goes in a folder of its own: choose another -o")
     inside = [path for path in files if os.path.realpath(path).startswith(os.path.join(os.path.realpath(output_dir), ""))]
     if inside:  # the folder is replaced as a whole: the training file would be deleted with it
         raise WestronError(f"--train-file {inside[0]} is inside the output folder {output_dir}, which is replaced as a whole: choose another -o")
