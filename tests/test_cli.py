@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -67,6 +68,22 @@ def test_output_through_a_symbolic_link_keeps_the_link(demo_folder, tmp_path, mo
     assert code == 0, stderr
     assert link.is_symlink() and target.read_text(encoding="utf-8").count("\n") == 3
     assert sorted(os.listdir(tmp_path)) == ["data", "out.txt"] and os.listdir(tmp_path / "data") == ["real.txt"]
+
+
+@pytest.mark.parametrize("stream, message", [("stdin", "standard input is closed: give the input file with -i FILE"),
+                                             ("stdout", "standard output is closed: give the output file with -o FILE")])
+def test_a_closed_standard_stream_is_one_line(demo_folder, tmp_path, monkeypatch, stream, message):
+    """Started with descriptor 0 or 1 closed (`<&-`, `>&-`), Python's sys.stdin / sys.stdout is None."""
+    from westron.cli import main
+
+    stderr = io.StringIO()
+    (tmp_path / "in.txt").write_text("Hello\n")
+    argv = ["translate", "--model", demo_folder, "--framework", "pt", "--max-new-tokens", "2"]
+    argv += ["-o", str(tmp_path / "out.txt")] if stream == "stdin" else ["-i", str(tmp_path / "in.txt")]
+    monkeypatch.setattr(sys, stream, None)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    assert_one_line_error(main(argv), stderr.getvalue(), message)
+    assert not (tmp_path / "out.txt").exists()
 
 
 def test_missing_model_folder(tmp_path, monkeypatch):

@@ -151,6 +151,8 @@ def windows(lines: Iterator[str], size: int) -> Iterator[list[str]]:
 def open_input(path: str | None):
     """The input stream: the file, or stdin for no -i or `-i -` (as `-o -` is stdout)."""
     if path is None or path == "-":
+        if sys.stdin is None:  # started with descriptor 0 closed (`<&-`, some daemons)
+            raise WestronError("standard input is closed: give the input file with -i FILE")
         yield sys.stdin.buffer, "<stdin>"
         return
     try:
@@ -168,6 +170,8 @@ def open_output(path: str | None):
     device (`/dev/null`) or a FIFO is written in place: renaming over it would replace the device.
     A write that fails (a full disk, a read-only file system) is one WestronError line."""
     if path is None or path == "-":
+        if sys.stdout is None:  # started with descriptor 1 closed (`>&-`)
+            raise WestronError("standard output is closed: give the output file with -o FILE")
         with write_errors_reported("standard output"):
             yield sys.stdout
         return
