@@ -129,6 +129,15 @@ def test_tsv_wrong_column_count(tmp_path):
         read_all(path, "en", "es")
 
 
+@pytest.mark.parametrize("header", [True, False])
+def test_a_column_index_past_the_last_column_is_a_whole_file_error_even_under_skip(tmp_path, header):
+    """Every row would be skipped as malformed, leaving an empty corpus and exit 0: one error instead."""
+    path = write_bytes(tmp_path / "c.tsv", (["en\tes"] if header else []) + ["a\tb", "c\td"])
+    for on_error in ("fail", "skip"):
+        with pytest.raises(WestronError, match=r"^c.tsv has 2 columns \(0-based: 0 to 1\): it has no column 2"):
+            read_all(path, "en", "es", source_column=0, target_column=2, header=header, on_error=on_error)
+
+
 def test_tsv_missing_column_names_the_header(tmp_path):
     path = write_bytes(tmp_path / "c.tsv", ["en\tde", "a\tb"])
     with pytest.raises(WestronError, match="c.tsv has no column 'es' \\(its header: 'en', 'de'\\)"):

@@ -315,9 +315,10 @@ def read_table(
         for number, fields in rows:
             if width is None:
                 width = len(fields)  # no header: the first row sets the width
-            if len(fields) != width or max(columns) >= width:
-                expected = f"{width} fields" if max(columns) < width else f"a column {max(columns)}"
-                problems("wrong_column_count", f"{name}:{number}: {len(fields)} fields, expected {expected}")
+            if max(columns) >= width:  # a whole-file mistake, even under skip (every row would be skipped)
+                raise WestronError(f"{name} has {width} columns (0-based: 0 to {width - 1}): it has no column {max(columns)}")
+            if len(fields) != width:
+                problems("wrong_column_count", f"{name}:{number}: {len(fields)} fields, expected {width} fields")
                 continue
             yield Pair(fields[columns[0]], fields[columns[1]], f"{name}:{number}")
 
