@@ -339,6 +339,19 @@ def test_invalid_utf8_names_the_line(demo_folder, monkeypatch):
     assert_one_line_error(code, stderr, "line 2 is not valid UTF-8")
 
 
+def test_line_endings_and_a_byte_order_mark_are_not_text():
+    """CRLF ends a line; a lone CR or U+2028 does not (the file's line count is what counts); a BOM
+    starting the file is dropped, as the corpus readers drop it."""
+    import io
+
+    from westron.cli import read_lines
+
+    raw = "\ufeffone\r\ntwo\rstill two\nthree\u2028still three\u0085too\n\n\ufefffive".encode()
+    assert list(read_lines(io.BytesIO(raw), "in.txt")) == [
+        "one", "two\rstill two", "three\u2028still three\u0085too", "", "\ufefffive",
+    ]  # fmt: skip
+
+
 # ---- signals and closed pipes need a real process ---------------------------------------------------
 
 

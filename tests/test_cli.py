@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -44,14 +45,45 @@ def test_translate_file_keeps_line_count_order_and_empty_lines(tmp_path, demo_fo
     assert output.read_text(encoding="utf-8").split("\n")[:-1] == small_batches
 
 
-def test_stdin_to_stdout(demo_folder, monkeypatch):
+@pytest.mark.parametrize("dashes", [[], ["-i", "-", "-o", "-"]], ids=["no_flags", "dash"])
+def test_stdin_to_stdout(demo_folder, monkeypatch, dashes):
     code, stdout, stderr = run_cli(
-        ["translate", "--model", demo_folder, "--framework", "pt", "--max-new-tokens", "4"],
+        ["translate", "--model", demo_folder, "--framework", "pt", "--max-new-tokens", "4", *dashes],
         stdin_bytes="Hello\n\nWorld\n".encode(),
         monkeypatch=monkeypatch,
     )
     assert code == 0, stderr
     assert stdout.count("\n") == 3 and stdout.split("\n")[1] == ""
+
+
+def test_output_through_a_symbolic_link_keeps_the_link(demo_folder, tmp_path, monkeypatch):
+    """-o out.txt where out.txt links to a file elsewhere: the target gets the translations, the link stays."""
+    (tmp_path / "data").mkdir()
+    target = tmp_path / "data" / "real.txt"
+    target.write_text("old\n")
+    link = tmp_path / "out.txt"
+    link.symlink_to(target)
+    argv = ["translate", "--model", demo_folder, "--framework", "pt", "--max-new-tokens", "3", "-o", str(link)]
+    code, _, stderr = run_cli(argv, stdin_bytes=b"Hello\n\nWorld\n", monkeypatch=monkeypatch)
+    assert code == 0, stderr
+    assert link.is_symlink() and target.read_text(encoding="utf-8").count("\n") == 3
+    assert sorted(os.listdir(tmp_path)) == ["data", "out.txt"] and os.listdir(tmp_path / "data") == ["real.txt"]
+
+
+@pytest.mark.parametrize("stream, message", [("stdin", "standard input is closed: give the input file with -i FILE"),
+                                             ("stdout", "standard output is closed: give the output file with -o FILE")])
+def test_a_closed_standard_stream_is_one_line(demo_folder, tmp_path, monkeypatch, stream, message):
+    """Started with descriptor 0 or 1 closed (`<&-`, `>&-`), Python's sys.stdin / sys.stdout is None."""
+    from westron.cli import main
+
+    stderr = io.StringIO()
+    (tmp_path / "in.txt").write_text("Hello\n")
+    argv = ["translate", "--model", demo_folder, "--framework", "pt", "--max-new-tokens", "2"]
+    argv += ["-o", str(tmp_path / "out.txt")] if stream == "stdin" else ["-i", str(tmp_path / "in.txt")]
+    monkeypatch.setattr(sys, stream, None)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    assert_one_line_error(main(argv), stderr.getvalue(), message)
+    assert not (tmp_path / "out.txt").exists()
 
 
 def test_missing_model_folder(tmp_path, monkeypatch):
@@ -143,6 +175,19 @@ def test_demo_translates_identically_in_both_frameworks(tmp_path, monkeypatch):
     pt_lines = [line for line in stdout.splitlines() if line.startswith("  pt: ")]
     tf_lines = [line for line in stdout.splitlines() if line.startswith("  tf: ")]
     assert len(pt_lines) == 4 and [line[6:] for line in pt_lines] == [line[6:] for line in tf_lines]
+
+
+@pytest.mark.parametrize("kind", ["file", "folder of other files"])
+def test_demo_folder_that_is_not_a_checkpoint_is_one_line(tmp_path, monkeypatch, kind):
+    target = tmp_path / "target"
+    if kind == "file":
+        target.write_text("mine")
+    else:
+        target.mkdir()
+        (target / "notes.txt").write_text("mine")
+    code, stdout, stderr = run_cli(["demo", "--folder", str(target), "--framework", "pt"], monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, str(target))
+    assert (target.read_text() if kind == "file" else sorted(os.listdir(target))) == ("mine" if kind == "file" else ["notes.txt"])
 
 
 # ---- argparse's own refusals are one line too ---------------------------------------------------------

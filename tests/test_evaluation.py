@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 
@@ -256,11 +257,17 @@ def test_cli_output_flag_names_the_hypotheses_file(demo_folder, tmp_path, monkey
         ("en\tes\na\tb\tc\n", "test.tsv", [], ("test.tsv:2:",)),
         ("en\tes\na\tb\n", "test.txt", [], ("test.txt",)),
         ("en\tes\n", "test.tsv", [], ("holds no sentence pairs",)),
+        ("en\tes\na\t\nb\t  \n", "test.tsv", [], ("every es reference is empty",)),
         ("en\tes\na\tb\n", "test.tsv", ["--model", "{tmp}/no/such/model"], ("does not exist",)),
         ("en\tes\na\tb\n", "test.tsv", ["--model", "{tmp}"], ("has no config.json",)),
         ("en\tes\na\tb\n", "test.tsv", ["--bleu-tokenize", "moses"], ("unknown BLEU tokenizer 'moses'",)),
         ('{"translation": {"en": "a", "es": "b"}}\n', "test.jsonl", ["--source-column", "0"], ("source_column",)),
         ("en\tes\na\tb\n", "test.tsv", ["--output-json", "{tmp}/no/such/folder/scores.json"], ("does not exist",)),
+        ("en\tes\na\tb\n", "test.tsv", ["-o", "{tmp}/./test.tsv"], ("is the input file", "choose another -o")),
+        ("en\tes\na\tb\n", "test.tsv", ["--output-json", "{tmp}/test.tsv"], ("is the input file", "choose another --output-json")),
+        ("en\tes\na\tb\n", "test.tsv", ["-o", "{tmp}/s.json", "--output-json", "{tmp}/s.json"], ("-o and --output-json both name",)),
+        ("en\tes\na\tb\n", "test.tsv", ["--output-json", "{tmp}"], ("cannot write", "it is a folder")),  # not a traceback after translating
+        ("en\tes\na\tb\n", "test.tsv", ["-o", "{tmp}"], ("cannot write", "it is a folder")),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(demo_folder, tmp_path, monkeypatch, content, file_name, extra_args, fragments):
@@ -272,6 +279,34 @@ def test_cli_bad_input_is_one_line_and_exit_2(demo_folder, tmp_path, monkeypatch
     code, stdout, stderr = run_cli(argv, monkeypatch)
     assert_one_line_error(code, stderr, *fragments)
     assert stdout == ""
+    if content is not None:
+        assert test_file.read_text(encoding="utf-8") == content  # never overwritten
+
+
+def test_cli_hypotheses_to_stdout_with_dash(demo_folder, tmp_path, monkeypatch):
+    """-o -: stdout holds the hypotheses alone (one a line, for a pipe), the scores go to stderr."""
+    test_file = write_jsonl(tmp_path / "test.jsonl", PAIRS[:3])
+    argv = ["evaluate", "--model", demo_folder, "--test-file", str(test_file), "--source-lang", "en", "--target-lang", "es"]
+    code, stdout, stderr = run_cli(argv + ["--framework", "pt", "--max-new-tokens", "3", "-o", "-"], monkeypatch)
+    assert code == 0, stderr
+    assert stdout.count("\n") == 3 and "BLEU" not in stdout
+    assert "BLEU  = " in stderr and "sentences = 3" in stderr
+    assert os.listdir(tmp_path) == ["test.jsonl"]  # no file named "-"
+    code, _, stderr = run_cli(argv + ["--output-json", "-"], monkeypatch)
+    assert_one_line_error(code, stderr, "--output-json -: give a file name")
+
+
+def test_cli_skipped_test_records_are_one_warning(demo_folder, tmp_path, monkeypatch):
+    """--on-error skip scores fewer sentences than the file holds: a warning says how many and why."""
+    test_file = tmp_path / "test.tsv"
+    test_file.write_text("en\tes\nHello\tHola\nno tab here\nWorld\tMundo\n", encoding="utf-8")
+    argv = ["evaluate", "--model", demo_folder, "--test-file", str(test_file), "--source-lang", "en", "--target-lang", "es"]
+    code, stdout, stderr = run_cli(argv + ["--framework", "pt", "--max-new-tokens", "3", "--on-error", "skip"], monkeypatch)
+    assert code == 0, stderr
+    assert "sentences = 2" in stdout
+    assert stderr.splitlines() == [
+        "westron: warning: skipped 1 malformed records (wrong_column_count 1) of the test file, e.g. test.tsv:3: 1 fields, expected 2 fields"
+    ]
 
 
 def test_cli_bad_utf8_names_the_line(demo_folder, tmp_path, monkeypatch):

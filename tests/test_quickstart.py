@@ -67,6 +67,8 @@ def test_smoke_run_trains_both_frameworks_and_writes_every_part(tmp_path, monkey
         (["--pairs", "english"], "is not a language pair"),
         (["--frameworks", "jax"], "--frameworks: choose pt, tf or pt,tf"),
         (["--budget-minutes", "0"], "--budget-minutes must be positive"),
+        (["--budget-minutes", "nan"], "--budget-minutes must be positive and finite, not nan"),
+        (["--pairs", "en-en"], "the source is English already"),
         (["--frameworks", "tf", "--device", "gpu:0"], "device gpu:0 requested but TensorFlow sees no GPU"),
         (["--device", "cuda"], "device cuda requested but no CUDA GPU is available"),
     ],
@@ -75,6 +77,24 @@ def test_bad_arguments_are_one_line_and_exit_2(tmp_path, monkeypatch, argv, frag
     code, _, stderr = run_cli(["quickstart", "--output-dir", os.fspath(tmp_path / "out")] + argv, monkeypatch)
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and fragment in lines[0], stderr
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["--pairs", "en-he"], "holds the en-es corpus of an earlier run, not en-he: choose another --output-dir, or add --fresh"),
+        (["--catalogs", "extra.po"], "--catalogs: the corpus in"),
+    ],
+)
+def test_an_earlier_runs_corpus_is_not_reused_for_another_pair_or_other_catalogs(tmp_path, monkeypatch, argv, fragment):
+    """The corpus of an earlier run in the same --output-dir is reused as built: refused where it does not fit."""
+    corpus = tmp_path / "out" / "corpus"
+    corpus.mkdir(parents=True)
+    (corpus / "summary.json").write_text(json.dumps({"source_lang": "en", "target_lang": "es"}))
+    code, _, stderr = run_cli(["quickstart", "--smoke", "--output-dir", os.fspath(tmp_path / "out")] + argv, monkeypatch)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and fragment in lines[0], stderr
+    assert sorted(os.listdir(tmp_path / "out")) == ["corpus"]  # no work started
 
 
 def test_no_catalogs_is_one_line_and_exit_2(tmp_path, monkeypatch):

@@ -82,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     translate.add_argument("--no-sort", action="store_true", help="translate in input order, without sorting by length")
     translate.add_argument("--max-new-tokens", type=positive_int, default=None)
-    translate.add_argument("-i", "--input", default=None, help="input file, one sentence a line (default: stdin)")
-    translate.add_argument("-o", "--output", default=None, help="output file, written atomically (default: stdout)")
+    translate.add_argument("-i", "--input", default=None, help="input file, one sentence a line (default, or -: stdin)")
+    translate.add_argument("-o", "--output", default=None, help="output file, written atomically (default, or -: stdout)")
     translate.add_argument("--src-lang", default=None, help="source language (M2M100/NLLB codes; T5: picks the task prefix)")
     translate.add_argument("--tgt-lang", default=None, help="target language (required by M2M100/NLLB)")
     translate.add_argument("--source-prefix", default=None, help='text put before every source (T5: "translate English to German: ")')
@@ -124,12 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def read_lines(stream: BinaryIO, name: str) -> Iterator[str]:
-    """Yields lines without their line ending; invalid UTF-8 is an error naming the line."""
+    """Yields lines without their line ending (nor a first line's byte-order mark, as the corpus readers
+    drop it); invalid UTF-8 is an error naming the line."""
     for number, raw in enumerate(stream, start=1):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
             raise WestronError(f"{name}: line {number} is not valid UTF-8 ({error.reason} at byte {error.start})") from None
+        if number == 1:
+            text = text.removeprefix("\ufeff")
         yield text.rstrip("\r\n")
 
 
@@ -146,7 +149,10 @@ def windows(lines: Iterator[str], size: int) -> Iterator[list[str]]:
 
 @contextlib.contextmanager
 def open_input(path: str | None):
-    if path is None:
+    """The input stream: the file, or stdin for no -i or `-i -` (as `-o -` is stdout)."""
+    if path is None or path == "-":
+        if sys.stdin is None:  # started with descriptor 0 closed (`<&-`, some daemons)
+            raise WestronError("standard input is closed: give the input file with -i FILE")
         yield sys.stdin.buffer, "<stdin>"
         return
     try:
@@ -164,6 +170,8 @@ def open_output(path: str | None):
     device (`/dev/null`) or a FIFO is written in place: renaming over it would replace the device.
     A write that fails (a full disk, a read-only file system) is one WestronError line."""
     if path is None or path == "-":
+        if sys.stdout is None:  # started with descriptor 1 closed (`>&-`)
+            raise WestronError("standard output is closed: give the output file with -o FILE")
         with write_errors_reported("standard output"):
             yield sys.stdout
         return
@@ -180,7 +188,7 @@ def open_output(path: str | None):
     if not os.path.isdir(directory):
         raise WestronError(f"cannot write {path}: folder {directory} does not exist")
     with write_errors_reported(path):
-        with atomic_write(path) as handle:
+        with atomic_write(os.path.realpath(path)) as handle:  # a symbolic link is written through, not replaced
             yield handle
 
 
@@ -202,13 +210,13 @@ def silence_stdout() -> None:
         sys.stdout = open(os.devnull, "w")
 
 
-def refuse_output_over_input(input_path: str | None, output_path: str | None) -> None:
+def refuse_output_over_input(input_path: str | None, output_path: str | None, flag: str = "-o") -> None:
     """-o naming the -i file (by inode: `./a`, `a` or a link) would overwrite the source while reading it."""
-    if input_path is None or output_path is None or output_path == "-":
+    if input_path in (None, "-") or output_path in (None, "-"):
         return
     with contextlib.suppress(OSError):
         if os.path.samefile(input_path, output_path) and stat.S_ISREG(os.stat(input_path).st_mode):
-            raise WestronError(f"output {output_path} is the input file {input_path}: choose another -o")
+            raise WestronError(f"output {output_path} is the input file {input_path}: choose another {flag}")
 
 
 def reader_gone(stream: TextIO) -> bool:

@@ -110,6 +110,9 @@ def run_demo(folder: str = "demo-model", framework: str | None = None) -> None:
     from westron.pipelines import pipeline
 
     if not os.path.exists(os.path.join(folder, "config.json")):
+        from westron.file_utils import check_replaceable_folder
+
+        check_replaceable_folder(folder, "config.json")  # a file, or a folder of other files: not the demo's to fill
         print(f"building a tiny random-weight Marian checkpoint in {folder}/ ...")
         build_demo_checkpoint(folder)
     available = [fw for fw, module in (("pt", "torch"), ("tf", "tensorflow")) if importlib.util.find_spec(module)]

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
 from westron.errors import WestronError
 
@@ -39,7 +40,7 @@ def add_evaluate_command(commands) -> None:
     evaluate.add_argument("--src-lang", default=None, help="the model's source language code (M2M100/NLLB: eng_Latn; T5: picks the task prefix)")
     evaluate.add_argument("--tgt-lang", default=None, help="the model's target language code (required by M2M100/NLLB: spa_Latn)")
     evaluate.add_argument("--source-prefix", default=None, help='text put before every source (T5: "translate English to German: ")')
-    evaluate.add_argument("-o", "--output", default=None, help="hypotheses file, one a line (default: beside --output-json, else not written)")
+    evaluate.add_argument("-o", "--output", default=None, help="hypotheses file, one a line; - prints them to stdout and the scores to stderr (default: beside --output-json, else not written)")
     evaluate.add_argument("--output-json", default=None, help="write every score, signature and setting as JSON (atomically)")
 
 
@@ -53,14 +54,32 @@ def read_test_file(
 
     source_column / target_column: TSV/CSV columns by header name or 0-based index (a file without a header).
     """
-    from westron.data.readers import read_pairs
+    from westron.data.readers import ReadStats, read_pairs
 
     columns = {"source_column": source_column, "target_column": target_column}
     columns = {name: value for name, value in columns.items() if value is not None}  # other formats refuse them
-    pairs = list(read_pairs(path, source_lang, target_lang, on_error=on_error, **columns))
+    stats = ReadStats()
+    pairs = list(read_pairs(path, source_lang, target_lang, on_error=on_error, stats=stats, **columns))
     if not pairs:
         raise WestronError(f"{path} holds no sentence pairs")
+    if not any(pair.target.strip() for pair in pairs):  # BLEU, chrF and TER against nothing mean nothing
+        raise WestronError(f"{path}: every {target_lang} reference is empty: nothing to score against")
+    if stats.num_skipped:  # --on-error skip: the scores cover fewer sentences than the file holds; say so
+        warnings.warn(f"skipped {stats.skipped_summary()} of the test file, e.g. {stats.examples[0]}", stacklevel=2)
     return [pair.source for pair in pairs], [pair.target for pair in pairs]
+
+
+def refuse_clashing_outputs(test_file: str, source_lang: str, target_lang: str, hypotheses_path, output_json) -> None:
+    """Outputs that would overwrite the test file (or one file of a Moses pair), or each other."""
+    from westron.cli import refuse_output_over_input
+    from westron.data.readers import moses_files
+
+    inputs = [test_file, *(moses_files(test_file, source_lang, target_lang) or ())]
+    for flag, path in (("-o", hypotheses_path), ("--output-json", output_json)):
+        for input_path in inputs:
+            refuse_output_over_input(input_path, path, flag)
+    if hypotheses_path is not None and output_json is not None and os.path.realpath(hypotheses_path) == os.path.realpath(output_json):
+        raise WestronError(f"-o and --output-json both name {output_json}: the scores would replace the hypotheses")
 
 
 # ---- the command ---------------------------------------------------------------------------------------
@@ -78,14 +97,19 @@ def run_evaluate(args: argparse.Namespace) -> None:
     sources, references = read_test_file(
         args.test_file, args.source_lang, args.target_lang, args.on_error, args.source_column, args.target_column
     )
+    if args.output_json == "-":
+        raise WestronError("--output-json -: give a file name (the scores are printed already; -o - prints the hypotheses)")
     hypotheses_path = args.output
     if hypotheses_path is None and args.output_json is not None:
         hypotheses_path = os.path.splitext(args.output_json)[0] + ".hyp.txt"
     # Fail before translating, not after: the BLEU tokenizer must start and the output folders must exist.
     bleu_metric(args.bleu_tokenize or bleu_tokenizer_for(args.target_lang))
+    refuse_clashing_outputs(args.test_file, args.source_lang, args.target_lang, hypotheses_path, args.output_json)
     for path in (hypotheses_path, args.output_json):
         if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise WestronError(f"cannot write {path}: folder {os.path.dirname(os.path.abspath(path))} does not exist")
+        if path is not None and os.path.isdir(path):
+            raise WestronError(f"cannot write {path}: it is a folder")
 
     framework = args.framework or default_framework()
     if framework == "tf":
@@ -132,8 +156,9 @@ def run_evaluate(args: argparse.Namespace) -> None:
         with atomic_write(args.output_json) as handle:
             json.dump(report, handle, ensure_ascii=False, indent=2)
             handle.write("\n")
-    print(f"{args.model} on {args.test_file} ({args.source_lang}->{args.target_lang}, {framework}):")
-    print(result.format())
-    if hypotheses_path is not None:
+    scores_to = sys.stderr if hypotheses_path == "-" else sys.stdout  # -o -: stdout holds the hypotheses alone
+    print(f"{args.model} on {args.test_file} ({args.source_lang}->{args.target_lang}, {framework}):", file=scores_to)
+    print(result.format(), file=scores_to)
+    if hypotheses_path not in (None, "-"):
         print(f"hypotheses: {hypotheses_path}")
     sys.stdout.flush()

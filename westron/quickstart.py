@@ -25,6 +25,7 @@ import concurrent.futures
 import dataclasses
 import importlib.util
 import json
+import math
 import multiprocessing
 import os
 import shutil
@@ -109,8 +110,8 @@ def run_quickstart_command(args) -> None:
         check_device(frameworks, args.device)
     recipe = SMOKE_RECIPE if args.smoke else Recipe()
     budget = args.budget_minutes if args.budget_minutes is not None else (SMOKE_BUDGET_MINUTES if args.smoke else DEFAULT_BUDGET_MINUTES)
-    if budget <= 0:
-        raise WestronError("--budget-minutes must be positive")
+    if not 0 < budget < math.inf:  # nan too: it would train for "nan min"
+        raise WestronError(f"--budget-minutes must be positive and finite, not {budget:g}")
     run_quickstart(
         args.output_dir, pairs, frameworks, budget_minutes=budget, recipe=recipe, device=args.device,
         fresh=args.fresh, catalogs=args.catalogs, report=not args.no_report,
@@ -125,6 +126,8 @@ def parse_pairs(text: str) -> list[tuple[str, str]]:
             raise WestronError(f"--pairs: {item!r} is not a language pair like en-es")
         if source != "en":
             raise WestronError(f"--pairs: {item}: gettext catalogs translate from English; use en-{target}")
+        if target == source:
+            raise WestronError(f"--pairs: {item}: the source is English already; name another target language")
         pairs.append((source, target))
     if not pairs:
         raise WestronError("--pairs names no language pair")
@@ -175,6 +178,8 @@ def run_quickstart(
     report: bool = True,
 ) -> dict[str, Any]:
     check_output_dir(output_dir)
+    for source_lang, target_lang in pairs:
+        check_reusable_corpus(os.path.join(pair_folder(output_dir, pairs, source_lang, target_lang), "corpus"), source_lang, target_lang, fresh, catalogs)
     names = FRAMEWORK_NAMES
     missing = [name for name in FRAMEWORK_NAMES if not installed(name)]
     skipped_report = report and bool(missing)
@@ -197,7 +202,7 @@ def run_quickstart(
         )
     results: dict[str, Any] = {"recipe": dataclasses.asdict(recipe), "budget_minutes": budget_minutes, "pairs": {}}
     for source_lang, target_lang in pairs:
-        folder = output_dir if len(pairs) == 1 else os.path.join(output_dir, f"{source_lang}-{target_lang}")
+        folder = pair_folder(output_dir, pairs, source_lang, target_lang)
         results["pairs"][f"{source_lang}-{target_lang}"] = run_pair(
             folder, source_lang, target_lang, frameworks, budget_minutes, recipe, device, fresh, catalogs
         )
@@ -209,6 +214,31 @@ def run_quickstart(
     if report:
         write_report(output_dir, pairs, frameworks, results, recipe)
     return results
+
+
+def pair_folder(output_dir: str, pairs, source_lang: str, target_lang: str) -> str:
+    """Where one pair's corpus, vocabulary and models go: the output folder itself for one pair."""
+    return output_dir if len(pairs) == 1 else os.path.join(output_dir, f"{source_lang}-{target_lang}")
+
+
+def check_reusable_corpus(folder: str, source_lang: str, target_lang: str, fresh: bool, catalogs) -> None:
+    """An earlier run's corpus is reused without --fresh: refuse it when it is another pair's, or when
+    --catalogs asks for a corpus it was not built from (they would be ignored)."""
+    if fresh:
+        return
+    try:
+        with open(os.path.join(folder, "summary.json"), encoding="utf-8") as handle:
+            summary = json.load(handle)
+        built = (summary["source_lang"], summary["target_lang"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no corpus yet (or not one this tool wrote): it is built afresh
+    if built != (source_lang, target_lang):
+        raise WestronError(
+            f"{folder} holds the {'-'.join(built)} corpus of an earlier run, not {source_lang}-{target_lang}: "
+            "choose another --output-dir, or add --fresh to replace it"
+        )
+    if catalogs:
+        raise WestronError(f"--catalogs: the corpus in {folder} would be reused as it was built, without them: add --fresh to rebuild it")
 
 
 def check_output_dir(output_dir: str) -> None:
@@ -466,7 +496,7 @@ def write_report(output_dir: str, pairs, frameworks, results, recipe: Recipe) ->
     from westron.compare.measure import CompareSettings
 
     source_lang, target_lang = pairs[0]
-    folder = output_dir if len(pairs) == 1 else os.path.join(output_dir, f"{source_lang}-{target_lang}")
+    folder = pair_folder(output_dir, pairs, source_lang, target_lang)
     settings = CompareSettings(
         models=[(f"trained in {FRAMEWORK_NAMES[f]}", os.path.join(folder, f)) for f in frameworks],
         test_file=os.path.join(folder, "corpus", "test.jsonl"),

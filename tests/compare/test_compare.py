@@ -227,10 +227,30 @@ def test_test_file_keys_an_nllb_model_lacks_are_one_line_naming_the_flag(test_fi
     assert not (tmp_path / "out").exists()
 
 
-def test_render_only_of_something_else_is_one_line(tmp_path, monkeypatch):
-    (tmp_path / "other.json").write_text(json.dumps({"bleu": 3}))
-    code, _, stderr = run_cli(["report", str(tmp_path / "other.json")], monkeypatch)
-    assert code == 2 and "not a westron compare results file" in stderr and stderr.count("\n") == 1
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ({"bleu": 3}, "not a westron compare results file (schema None"),
+        ([1, 2], "not a westron compare results file (a JSON list, not an object"),
+        ({"schema": "westron-compare/1"}, "other.json is incomplete or edited"),  # a truncated file with the right schema
+    ],
+)
+def test_render_only_of_something_else_is_one_line(tmp_path, monkeypatch, content, message):
+    (tmp_path / "other.json").write_text(json.dumps(content))
+    for argv in (["report", str(tmp_path / "other.json"), "-o", str(tmp_path / "out")],
+                 ["compare", "--render-only", str(tmp_path / "other.json"), "-o", str(tmp_path / "out")]):
+        code, _, stderr = run_cli(argv, monkeypatch)
+        assert code == 2 and message in stderr and stderr.count("\n") == 1, stderr
+        assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flags", [["--quick"], ["--num-beams", "2"], ["--modes", "none"], ["--device", "cpu"], ["--test-file", "t.jsonl"]])
+def test_render_only_refuses_the_flags_of_a_measurement(tmp_path, monkeypatch, flags):
+    """--render-only measures nothing: a measuring flag beside it would be silently ignored."""
+    (tmp_path / "results.json").write_text(json.dumps({"schema": "westron-compare/1"}))
+    argv = ["compare", "--render-only", str(tmp_path / "results.json"), "-o", str(tmp_path / "out"), *flags]
+    code, _, stderr = run_cli(argv, monkeypatch)
+    assert code == 2 and f"--render-only measures nothing: drop {flags[0]}" in stderr and stderr.count("\n") == 1, stderr
 
 
 def test_training_log_framework_and_bad_lines(tmp_path):
@@ -338,3 +358,15 @@ def test_a_test_file_without_a_header_takes_columns_by_index(tmp_path, monkeypat
     argv = ["compare", "--model", "m", "--test-file", str(path), "--source-lang", "en", "--target-lang", "de", "-o", "out"]
     run_cli([*argv, "--source-column", "0", "--target-column", "1"], monkeypatch)
     assert (seen["settings"].source_column, seen["settings"].target_column) == ("0", "1")
+
+
+def test_skipped_test_records_are_one_warning(tmp_path):
+    """--on-error skip scores fewer sentences than the file holds: a warning says how many and why."""
+    from westron.compare.measure import CompareSettings, language_pairs
+
+    path = tmp_path / "test.tsv"
+    path.write_text("en\tde\na cat\teine Katze\nno tab\na dog\tein Hund\n", encoding="utf-8")
+    settings = CompareSettings(models=[], test_file=str(path), source_langs=["en"], target_langs=["de"], output_dir="x", on_error="skip")
+    with pytest.warns(UserWarning, match=r"^en-de: skipped 1 malformed records \(wrong_column_count 1\) of the test file, e.g. test.tsv:3"):
+        [pair] = language_pairs(settings)
+    assert pair.sources == ["a cat", "a dog"]

@@ -75,6 +75,16 @@ def test_option_for_another_format(tmp_path, monkeypatch):
     assert_one_line_error(code, stderr, "source_column do(es) not apply to jsonl input")
 
 
+def test_a_lone_surrogate_escape_is_a_malformed_record_not_a_traceback(tmp_path, monkeypatch):
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"translation": {"en": "a", "es": "b"}}\n{"translation": {"en": "c\\udc80", "es": "d"}}\n')
+    code, _, stderr = run_cli(prepare_args(path, tmp_path / "out"), monkeypatch)
+    assert_one_line_error(code, stderr, "c.jsonl:2: a lone surrogate escape")
+    code, stdout, stderr = run_cli(prepare_args(path, tmp_path / "out", "--on-error", "skip"), monkeypatch)
+    assert code == 0, stderr
+    assert (tmp_path / "out" / "train.jsonl").read_text(encoding="utf-8") == '{"translation": {"en": "a", "es": "b"}}\n'
+
+
 def test_missing_file_in_a_real_process(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "westron.cli", *prepare_args(tmp_path / "none.tsv", tmp_path / "out")],

@@ -250,6 +250,12 @@ def test_bad_input_is_a_westron_error(tmp_path):
     (tmp_path / "mine" / "notes.txt").write_text("precious", encoding="utf-8")
     with pytest.raises(WestronError, match="holds other files"):
         build_gettext_corpus("en", "es", tmp_path / "mine", search_paths=[root], **NO_SPLIT)
+    # A folder holding an earlier corpus (summary.json) is rebuilt in place; the user's other files stay.
+    (tmp_path / "mine" / "summary.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "mine" / "train.jsonl").write_text("old\n", encoding="utf-8")
+    build_gettext_corpus("en", "es", tmp_path / "mine", search_paths=[root], **NO_SPLIT)
+    assert (tmp_path / "mine" / "notes.txt").read_text(encoding="utf-8") == "precious"
+    assert read_jsonl(tmp_path / "mine" / "train.jsonl") == [("Yes", "Sí")]
     with pytest.raises(WestronError, match="source must be en"):
         build_gettext_corpus("de", "es", tmp_path / "out", search_paths=[root])
     with pytest.raises(WestronError, match="no such file"):

@@ -80,12 +80,22 @@ def test_jsonl_skip_counts_each_kind(tmp_path):
         (b'{"translation": {"en": "caf\xe9"}}', "bad.jsonl:2: not valid UTF-8"),
         ("[1, 2]", 'bad.jsonl:2: no "translation" object'),
         (jsonl_line({"en": "x", "es": 3}), "bad.jsonl:2: the en and es texts must be strings"),
+        ('{"translation": {"en": "x\\ud800", "es": "y"}}', "bad.jsonl:2: a lone surrogate escape"),  # valid JSON, no UTF-8 form
     ],
 )
 def test_jsonl_fail_names_file_and_line(tmp_path, line, message):
     path = write_bytes(tmp_path / "bad.jsonl", [jsonl_line({"en": "one", "es": "uno"}), line])
     with pytest.raises(WestronError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
         read_all(path, "en", "es")
+
+
+@pytest.mark.parametrize("lines", [["[", jsonl_line({"en": "a", "es": "b"}), "]"], ["[" + jsonl_line({"en": "a", "es": "b"}) + "]"]])
+def test_a_json_array_is_named_as_such_even_under_skip(tmp_path, lines):
+    """A .json file holding one array (pretty-printed or not) is not JSON lines: skipping its lines would read a part or nothing."""
+    path = write_bytes(tmp_path / "c.json", ["", *lines])
+    for on_error in ("fail", "skip"):
+        with pytest.raises(WestronError, match=r"^c.json:2: c.json holds a JSON array; Westron reads JSON lines"):
+            read_all(path, "en", "es", on_error=on_error)
 
 
 def test_jsonl_absent_language_names_languages_present_even_under_skip(tmp_path):
@@ -119,6 +129,15 @@ def test_tsv_wrong_column_count(tmp_path):
         read_all(path, "en", "es")
 
 
+@pytest.mark.parametrize("header", [True, False])
+def test_a_column_index_past_the_last_column_is_a_whole_file_error_even_under_skip(tmp_path, header):
+    """Every row would be skipped as malformed, leaving an empty corpus and exit 0: one error instead."""
+    path = write_bytes(tmp_path / "c.tsv", (["en\tes"] if header else []) + ["a\tb", "c\td"])
+    for on_error in ("fail", "skip"):
+        with pytest.raises(WestronError, match=r"^c.tsv has 2 columns \(0-based: 0 to 1\): it has no column 2"):
+            read_all(path, "en", "es", source_column=0, target_column=2, header=header, on_error=on_error)
+
+
 def test_tsv_missing_column_names_the_header(tmp_path):
     path = write_bytes(tmp_path / "c.tsv", ["en\tde", "a\tb"])
     with pytest.raises(WestronError, match="c.tsv has no column 'es' \\(its header: 'en', 'de'\\)"):
@@ -149,6 +168,17 @@ def test_csv_wrong_column_count(tmp_path):
     assert dict(stats.skipped) == {"wrong_column_count": 1}
     with pytest.raises(WestronError, match="^c.csv:3: 3 fields"):
         read_all(path, "en", "es")
+
+
+def test_csv_lone_carriage_return_names_the_file_and_follows_on_error(tmp_path):
+    """The csv module refuses a lone CR in an unquoted field: a malformed record (file and line), skippable."""
+    path = tmp_path / "c.csv"
+    path.write_bytes(b"en,es\na,b\nc\rd,e\nf,g\n")
+    with pytest.raises(WestronError, match=r"^c.csv:3: not valid CSV: a carriage return \(\\r\) inside an unquoted field"):
+        read_all(path, "en", "es")
+    stats = ReadStats()
+    assert read_all(path, "en", "es", on_error="skip", stats=stats) == [("a", "b"), ("f", "g")]
+    assert dict(stats.skipped) == {"invalid_csv": 1}
 
 
 # ---- Moses -----------------------------------------------------------------------------------------
@@ -235,6 +265,16 @@ def test_hf_dataset_with_language_columns(tmp_path, datasets):
     assert read_all(tmp_path / "d", "en", "es") == PAIRS
     with pytest.raises(WestronError, match="neither a 'translation' column nor columns 'en' and 'fr'; its columns: en, es"):
         read_pairs(tmp_path / "d", "en", "fr")
+
+
+def test_hf_dataset_with_columns_that_are_not_text(tmp_path, datasets):
+    """Numbers in a language column are named as such, not reported as a missing language ("it has: nothing")."""
+    datasets.Dataset.from_dict({"en": [1, 2], "es": [3, None]}).save_to_disk(tmp_path / "d")
+    with pytest.raises(WestronError, match=r"^d: row 0: the en and es texts must be strings \(en is int, es is int\)"):
+        read_all(tmp_path / "d", "en", "es")
+    stats = ReadStats()
+    assert read_all(tmp_path / "d", "en", "es", on_error="skip", stats=stats) == []
+    assert dict(stats.skipped) == {"not_text": 2}
 
 
 def test_hf_hub_name_from_the_local_cache(tmp_path, monkeypatch, datasets):

@@ -104,6 +104,21 @@ def test_cli_trains_and_reports_ids(tmp_path, train_file, capsys):
     assert capsys.readouterr().err == "westron: error: T5 has one vocabulary for both languages: --separate applies to Marian only\n"
 
 
+def test_sentences_over_sentencepieces_length_limit_are_counted_in_a_warning(tmp_path):
+    """SentencePiece drops sentences over max_sentence_length without a word: Westron says how many."""
+    from westron.data.tokenizer_training import MAX_SENTENCE_BYTES
+
+    long = "word " * (MAX_SENTENCE_BYTES // 5 + 1)
+    path = tmp_path / "c.tsv"
+    path.write_text("en\tes\n" + f"{long}\tshort\n" * 3 + "red house\tcasa roja\n" * 3, encoding="utf-8")
+    with pytest.warns(UserWarning, match="^3 sentences longer than 4192 bytes .* were left out of tokenizer training"):
+        train_tokenizer("marian", [path], "en", "es", tmp_path / "tok", vocab_size=30)
+    only_long = tmp_path / "long.tsv"
+    only_long.write_text("en\tes\n" + f"{long}\t{long}\n", encoding="utf-8")
+    with pytest.raises(WestronError, match=r"hold no text to train a tokenizer on \(2 sentences are longer than"):
+        train_tokenizer("marian", [only_long], "en", "es", tmp_path / "tok2", vocab_size=30)
+
+
 def test_bad_training_files_are_westron_errors(tmp_path, train_file):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"translation": {"en": "x", "fr": "y"}}\n', encoding="utf-8")
@@ -117,4 +132,17 @@ def test_bad_training_files_are_westron_errors(tmp_path, train_file):
         train_tokenizer("marian", [tmp_path / "missing.jsonl"], "en", "es", tmp_path / "out")
     with pytest.raises(WestronError, match="--extra-ids applies to T5 only"):
         train_tokenizer("marian", [train_file], "en", "es", tmp_path / "out", extra_ids=5)
+    kept = tmp_path / "kept"
+    train_tokenizer("marian", [train_file], "en", "es", kept, vocab_size=300)
+    (kept / "train.jsonl").write_bytes(open(train_file, "rb").read())
+    with pytest.raises(WestronError, match="is inside the output folder .* replaced as a whole"):
+        train_tokenizer("marian", [kept / "train.jsonl"], "en", "es", kept, vocab_size=300)
+    assert (kept / "train.jsonl").exists()  # not deleted with the old tokenizer
+    (kept / "config.json").write_text("{}")
+    (kept / "model.safetensors").write_bytes(b"weights")
+    with pytest.raises(WestronError, match="holds a model \\(config.json\\)"):
+        train_tokenizer("marian", [train_file], "en", "es", kept, vocab_size=300)
+    assert (kept / "model.safetensors").read_bytes() == b"weights"  # a checkpoint's weights are not deleted
+    with pytest.raises(WestronError, match=r"^vocab_size must be at least 8, character_coverage in \[0.98, 1\]"):
+        train_tokenizer("marian", [train_file], "en", "es", tmp_path / "out", character_coverage=0.9)  # refused before reading
     assert not (tmp_path / "out").exists()

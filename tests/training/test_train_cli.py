@@ -131,6 +131,17 @@ def test_tensorflow_run_continues_in_pytorch(corpus, tmp_path, monkeypatch):
         (lambda a, c, t: a + ["--eval-steps", "1"], "--eval-steps evaluates on validation pairs"),
         (lambda a, c, t: a + ["--early-stopping-patience", "2"], "--early-stopping-patience evaluates on validation"),
         (lambda a, c, t: _replace(a, "--report-to", "tensorbord"), "unknown report_to 'tensorbord'"),
+        (lambda a, c, t: _replace(a, "--output-dir", _empty_file(t / "a-file")), "a-file is a file, not a folder"),
+        (lambda a, c, t: _replace(a, "--output-dir", os.fspath(t / _empty_file(t / "a-file") / "run")), "a-file is a file, not a folder"),
+        (lambda a, c, t: _as_dataset(_replace(a, "--train-file", _single_dataset(t / "dataset"))), "holds one dataset, not train/validation/test splits: give it as --train-file"),
+        (lambda a, c, t: _as_dataset(_replace(a, "--train-file", os.fspath(t / "no-such-dataset"))), "cannot load the Hugging Face dataset"),
+        # Flags that the run would accept and ignore:
+        (lambda a, c, t: a + ["--validation-file", _empty_file(t / "validation.jsonl"), "--eval-steps", "1"], "validation.jsonl holds no en-es pairs"),
+        (lambda a, c, t: a + ["--test-file", _empty_file(t / "test.jsonl")], "test.jsonl holds no en-es pairs"),
+        (lambda a, c, t: a + ["--dataset-config", "en-es"], "--dataset-config applies to a --dataset"),
+        (lambda a, c, t: _as_dataset(a) + ["--validation-file", c["validation"]], "--validation-file: --dataset brings its own"),
+        (lambda a, c, t: _as_dataset(a) + ["--test-file", c["test"]], "--test-file: --dataset brings its own"),
+        (lambda a, c, t: a + ["--hub-model-id", "me/model"], "--hub-model-id names the repo of --push-to-hub"),
         (lambda a, c, t: _fine_tune(a, save_tiny_marian(t / "small-vocab", vocab_size=20, pad_token_id=19, decoder_start_token_id=19)),
          "has 35 tokens but"),
     ],
@@ -225,6 +236,37 @@ def test_tensorflow_trains_on_the_device_it_is_given(corpus, tmp_path, monkeypat
         assert {(spec.device_type, spec.device_index) for spec in specs} == {(device.split(":")[0].upper(), 0)}, placed[-1]
 
 
+def test_test_hypotheses_keep_one_line_per_test_pair(corpus, tmp_path, monkeypatch):
+    """A hypothesis holding a line break (a vocabulary may decode to one) is one line of test_hypotheses.txt."""
+    import westron.evaluation
+
+    evaluate_model = westron.evaluation.evaluate_model
+
+    def with_line_breaks(*args, **kwargs):
+        scores, hypotheses = evaluate_model(*args, **kwargs)
+        return scores, [f"{text}\nmore\u2028end" for text in hypotheses]
+
+    monkeypatch.setattr(westron.evaluation, "evaluate_model", with_line_breaks)
+    out = tmp_path / "run"
+    argv = base_argv(corpus, out) + ["--test-file", corpus["test"], "--max-steps", "1", "--num-beams", "1"]
+    code, _, stderr = run_cli(argv, monkeypatch)
+    assert code == 0, stderr
+    lines = (out / "test_hypotheses.txt").read_text(encoding="utf-8").split("\n")
+    assert lines[-1] == "" and len(lines) - 1 == 10
+    assert all(line.endswith(" more end") for line in lines[:-1])
+
+
+def test_skipped_records_are_reported(corpus, tmp_path, monkeypatch):
+    """--on-error skip trains on fewer pairs than the file holds: one warning line per file says so."""
+    train_file = tmp_path / "train.jsonl"
+    train_file.write_text(open(corpus["train"]).read() + "{not json\n", encoding="utf-8")
+    argv = _replace(base_argv(corpus, tmp_path / "run"), "--train-file", os.fspath(train_file))
+    code, _, stderr = run_cli(argv + ["--max-steps", "1", "--on-error", "skip"], monkeypatch)
+    assert code == 0, stderr
+    warnings = [line for line in stderr.splitlines() if "warning" in line]
+    assert warnings == [f"westron: warning: {train_file}: skipped 1 malformed records (invalid_json 1), e.g. train.jsonl:201: not valid JSON (Expecting property name enclosed in double quotes at column 2)"]
+
+
 def test_resume_from_another_models_checkpoint_is_refused(corpus, tmp_path, monkeypatch):
     out = tmp_path / "first"
     code, _, stderr = run_cli(base_argv(corpus, out) + ["--max-steps", "1"], monkeypatch)
@@ -257,6 +299,23 @@ def _fine_tune(argv, model_folder):
     """The from-scratch argv turned into fine-tuning `model_folder` with the corpus's own tokenizer."""
     index = argv.index("--config")
     return argv[:index] + ["--model", model_folder] + argv[index + 2 :]
+
+
+def _empty_file(path) -> str:
+    path.write_text("")
+    return os.fspath(path)
+
+
+def _single_dataset(folder) -> str:
+    """A `datasets.Dataset` (not a DatasetDict) saved with save_to_disk: no splits."""
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_dict({"en": ["red house"], "es": ["casa roja"]}).save_to_disk(folder)
+    return os.fspath(folder)
+
+
+def _as_dataset(argv):
+    """--train-file FILE turned into --dataset FILE (the dataset is never read: the mistake is found first)."""
+    return ["--dataset" if arg == "--train-file" else arg for arg in argv]
 
 
 def _drop(argv, flag):

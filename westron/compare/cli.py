@@ -56,7 +56,10 @@ def add_compare_command(commands) -> None:
     compare.add_argument("--on-error", choices=("fail", "skip"), default="fail", help="malformed test records: stop or skip them")
     compare.add_argument("--source-column", default=None, help="TSV/CSV: the source column's header name or 0-based index (one pair)")
     compare.add_argument("--target-column", default=None, help="TSV/CSV: the target column's header name or 0-based index (one pair)")
-    compare.set_defaults(run=run_compare_command)
+    # What --render-only refuses: every flag that changes a measurement, at its default unless typed.
+    defaults = vars(compare.parse_args(["--output-dir", "unused"]))
+    measuring = {dest: value for dest, value in defaults.items() if dest not in ("output_dir", "render_only")}
+    compare.set_defaults(run=run_compare_command, measuring_defaults=measuring)
 
     report = commands.add_parser("report", help="render a `westron compare` results.json as Markdown and HTML")
     report.add_argument("results", help="results.json written by westron compare")
@@ -79,9 +82,13 @@ def parse_models(items: list[str]) -> list[tuple[str, str]]:
 
 def render(results_path: str, output_dir: str) -> None:
     from westron.compare.measure import check_output_dir
-    from westron.compare.report import load_results, write_reports, write_results
+    from westron.compare.report import load_results, report_blocks, write_reports, write_results
 
     results = load_results(results_path)
+    try:
+        report_blocks(results)  # a truncated or hand-edited file fails here, before any folder is made
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
+        raise WestronError(f"{results_path} is incomplete or edited: not as westron compare writes it ({type(error).__name__}: {error})") from None
     check_output_dir(output_dir)
     paths = write_reports(results, output_dir)
     if os.path.abspath(os.path.dirname(results_path)) != os.path.abspath(output_dir):
@@ -91,8 +98,7 @@ def render(results_path: str, output_dir: str) -> None:
 
 def run_compare_command(args: argparse.Namespace) -> None:
     if args.render_only:
-        measuring = [f"--{name.replace('_', '-')}" for name in ("model", "test_file", "source_lang", "target_lang", "training_log")
-                     if getattr(args, name)]
+        measuring = [f"--{name.replace('_', '-')}" for name, default in args.measuring_defaults.items() if getattr(args, name) != default]
         if measuring:
             raise WestronError(f"--render-only measures nothing: drop {', '.join(measuring)}")
         render(args.render_only, args.output_dir)

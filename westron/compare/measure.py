@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +101,7 @@ def check_output_dir(path: str) -> None:
 
 def language_pairs(settings: CompareSettings) -> list[LanguagePair]:
     """The test file's pairs, one LanguagePair per direction (--source-lang/--target-lang lists)."""
-    from westron.data.readers import read_pairs
+    from westron.data.readers import ReadStats, read_pairs
 
     sources, targets = settings.source_langs, settings.target_langs
     if len(sources) == 1 and len(targets) > 1:
@@ -116,9 +117,12 @@ def language_pairs(settings: CompareSettings) -> list[LanguagePair]:
         raise WestronError("--source-column/--target-column name one pair's columns: with several pairs the header names them")
     pairs = []
     for source_lang, target_lang in zip(sources, targets):
-        texts = list(read_pairs(settings.test_file, source_lang, target_lang, on_error=settings.on_error, **columns))
+        stats = ReadStats()
+        texts = list(read_pairs(settings.test_file, source_lang, target_lang, on_error=settings.on_error, stats=stats, **columns))
         if not texts:
             raise WestronError(f"{settings.test_file} holds no {source_lang}-{target_lang} sentence pairs")
+        if stats.num_skipped:  # --on-error skip: the scores cover fewer sentences than the file holds; say so
+            warnings.warn(f"{source_lang}-{target_lang}: skipped {stats.skipped_summary()} of the test file, e.g. {stats.examples[0]}", stacklevel=2)
         if settings.max_sentences:
             texts = texts[: settings.max_sentences]
         pairs.append(

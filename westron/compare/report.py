@@ -430,13 +430,19 @@ def render_html(blocks: list[Block]) -> str:
 
 
 def load_results(path: str) -> dict[str, Any]:
+    """A results.json of westron compare; anything else (other JSON, a list) is one WestronError line."""
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+            results = json.load(handle)
     except OSError as error:
         raise WestronError(f"cannot read results file {path}: {error.strerror}") from None
     except ValueError as error:
         raise WestronError(f"{path} is not JSON: {error}") from None
+    schema = results.get("schema") if isinstance(results, dict) else None
+    if schema != SCHEMA:
+        what = f"schema {schema!r}" if isinstance(results, dict) else f"a JSON {type(results).__name__}, not an object"
+        raise WestronError(f"{path} is not a westron compare results file ({what}, expected schema {SCHEMA!r})")
+    return results
 
 
 def write_results(results: dict[str, Any], output_dir: str) -> str:

@@ -508,7 +508,9 @@ def write_corpus(corpus: GettextCorpus, output_dir: str | os.PathLike) -> None:
 
     check_replaceable_folder(output_dir, SUMMARY_FILE)
     source_lang, target_lang = corpus.summary["source_lang"], corpus.summary["target_lang"]
-    with atomic_directory(output_dir) as folder:
+    # Its own four files are replaced; anything else in the folder (a corpus that `westron data prepare`
+    # split into the same folder, notes) is carried over into the new one, not deleted with the old.
+    with atomic_directory(output_dir, keep=lambda name: True) as folder:
         for name in SPLITS:
             write_jsonl(corpus.splits[name], os.path.join(folder, f"{name}.jsonl"), source_lang, target_lang)
         write_json(os.path.join(folder, SUMMARY_FILE), corpus.summary)

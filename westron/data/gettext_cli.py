@@ -20,7 +20,7 @@ def add_gettext_command(data_commands) -> None:
     )
     command.add_argument("--source-lang", default="en", help="the msgid language: en (gettext convention)")
     command.add_argument("--target-lang", required=True, help="es, pt_BR, or a comma-separated list: es,he,ja")
-    command.add_argument("-o", "--output", required=True, help="output folder (replaced as a whole)")
+    command.add_argument("-o", "--output", required=True, help="output folder (its corpus files swapped in together; other files kept)")
     command.add_argument(
         "--split",
         choices=("by-catalog", "random"),

@@ -75,8 +75,7 @@ class PrepareSummary:
         """The summary as a few lines for a terminal."""
         lines = [f"read {self.read} pairs"]
         if self.malformed is not None and self.malformed.num_skipped:
-            kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(self.malformed.skipped.items()))
-            lines.append(f"skipped {self.malformed.num_skipped} malformed records ({kinds})")
+            lines.append(f"skipped {self.malformed.skipped_summary()}")
             lines.extend(f"  e.g. {example}" for example in self.malformed.examples)
         lines.append("removed: " + ", ".join(f"{rule} {self.removed[rule]}" for rule in RULES))
         lines.append("kept: " + ", ".join(f"{split} {self.splits[split]}" for split in SPLITS))

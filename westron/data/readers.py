@@ -49,6 +49,11 @@ class ReadStats:
     def to_dict(self) -> dict:
         return {"pairs": self.pairs, "skipped": dict(sorted(self.skipped.items())), "examples": list(self.examples)}
 
+    def skipped_summary(self) -> str:
+        """'3 malformed records (invalid_json 2, missing_language 1)': what was skipped, for a warning line."""
+        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(self.skipped.items()))
+        return f"{self.num_skipped} malformed records ({kinds})"
+
 
 class _Problems:
     """Applies the on_error policy: raise the message, or count it under its kind."""
@@ -214,6 +219,11 @@ def read_jsonl(path: str, source_lang: str, target_lang: str, problems: _Problem
             if not line.strip():
                 continue
             where = f"{name}:{number}"
+            if pairs_read == missing == 0 and line.lstrip().startswith("["):  # a whole file's mistake, even under skip
+                raise WestronError(
+                    f"{where}: {name} holds a JSON array; Westron reads JSON lines, one object a line "
+                    "(convert it, e.g. jq -c '.[]' FILE > FILE.jsonl)"
+                )
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
@@ -233,9 +243,22 @@ def read_jsonl(path: str, source_lang: str, target_lang: str, problems: _Problem
             if not isinstance(source, str) or not isinstance(target, str):
                 problems("invalid_json", f"{where}: the {source_lang} and {target_lang} texts must be strings")
                 continue
+            if not (is_unicode_text(source) and is_unicode_text(target)):
+                # json.loads accepts an escaped lone surrogate ("\ud800"); no UTF-8 file or tokenizer can hold it.
+                problems("invalid_json", f"{where}: a lone surrogate escape (\\ud800-\\udfff) in the text: not Unicode text")
+                continue
             pairs_read += 1
             yield Pair(source, target, where)
     check_languages_found(name, pairs_read, missing, seen, source_lang, target_lang)
+
+
+def is_unicode_text(text: str) -> bool:
+    """False for a string holding a lone surrogate, which has no UTF-8 form."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # ---- TSV and CSV -----------------------------------------------------------------------------------
@@ -280,7 +303,7 @@ def read_table(
     with open_binary(path) as stream:
         is_tsv = delimiter == "\t"
         lines = decoded_lines(stream, name, problems, keep_ends=not is_tsv)  # a CSV field may hold a newline
-        rows = tsv_rows(lines) if is_tsv else csv_rows(lines, delimiter)
+        rows = tsv_rows(lines) if is_tsv else csv_rows(lines, delimiter, name, problems)
         titles = None
         if has_header:
             first = next(rows, None)
@@ -292,9 +315,10 @@ def read_table(
         for number, fields in rows:
             if width is None:
                 width = len(fields)  # no header: the first row sets the width
-            if len(fields) != width or max(columns) >= width:
-                expected = f"{width} fields" if max(columns) < width else f"a column {max(columns)}"
-                problems("wrong_column_count", f"{name}:{number}: {len(fields)} fields, expected {expected}")
+            if max(columns) >= width:  # a whole-file mistake, even under skip (every row would be skipped)
+                raise WestronError(f"{name} has {width} columns (0-based: 0 to {width - 1}): it has no column {max(columns)}")
+            if len(fields) != width:
+                problems("wrong_column_count", f"{name}:{number}: {len(fields)} fields, expected {width} fields")
                 continue
             yield Pair(fields[columns[0]], fields[columns[1]], f"{name}:{number}")
 
@@ -305,8 +329,9 @@ def tsv_rows(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, list[str]]
             yield number, line.split("\t")
 
 
-def csv_rows(lines: Iterator[tuple[int, str]], delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """CSV rows with the line they start on; a quoted field may span lines."""
+def csv_rows(lines: Iterator[tuple[int, str]], delimiter: str, name: str, problems: _Problems) -> Iterator[tuple[int, list[str]]]:
+    """CSV rows with the line they start on; a quoted field may span lines. A row the csv module
+    refuses (a lone carriage return in an unquoted field) is a problem; reading goes on after it."""
     last_line = [0]
 
     def texts():
@@ -322,7 +347,9 @@ def csv_rows(lines: Iterator[tuple[int, str]], delimiter: str) -> Iterator[tuple
         except StopIteration:
             return
         except csv.Error as error:
-            raise WestronError(f"CSV line {last_line[0]}: {error}") from None
+            reason = "a carriage return (\\r) inside an unquoted field" if "new-line character" in str(error) else str(error)
+            problems("invalid_csv", f"{name}:{last_line[0]}: not valid CSV: {reason}")
+            continue
         if fields:
             yield first_line, fields
 
@@ -453,6 +480,11 @@ def translation_dicts(rows: Iterable, name: str, source_lang: str, target_lang: 
         present = {lang for lang, text in translation.items() if isinstance(text, str)}
         seen.update(present)
         absent = [lang for lang in (source_lang, target_lang) if lang not in present]
+        not_text = [lang for lang in absent if translation.get(lang) is not None]
+        if not_text:  # a number, a list: the column is there, its value is not a text
+            kinds = ", ".join(f"{lang} is {type(translation[lang]).__name__}" for lang in not_text)
+            problems("not_text", f"{name}: row {number}: the {source_lang} and {target_lang} texts must be strings ({kinds})")
+            continue
         if absent:
             missing += 1
             problems("missing_language", f"{name}: row {number}: no {', '.join(absent)} (it has: {', '.join(sorted(present)) or 'nothing'})")

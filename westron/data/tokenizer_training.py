@@ -1,7 +1,7 @@
 """Trains the SentencePiece tokenizer of a model from scratch, in the folder layout of its family.
 
 The real SentencePiece trainer runs in-process on the source and target sides of the training
-files (JSON lines in Hugging Face's layout, or two-column TSV), streamed, at most
+files (any format `read_pairs` reads: JSON lines, TSV/CSV with language columns, ...), streamed, at most
 `input_sentence_size` sentences (sampled with a fixed seed), one thread by default: the same files
 give the same model, byte for byte.
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 
 from westron.data.readers import read_pairs
@@ -63,6 +64,11 @@ def training_sentences(files: Sequence[str], source_lang: str, target_lang: str,
 # ---- SentencePiece ----------------------------------------------------------------------------------
 
 
+# SentencePiece's max_sentence_length: it leaves longer sentences out of training without a word
+# (at minloglevel 2); Westron leaves them out itself, and counts them for a warning.
+MAX_SENTENCE_BYTES = 4192
+
+
 def train_sentencepiece(sentences: Iterable[str], **options) -> bytes:
     """A serialized SentencePiece model trained on `sentences` with Westron's fixed settings + options."""
     import sentencepiece
@@ -71,21 +77,38 @@ def train_sentencepiece(sentences: Iterable[str], **options) -> bytes:
         hard_vocab_limit=False,  # a small corpus gives a smaller vocabulary rather than an error
         minloglevel=2,
         shuffle_input_sentence=True,  # sampling, when the input exceeds input_sentence_size, is seeded
+        max_sentence_length=MAX_SENTENCE_BYTES,
     )
     settings.update(options)
     sentencepiece.set_random_generator_seed(settings.pop("seed"))
     buffer = io.BytesIO()
-    sentences = iter(sentences)
+    too_long = [0]
+
+    def within_limit(texts: Iterable[str]) -> Iterator[str]:
+        for text in texts:
+            if len(text.encode("utf-8")) > MAX_SENTENCE_BYTES:
+                too_long[0] += 1
+            else:
+                yield text
+
+    sentences = within_limit(sentences)
     try:
         first = next(sentences)
     except StopIteration:
-        raise WestronError("the training files hold no text to train a tokenizer on") from None
+        longer = f" ({too_long[0]} sentences are longer than SentencePiece's limit of {MAX_SENTENCE_BYTES} bytes)" if too_long[0] else ""
+        raise WestronError(f"the training files hold no text to train a tokenizer on{longer}") from None
     try:
         sentencepiece.SentencePieceTrainer.train(
             sentence_iterator=_chain(first, sentences), model_writer=buffer, **settings
         )
     except RuntimeError as error:
         raise WestronError(f"SentencePiece could not train: {error}") from None
+    if too_long[0]:
+        warnings.warn(
+            f"{too_long[0]} sentences longer than {MAX_SENTENCE_BYTES} bytes (SentencePiece's max_sentence_length) "
+            "were left out of tokenizer training",
+            stacklevel=2,
+        )
     return buffer.getvalue()
 
 
@@ -209,10 +232,11 @@ def train_tokenizer(
     extra_ids = 100 if extra_ids is None else extra_ids
     if not train_files:
         raise WestronError("no --train-file given")
-    if vocab_size < 8 or not 0 < character_coverage <= 1 or input_sentence_size < 1 or num_threads < 1 or extra_ids < 0:
+    # SentencePiece's own range for character_coverage is [0.98, 1]; outside it, it fails after reading the corpus.
+    if vocab_size < 8 or not 0.98 <= character_coverage <= 1 or input_sentence_size < 1 or num_threads < 1 or extra_ids < 0:
         raise WestronError(
-            "vocab_size must be at least 8, character_coverage in (0, 1], input_sentence_size and "
-            "num_threads at least 1, extra_ids at least 0"
+            "vocab_size must be at least 8, character_coverage in [0.98, 1] (SentencePiece's range), "
+            "input_sentence_size and num_threads at least 1, extra_ids at least 0"
         )
     if source_lang == target_lang:
         raise WestronError(f"source and target language are both {source_lang!r}")
@@ -238,6 +262,11 @@ def train_tokenizer(
 
     output_dir = os.fspath(output_dir)
     check_replaceable_folder(output_dir, TOKENIZER_CONFIG_FILE)
+    if os.path.isfile(os.path.join(output_dir, "config.json")):  # a checkpoint: replacing the folder would delete its weights
+        raise WestronError(f"{output_dir} holds a model (config.json); a new tokenizer goes in a folder of its own: choose another -o")
+    inside = [path for path in files if os.path.realpath(path).startswith(os.path.join(os.path.realpath(output_dir), ""))]
+    if inside:  # the folder is replaced as a whole: the training file would be deleted with it
+        raise WestronError(f"--train-file {inside[0]} is inside the output folder {output_dir}, which is replaced as a whole: choose another -o")
     if joint:
         source_model = target_model = train("both")
     else:

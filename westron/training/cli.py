@@ -109,6 +109,18 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise WestronError("--config trains from scratch and needs --tokenizer DIR (westron tokenizer train makes one)")
     if bool(args.train_file) == bool(args.dataset):
         raise WestronError("give --train-file or --dataset" if not args.train_file else "give --train-file or --dataset, not both")
+    if args.dataset and os.path.isfile(os.path.join(args.dataset, "state.json")):  # save_to_disk of one Dataset
+        raise WestronError(
+            f"--dataset {args.dataset} holds one dataset, not train/validation/test splits: give it as --train-file {args.dataset}"
+        )
+    if args.dataset:
+        for flag in ("validation_file", "test_file"):
+            if getattr(args, flag) is not None:
+                raise WestronError(f"--{flag.replace('_', '-')}: --dataset brings its own validation and test splits; give files with --train-file")
+    elif args.dataset_config is not None:
+        raise WestronError("--dataset-config applies to a --dataset, not to --train-file")
+    if args.hub_model_id is not None and not args.push_to_hub:
+        raise WestronError("--hub-model-id names the repo of --push-to-hub: add --push-to-hub or drop it")
     if args.max_steps is None and args.epochs is None and args.max_time is None:
         raise WestronError("say how long to train: --max-time SECONDS, --max-steps N or --epochs N")
     if args.max_tokens is None and args.batch_size is None:
@@ -117,6 +129,11 @@ def check_arguments(args: argparse.Namespace) -> None:
         path = getattr(args, flag)
         if path is not None and not os.path.exists(path) and not _is_moses_prefix(path, args):
             raise WestronError(f"--{flag.replace('_', '-')} {path}: no such file")
+    existing = os.path.abspath(args.output_dir)
+    while not os.path.exists(existing):  # the nearest part of the path that is there must be a folder
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise WestronError(f"--output-dir {args.output_dir}: {existing} is a file, not a folder")
     if args.model and os.path.sep in args.model and not os.path.isdir(args.model) and os.path.exists(args.model):
         raise WestronError(f"--model {args.model} is a file: give the checkpoint folder")
     if args.xla or args.compile:  # without --framework the run takes the default one, which must be the flag's
@@ -186,17 +203,20 @@ def split_sources(args: argparse.Namespace) -> dict[str, tuple[str, dict]]:
 
 def read_split(args, source: tuple[str, dict], *, required: bool = True):
     """All pairs of one split (a WestronError names a missing language or a malformed record)."""
-    from westron.data.readers import read_pairs
+    from westron.data.readers import ReadStats, read_pairs
 
     name, options = source
+    stats = ReadStats()
     try:
-        pairs = list(read_pairs(name, args.source_lang, args.target_lang, **options))
+        pairs = list(read_pairs(name, args.source_lang, args.target_lang, stats=stats, **options))
     except WestronError as error:
         if not required and "split" in options and "split" in str(error):
             return []  # a dataset without this split
         raise
     if not pairs and required:
         raise WestronError(f"{name} holds no {args.source_lang}-{args.target_lang} pairs")
+    if stats.num_skipped:  # --on-error skip: say how many records the run leaves out, and why
+        log(f"warning: {name}: skipped {stats.skipped_summary()}, e.g. {stats.examples[0]}")
     return pairs
 
 
@@ -215,12 +235,16 @@ def run_train(args: argparse.Namespace) -> None:
     placement = device_placement(framework, args.device)  # a device this machine lacks fails here, before any work
 
     sources = split_sources(args)
-    # Peek at every file first: a missing language or an unreadable file fails before any work.
+    # Peek at every file first: a missing language, an unreadable file or one without a single pair
+    # (a --validation-file that would be ignored) fails before any work.
+    from westron.data.readers import read_pairs
+
     for split, source in sources.items():
         if not args.dataset:
-            from westron.data.readers import read_pairs
-
-            next(iter(read_pairs(source[0], args.source_lang, args.target_lang, **source[1])), None)
+            if next(iter(read_pairs(source[0], args.source_lang, args.target_lang, **source[1])), None) is None:
+                raise WestronError(f"--{split}-file {source[0]} holds no {args.source_lang}-{args.target_lang} pairs")
+        elif split == "train":  # loads the dataset (from the cache) and checks its columns: a missing one fails here
+            read_pairs(source[0], args.source_lang, args.target_lang, **source[1])
 
     with placement:
         train_and_test(args, framework, sources)
@@ -305,10 +329,11 @@ def train_and_test(args: argparse.Namespace, framework: str, sources: dict[str, 
         )  # fmt: skip
         log(f"test: {scores.format() if hasattr(scores, 'format') else scores}")
         results["test"] = scores.to_dict()
+        from westron.cli import as_one_line
         from westron.file_utils import atomic_write
 
         with atomic_write(os.path.join(args.output_dir, "test_hypotheses.txt")) as handle:
-            handle.writelines(text + "\n" for text in hypotheses)
+            handle.writelines(as_one_line(text) + "\n" for text in hypotheses)  # one line per test pair
     from westron.file_utils import atomic_write
 
     with atomic_write(os.path.join(args.output_dir, "results.json")) as handle:
