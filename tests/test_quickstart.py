@@ -50,6 +50,12 @@ def test_smoke_run_trains_both_frameworks_and_writes_every_part(tmp_path, monkey
 
     MarianMTModel.from_pretrained(out / "pt")
     MarianMTModel.from_pretrained(out / "tf")
+    # ... and decode, in `westron translate` too, as they were scored: beam search up to the training length.
+    from westron.quickstart import SMOKE_RECIPE
+
+    for framework in ("pt", "tf"):
+        generation = json.loads((out / framework / "generation_config.json").read_text())
+        assert (generation["num_beams"], generation["max_length"]) == (SMOKE_RECIPE.num_beams, SMOKE_RECIPE.max_length + 1)
 
     # A rerun reuses the corpus and the vocabulary.
     code, _, stderr = run_cli(

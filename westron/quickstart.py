@@ -359,6 +359,10 @@ def initial_weights(folder: str, tokenizer_dir: str, recipe: Recipe, frameworks:
         keras.utils.set_random_seed(recipe.seed)
         model = TFAutoModelForSeq2SeqLM.from_config(config)
         model.build_weights()
+    # The trained checkpoints inherit these: `westron translate` on them decodes as the scores were made
+    # (beam search, up to the training length; an unset max_length would stop at 20 tokens), as opus-mt's do.
+    model.generation_config.num_beams = recipe.num_beams
+    model.generation_config.max_length = recipe.max_length + 1  # the decoder start token counts
     from westron.file_utils import atomic_directory
 
     with atomic_directory(folder) as tmp:
