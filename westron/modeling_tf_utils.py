@@ -264,11 +264,13 @@ class TFPreTrainedModel(keras.Model):
 
     # ---- generation -------------------------------------------------------------------------------
 
-    def generate(self, input_ids, attention_mask=None, **kwargs: Any) -> tf.Tensor:
+    def generate(self, inputs=None, attention_mask=None, **kwargs: Any) -> tf.Tensor:
         """Translates a batch: returns generated ids (batch * num_return_sequences, length) as a tf.Tensor.
 
         Runs as one compiled tf.function by default (`jit_compile=True`, shapes padded to buckets);
-        `eager=True` runs the same search step by step in Python, for debugging.
+        `eager=True` runs the same search step by step in Python, for debugging. The source ids
+        come as in HF 4.x: `generate(ids)`, `generate(inputs=ids)` or `generate(input_ids=ids)`;
+        a `generation_config=` argument takes the special tokens it leaves unset from the model's.
 
         Example:
 
@@ -282,7 +284,7 @@ class TFPreTrainedModel(keras.Model):
         """
         from westron.generation.tf_search import generate
 
-        return generate(self, input_ids, attention_mask=attention_mask, **kwargs)
+        return generate(self, inputs, attention_mask=attention_mask, **kwargs)
 
     def compute_transition_scores(self, sequences, scores, beam_indices=None, normalize_logits: bool = False) -> tf.Tensor:
         """Each generated token's score at the step that chose it, (N, steps) float32, as in HF 4.x.

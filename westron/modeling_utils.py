@@ -248,8 +248,12 @@ class PreTrainedModel(nn.Module):
 
     # ---- generation -------------------------------------------------------------------------------
 
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any):
+    def generate(self, inputs: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, **kwargs: Any):
         """Translates a batch: returns generated ids (batch * num_return_sequences, length).
+
+        The source ids come as in HF 4.x: `generate(ids)`, `generate(inputs=ids)` or
+        `generate(input_ids=ids)`; a `generation_config=` argument takes the special tokens it
+        leaves unset from the model's.
 
         Example:
 
@@ -265,7 +269,7 @@ class PreTrainedModel(nn.Module):
         """
         from westron.generation.torch_search import generate
 
-        return generate(self, input_ids, attention_mask=attention_mask, **kwargs)
+        return generate(self, inputs, attention_mask=attention_mask, **kwargs)
 
     def compute_transition_scores(self, sequences, scores, beam_indices=None, normalize_logits: bool = False):
         """Each generated token's score at the step that chose it, (N, steps) float32, as in HF 4.x.
