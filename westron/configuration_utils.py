@@ -69,8 +69,13 @@ class JsonConfig:
 
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike, **kwargs: Any):
+        return cls.from_file_in(path_or_repo_id, cls.config_file_name, **kwargs)
+
+    @classmethod
+    def from_file_in(cls, path_or_repo_id: str | os.PathLike, file_name: str, **kwargs: Any):
+        """Reads `file_name` of a folder or Hub repo; kwargs are hub options, then overrides of its keys."""
         hub_kwargs = pop_hub_kwargs(kwargs)
-        path = cached_file(path_or_repo_id, cls.config_file_name, **hub_kwargs)
+        path = cached_file(path_or_repo_id, file_name, **hub_kwargs)
         data = cls.read_json(path)
         try:
             return cls.from_dict(data, **kwargs)
@@ -78,9 +83,12 @@ class JsonConfig:
             raise CheckpointError(f"{path}: {error}") from None
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
+        self.save_file_in(save_directory, self.config_file_name)
+
+    def save_file_in(self, save_directory: str | os.PathLike, file_name: str) -> None:
         """Writes the file into the folder by one atomic folder swap, keeping the folder's other files."""
-        with atomic_directory(save_directory, keep=lambda name: name != self.config_file_name) as folder:
-            self.to_json_file(os.path.join(folder, self.config_file_name))
+        with atomic_directory(save_directory, keep=lambda name: name != file_name) as folder:
+            self.to_json_file(os.path.join(folder, file_name))
 
 
 class PretrainedConfig(JsonConfig):
