@@ -57,6 +57,7 @@ from westron.tokenization_utils_base import (  # noqa: F401
     SequenceTooLongWarning,
     TokenizerInputError,
     as_tensor,
+    check_call_options,
     check_no_lone_surrogate,
     check_positive_length,
     to_id_lists,
@@ -405,15 +406,35 @@ class PreTrainedTokenizer:
     def encode(
         self,
         text: str,
+        text_pair: str | None = None,
         *,
         target: bool = False,
         add_special_tokens: bool = True,
+        padding: bool | str = False,
         truncation: bool | str | None = None,
         max_length: int | None = None,
-    ) -> list[int]:
-        """The ids of one text (`__call__(text)["input_ids"]`, or its labels with `target=True`)."""
-        options = dict(add_special_tokens=add_special_tokens, truncation=truncation, max_length=max_length)
-        encoding = self(text_target=text, **options) if target else self(text, **options)
+        padding_side: str | None = None,
+        return_tensors: str | None = None,
+        **options: Any,
+    ) -> list[int] | Any:
+        """The ids of one text (`__call__(text)["input_ids"]`, or its labels with `target=True`).
+
+        As in HF 4.x, `return_tensors="pt"` (or "tf", "np") gives a (1, length) tensor, ready for
+        `model.generate(tokenizer.encode(text, return_tensors="pt"))`.
+        """
+        call_options = dict(
+            add_special_tokens=add_special_tokens,
+            padding=padding,
+            truncation=truncation,
+            max_length=max_length,
+            padding_side=padding_side,
+            return_tensors=return_tensors,
+            **options,
+        )
+        if target:
+            encoding = self(text_target=text, text_pair=text_pair, **call_options)
+        else:
+            encoding = self(text, text_pair, **call_options)
         return encoding["input_ids"]
 
     @contextlib.contextmanager
@@ -451,6 +472,7 @@ class PreTrainedTokenizer:
         return_attention_mask: bool | None = None,
         add_special_tokens: bool = True,
         verbose: bool = True,
+        **hf_options: Any,
     ) -> BatchEncoding:
         """Tokenizes one text or a batch: input_ids, attention_mask, and labels when text_target is given.
 
@@ -458,7 +480,9 @@ class PreTrainedTokenizer:
         else model_max_length). truncation: True cuts to max_length, else model_max_length; None
         (the default) keeps long texts whole with one SequenceTooLongWarning per call; False keeps
         them whole silently (the caller checks). max_length alone implies truncation=True.
-        With only text_target, the targets come back as input_ids and attention_mask.
+        With only text_target, the targets come back as input_ids and attention_mask. HF's other
+        options (`return_token_type_ids`, `return_length`, `stride`, ...) are accepted at their
+        neutral value (False, 0, None) and refused otherwise.
 
         Example:
 
@@ -472,6 +496,7 @@ class PreTrainedTokenizer:
             >>> tokenizer("The road", text_target="goes ever on")["labels"][-1] == tokenizer.eos_token_id
             True
         """
+        check_call_options(hf_options)
         if text_pair is not None:  # HF 4.x's second argument: tokenizer(src, tgt) would silently be a pair there
             raise WestronError(
                 "text pairs (the second argument, text_pair) are not supported: translation targets go in text_target="
