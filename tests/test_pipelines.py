@@ -76,6 +76,12 @@ def hf_translate_nllb(folder, hf_tokenizer, tgt_lang):
     return hf_tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 
+def test_languages_per_call_are_one_clear_error(nllb_folder):
+    translator = westron.pipeline("translation", model=nllb_folder, framework="pt", src_lang="eng_Latn", tgt_lang="heb_Hebr")
+    with pytest.raises(WestronError, match=r"src_lang, tgt_lang: give the languages to pipeline\('translation'"):
+        translator(SOURCES, src_lang="eng_Latn", tgt_lang="kat_Geor")
+
+
 def test_task_name_gives_the_languages(nllb_folder):
     translator = westron.pipeline("translation_eng_Latn_to_kat_Geor", model=nllb_folder, framework="pt")
     assert translator.tokenizer.src_lang == "eng_Latn" and translator.tokenizer.tgt_lang == "kat_Geor"
@@ -148,10 +154,36 @@ def test_empty_and_blank_inputs_give_empty_translations(t5_translator):
 
 def test_empty_inputs_keep_their_place_with_several_returned_sequences(t5_translator):
     texts = ["", SOURCES[0]]
-    translations = [r["translation_text"] for r in t5_translator(texts, num_beams=2, num_return_sequences=2)]
-    expected = [r["translation_text"] for r in t5_translator(SOURCES[:1], num_beams=2, num_return_sequences=2)]
-    assert translations == ["", ""] + expected
-    assert t5_translator([""], num_beams=2, num_return_sequences=2) == [{"translation_text": ""}] * 2
+    translations = [[r["translation_text"] for r in group] for group in t5_translator(texts, num_beams=2, num_return_sequences=2)]
+    expected = [r["translation_text"] for r in t5_translator(SOURCES[0], num_beams=2, num_return_sequences=2)]
+    assert translations == [["", ""], expected]
+    assert t5_translator([""], num_beams=2, num_return_sequences=2) == [[{"translation_text": ""}] * 2]
+
+
+def test_several_returned_sequences_are_grouped_per_text_as_in_hf4(t5_folder, t5_translator):
+    """HF 4.x: one text gives a flat list of its n translations; a list of texts a list of such lists."""
+    many = dict(num_beams=3, num_return_sequences=2)
+    one = t5_translator(SOURCES[0], **many)
+    assert [sorted(r) for r in one] == [["translation_text"]] * 2
+    grouped = t5_translator(SOURCES, **many)
+    assert [len(group) for group in grouped] == [2] * len(SOURCES)
+    assert grouped[0] == one
+    texts = [[r["translation_text"] for r in group] for group in grouped]
+    expected = hf_translate(t5_folder, SOURCES, prefix="x: ", max_new_tokens=5, **many)
+    assert texts == [expected[i : i + 2] for i in range(0, len(expected), 2)]
+    ids = t5_translator(SOURCES[:2], return_tensors=True, **many)
+    assert [[sorted(r) for r in group] for group in ids] == [[["translation_token_ids"]] * 2] * 2
+    assert len(t5_translator(SOURCES, num_beams=3)) == len(SOURCES)  # one each: a flat list
+
+
+def test_tokenizer_as_a_folder_as_in_hf4(t5_folder):
+    """pipeline(..., tokenizer="t5-small") loads it, as HF 4.x does (with a model path or a model object)."""
+    expected = westron.pipeline("translation", model=t5_folder, source_prefix="x: ")(SOURCES, max_new_tokens=4)
+    by_path = westron.pipeline("translation", model=t5_folder, tokenizer=t5_folder, source_prefix="x: ")
+    assert by_path(SOURCES, max_new_tokens=4) == expected
+    model = westron.AutoModelForSeq2SeqLM.from_pretrained(t5_folder)
+    with_object = westron.pipeline("translation", model=model, tokenizer=t5_folder, source_prefix="x: ")
+    assert with_object(SOURCES, max_new_tokens=4) == expected
 
 
 @pytest.mark.parametrize("texts, kind", [(123, "int"), (None, "NoneType"), (["fine", 7], "int"), (["fine", None], "NoneType"), (b"bytes", "bytes")])

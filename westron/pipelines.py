@@ -50,6 +50,10 @@ class TranslationPipeline:
         **generate_kwargs: Any,
     ):
         is_path = isinstance(model, str) or hasattr(model, "__fspath__")
+        if isinstance(tokenizer, str) or hasattr(tokenizer, "__fspath__"):  # HF 4.x: a tokenizer's folder or Hub id
+            from westron.models.auto import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer, **peek_hub_kwargs(dict(model_kwargs or {})))
         if framework is None:  # a model object tells its framework (TF classes are named TF...)
             framework = default_framework() if is_path else ("tf" if type(model).__name__.startswith("TF") else "pt")
         if framework not in ("pt", "tf"):
@@ -206,6 +210,9 @@ class TranslationPipeline:
     ) -> list[dict[str, Any]]:
         """Translates a text or a list of texts: [{"translation_text": ...}] in input order.
 
+        With num_return_sequences=n > 1, as in HF 4.x, a text gives its n translations in one list
+        and a list of texts one such list per text.
+
         As HF 4.x: `return_tensors=True` gives [{"translation_token_ids": ids}] instead (a 1-D
         tensor of the pipeline's framework per sequence, ending at its eos as HF's unbatched
         output does); `clean_up_tokenization_spaces` goes to the tokenizer's decode; other keywords
@@ -214,6 +221,13 @@ class TranslationPipeline:
         An empty or blank text translates to "" (no ids), as the CLI keeps empty lines empty: a
         model given nothing would still say something.
         """
+        per_call_languages = sorted(name for name in ("src_lang", "tgt_lang") if name in generate_kwargs)
+        if per_call_languages:  # HF 4.x took them per call; here the tokenizer is set up once
+            raise WestronError(
+                f"{', '.join(per_call_languages)}: give the languages to pipeline('translation', model=..., "
+                "src_lang=..., tgt_lang=...), not to each call"
+            )
+        one_text = isinstance(texts, str)
         texts = _text_list(texts)
         batch_size = self.batch_size if batch_size is None else _positive_int("batch_size", batch_size)
         filled = [i for i, text in enumerate(texts) if text.strip()]
@@ -227,13 +241,17 @@ class TranslationPipeline:
         else:
             per_text = int({**self.generate_kwargs, **generate_kwargs}.get("num_return_sequences") or 1)
         if return_tensors:
-            return [{"translation_token_ids": self._as_tensor(ids)} for ids in self._arrange(texts, filled, rows, per_text, None)]
-        if not return_text:
+            results = [{"translation_token_ids": self._as_tensor(ids)} for ids in self._arrange(texts, filled, rows, per_text, None)]
+        elif not return_text:
             raise WestronError("return_text=False without return_tensors=True would return nothing")
-        decoded = self.tokenizer.batch_decode(
-            rows, skip_special_tokens=True, clean_up_tokenization_spaces=clean_up_tokenization_spaces
-        ) if rows else []
-        return [{"translation_text": text} for text in self._arrange(texts, filled, decoded, per_text, "")]
+        else:
+            decoded = self.tokenizer.batch_decode(
+                rows, skip_special_tokens=True, clean_up_tokenization_spaces=clean_up_tokenization_spaces
+            ) if rows else []
+            results = [{"translation_text": text} for text in self._arrange(texts, filled, decoded, per_text, "")]
+        if per_text > 1 and not one_text:  # HF 4.x: a list of texts gives one list of translations per text
+            return [results[i : i + per_text] for i in range(0, len(results), per_text)]
+        return results
 
     @staticmethod
     def _arrange(texts, filled, outputs, per_text, blank):
