@@ -231,6 +231,28 @@ def test_set_input_embeddings_keeps_ties_in_both_frameworks(resize_folder):
         tf_model.set_input_embeddings(np.zeros((3, old.embedding_dim), np.float32))
 
 
+def test_num_parameters_counts_as_hf_in_both_frameworks(resize_folder):
+    """num_parameters(only_trainable=, exclude_embeddings=) as HF 4.x's (TF models lacked it, PyTorch the keywords)."""
+    hf = transformers.AutoModelForSeq2SeqLM.from_pretrained(resize_folder)
+    ours = westron.AutoModelForSeq2SeqLM.from_pretrained(resize_folder)
+    tf_model = westron.TFAutoModelForSeq2SeqLM.from_pretrained(resize_folder)
+    marian = hf.config.model_type == "marian"
+    for options in ({}, {"exclude_embeddings": True}):
+        expected = hf.num_parameters(**options)
+        if marian and not options:  # HF counts Marian's two fixed sinusoidal tables: buffers here
+            expected -= 2 * hf.config.max_position_embeddings * hf.config.d_model
+        assert ours.num_parameters(**options) == tf_model.num_parameters(**options) == expected, options
+    assert ours.num_parameters(only_trainable=True) == ours.num_parameters()
+    for model in (hf, ours):  # freezing the encoder (its embeddings too)
+        model.get_encoder().requires_grad_(False)
+    tf_model.get_encoder().trainable = False
+    trainable = ours.num_parameters(only_trainable=True)
+    assert 0 < trainable < ours.num_parameters()
+    assert tf_model.num_parameters(only_trainable=True) == trainable
+    if not marian:  # HF 5 counts Marian's decoder position table as trainable
+        assert hf.num_parameters(only_trainable=True) == trainable
+
+
 @pytest.mark.parametrize("new_num_tokens, multiple", [(117, None), (90, None), (101, 8)])
 def test_resize_token_embeddings_matches_hf_in_both_frameworks(resize_folder, new_num_tokens, multiple, tmp_path):
     hf = transformers.AutoModelForSeq2SeqLM.from_pretrained(resize_folder).eval()

@@ -40,6 +40,8 @@ class TFPreTrainedModel(keras.Model):
     # As in the PyTorch twin: where the LM keeps its base model, and its head's checkpoint names.
     base_model_prefix: ClassVar[str] = ""
     head_checkpoint_names: ClassVar[tuple[str, ...]] = ()
+    # Checkpoint names of variables the PyTorch twin holds as buffers (not counted by num_parameters).
+    buffer_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: PretrainedConfig, **kwargs: Any):
         super().__init__(**kwargs)
@@ -150,6 +152,24 @@ class TFPreTrainedModel(keras.Model):
 
     def _embedding_init_std(self) -> float:
         return getattr(self.config, "init_std", None) or getattr(self.config, "initializer_factor", 1.0)
+
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """The PyTorch twin's count: every weight but buffers (`buffer_names`), tied ones once;
+        only_trainable leaves out frozen layers' weights, exclude_embeddings every Embedding's matrix."""
+        self.build_weights()
+        trainable = {id(variable) for variable in self.trainable_variables}
+        embeddings = {
+            id(layer.embeddings)
+            for layer in self._flatten_layers(include_self=False, recursive=True)
+            if isinstance(layer, keras.layers.Embedding) and layer.built
+        }
+        return sum(
+            int(np.prod(variable.shape))
+            for name, (variable, _) in self.checkpoint_variables().items()
+            if name not in self.buffer_names
+            and (id(variable) in trainable or not only_trainable)
+            and not (exclude_embeddings and id(variable) in embeddings)
+        )
 
     # ---- the checkpoint view of the variables --------------------------------------------------------
 

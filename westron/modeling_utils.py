@@ -138,8 +138,16 @@ class PreTrainedModel(nn.Module):
     def dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """The parameters' count, tied ones once, as HF 4.x counts (its keywords: requires_grad ones only;
+        without every nn.Embedding's weight). Marian's fixed sinusoidal position tables are buffers
+        here, parameters in HF: HF's count is that much higher unless exclude_embeddings=True."""
+        embeddings = {f"{name}.weight" for name, module in self.named_modules() if isinstance(module, nn.Embedding)}
+        return sum(
+            parameter.numel()
+            for name, parameter in self.named_parameters()
+            if (parameter.requires_grad or not only_trainable) and not (exclude_embeddings and name in embeddings)
+        )
 
     # ---- loading ----------------------------------------------------------------------------------
 
