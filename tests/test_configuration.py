@@ -103,3 +103,22 @@ def test_generation_config_under_another_file_name_as_in_hf_docs(tmp_path):
         translation.save_pretrained(tmp_path, push_to_hub=True)
     with pytest.raises(WestronError, match="unexpected save_pretrained argument"):
         translation.save_pretrained(tmp_path, safe_serialization=True)
+
+
+def test_to_json_string_and_file_take_hf_use_diff(tmp_path):
+    """HF 4.x's `config.to_json_string(use_diff=False)`: every setting; the default (True) is what the file holds."""
+    config = MarianConfig.from_dict(tiny_marian_config().to_dict())
+    expected = json.loads(json.dumps(config.to_dict()))  # JSON's keys are strings (id2label)
+    assert json.loads(config.to_json_string()) == json.loads(config.to_json_string(use_diff=True)) == expected
+    assert json.loads(config.to_json_string(use_diff=False)) == expected
+    generation = GenerationConfig(num_beams=4)
+    assert json.loads(generation.to_json_string()) == {"num_beams": 4}
+    full = json.loads(generation.to_json_string(use_diff=False))
+    hf_full = json.loads(transformers.GenerationConfig(num_beams=4).to_json_string(use_diff=False))
+    assert full["num_beams"] == hf_full["num_beams"] == 4 and set(full) <= set(hf_full)
+    # HF 4.x's defaults (HF 5 writes None for them)
+    assert (full["max_length"], full["top_k"], full["do_sample"]) == (20, 50, False)
+    generation.to_json_file(tmp_path / "full.json", use_diff=False)
+    assert json.loads((tmp_path / "full.json").read_text()) == full
+    generation.to_json_file(tmp_path / "diff.json")
+    assert GenerationConfig.from_json_file(tmp_path / "diff.json") == generation

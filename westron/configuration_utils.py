@@ -37,8 +37,13 @@ class JsonConfig:
     def to_dict(self) -> dict[str, Any]:
         return copy.deepcopy(self.__dict__)
 
-    def to_json_string(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+    def to_diff_dict(self) -> dict[str, Any]:
+        """What the JSON file holds: the keys that were set (a subclass may leave out defaults)."""
+        return self.to_dict()
+
+    def to_json_string(self, use_diff: bool = True) -> str:
+        """The JSON file's text; HF's use_diff=False writes every setting, defaults included."""
+        return json.dumps(self.to_diff_dict() if use_diff else self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **overrides: Any):
@@ -59,9 +64,9 @@ class JsonConfig:
     def from_json_file(cls, path: str | os.PathLike):
         return cls.from_dict(cls.read_json(os.fspath(path)))
 
-    def to_json_file(self, path: str | os.PathLike) -> None:
+    def to_json_file(self, path: str | os.PathLike, use_diff: bool = True) -> None:
         with atomic_write(path) as handle:
-            handle.write(self.to_json_string())
+            handle.write(self.to_json_string(use_diff=use_diff))
 
     @classmethod
     def get_config_dict(cls, path_or_repo_id: str | os.PathLike, **hub_kwargs: Any) -> dict[str, Any]:

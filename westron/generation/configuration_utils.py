@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from westron.configuration_utils import JsonConfig, PretrainedConfig
@@ -105,5 +104,3 @@ class GenerationConfig(JsonConfig):
             setattr(self, key, value)
         return {}
 
-    def to_json_string(self) -> str:
-        return json.dumps(self.to_diff_dict(), indent=2, sort_keys=True) + "\n"
