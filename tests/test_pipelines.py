@@ -186,6 +186,22 @@ def test_tokenizer_as_a_folder_as_in_hf4(t5_folder):
     assert with_object(SOURCES, max_new_tokens=4) == expected
 
 
+@pytest.mark.parametrize("framework", ["pt", "tf"])
+def test_a_loaded_model_object_brings_its_tokenizer_as_in_hf4(t5_folder, framework):
+    """HF 4.x: pipeline(model=<model from from_pretrained>) loads the tokenizer from the model's folder."""
+    auto = westron.AutoModelForSeq2SeqLM if framework == "pt" else westron.TFAutoModelForSeq2SeqLM
+    model = auto.from_pretrained(t5_folder)
+    assert model.name_or_path == t5_folder
+    translator = westron.pipeline("translation", model=model, source_prefix="x: ")
+    assert translator.tokenizer.name_or_path == t5_folder
+    fast = dict(eager=True) if framework == "tf" else {}  # TensorFlow's step-by-step search: no compiling
+    assert sorted(translator(SOURCES[0], max_new_tokens=3, **fast)[0]) == ["translation_text"]
+    built = type(model)(model.config)  # not from a folder: nothing to find the tokenizer in
+    assert built.name_or_path == ""
+    with pytest.raises(WestronError, match="pass tokenizer= when model is a model object not loaded with from_pretrained"):
+        westron.pipeline("translation", model=built, source_prefix="x: ")
+
+
 @pytest.mark.parametrize("texts, kind", [(123, "int"), (None, "NoneType"), (["fine", 7], "int"), (["fine", None], "NoneType"), (b"bytes", "bytes")])
 def test_input_that_is_not_text_names_the_expected_types(t5_translator, texts, kind):
     with pytest.raises(TypeError, match=f"a string or a list of strings, not {kind}") as error:

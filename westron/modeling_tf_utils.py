@@ -48,6 +48,7 @@ class TFPreTrainedModel(keras.Model):
         self.config = config
         self.generation_config = GenerationConfig.from_model_config(config)
         self.quantization: str | None = None  # "int8" once tf_quantization.quantize_model ran
+        self.name_or_path = ""  # HF 4.x's: the folder or Hub id from_pretrained read (a pipeline finds the tokenizer there)
 
     def __call__(self, *args: Any, return_dict: bool | None = None, **kwargs: Any):
         """HF 4.x's return_dict: False gives the output's set fields as a tuple; None and True the output object.
@@ -233,6 +234,7 @@ class TFPreTrainedModel(keras.Model):
                 quantize_model(model, options.quantization)
         if path_or_repo_id is not None:
             model.generation_config = GenerationConfig.for_model(path_or_repo_id, config, **hub_kwargs)
+            model.name_or_path = os.fspath(path_or_repo_id)
         config._attn_implementation = "eager"  # TensorFlow's only path: scores, softmax, matmul
         if options.output_loading_info:  # loading is strict: anything missing or extra was an error
             return model, {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}

@@ -34,6 +34,7 @@ class PreTrainedModel(nn.Module):
         self.config = config
         self.generation_config = GenerationConfig.from_model_config(config)
         self.quantization: str | None = None  # "int8" once torch_quantization.quantize_model ran
+        self.name_or_path = ""  # HF 4.x's: the folder or Hub id from_pretrained read (a pipeline finds the tokenizer there)
 
     def __call__(self, *args: Any, return_dict: bool | None = None, **kwargs: Any):
         """HF 4.x's return_dict: False gives the output's set fields as a tuple; None and True the output object."""
@@ -188,6 +189,7 @@ class PreTrainedModel(nn.Module):
         model.load_checkpoint(state_dict, source=os.fspath(path_or_repo_id or "state_dict"))
         if path_or_repo_id is not None:
             model.generation_config = GenerationConfig.for_model(path_or_repo_id, config, **hub_kwargs)
+            model.name_or_path = os.fspath(path_or_repo_id)
         model.eval()  # as in HF: dropout is off until the caller trains
         model.set_attn_implementation(options.attn_implementation or "sdpa")
         if dtype is not None:

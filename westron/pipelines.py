@@ -74,12 +74,17 @@ class TranslationPipeline:
             model = auto.from_pretrained(model, allow_pickle=allow_pickle, **model_kwargs)
         elif model_kwargs:
             raise WestronError(f"{', '.join(sorted(model_kwargs))}: loading arguments need model= to be a path, not a model object")
-        elif tokenizer is None:
-            raise WestronError("pass tokenizer= when model is a model object rather than a path")
-        elif framework == "pt" and device is not None:
-            from westron.modeling_utils import resolve_device
+        else:
+            if tokenizer is None:  # HF 4.x reads it from the folder the model was loaded from
+                if not getattr(model, "name_or_path", ""):
+                    raise WestronError("pass tokenizer= when model is a model object not loaded with from_pretrained")
+                from westron.models.auto import AutoTokenizer
 
-            model.to(resolve_device(device))
+                tokenizer = AutoTokenizer.from_pretrained(model.name_or_path)
+            if framework == "pt" and device is not None:
+                from westron.modeling_utils import resolve_device
+
+                model.to(resolve_device(device))
         check_tokenizer_fits_model(tokenizer, model.config)
         self.model = model
         self.tokenizer = tokenizer
