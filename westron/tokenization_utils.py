@@ -89,6 +89,10 @@ class PreTrainedTokenizer:
     vocab_files_names: ClassVar[dict[str, str]] = {}
     optional_vocab_files: ClassVar[frozenset[str]] = frozenset()
     model_input_names: ClassVar[list[str]] = ["input_ids", "attention_mask"]
+    # decode(skip_special_tokens=True) also skips every added token marked special, as HF's fast
+    # (Rust) tokenizers do; HF's SentencePiece-only ones (Marian, M2M100) skip the named and
+    # additional special tokens only.
+    skips_special_added_tokens: ClassVar[bool] = True
     padding_side: str = "right"
     truncation_side: str = "right"
 
@@ -338,6 +342,50 @@ class PreTrainedTokenizer:
     def mask_token_id(self) -> int | None:
         return self._special_token_id("mask_token")
 
+    def add_tokens(self, new_tokens: str | AddedToken | Sequence[str | AddedToken], special_tokens: bool = False) -> int:
+        """HF 4.x's: tokens matched whole in the text, with ids after the vocabulary; returns how many
+        ids are new (a token already in the vocabulary keeps its id). Give the model rows for them:
+        `model.resize_token_embeddings(len(tokenizer))`."""
+        if isinstance(new_tokens, (str, AddedToken)):
+            new_tokens = [new_tokens]
+        added = 0
+        for token in new_tokens:
+            if isinstance(token, str):
+                token = AddedToken(token, special=special_tokens)
+            if not isinstance(token, AddedToken) or not token.content:
+                raise WestronError(f"add_tokens takes non-empty strings or AddedTokens, got {token!r}")
+            if token.content in self._added_ids:
+                continue
+            vocab = self.get_vocab()
+            index = vocab.get(token.content)
+            if index is None:
+                index, added = len(vocab), added + 1
+            self._added_tokens[index] = token
+            self._added_ids[token.content] = index
+        self._compile_added_tokens()
+        return added
+
+    def add_special_tokens(self, special_tokens_dict: Mapping[str, Any], replace_additional_special_tokens: bool = True) -> int:
+        """HF 4.x's: named special tokens (`{"pad_token": "<pad>"}`) and `additional_special_tokens`
+        (a list), added as tokens where new; returns how many ids are new. Decoding with
+        skip_special_tokens=True leaves them out."""
+        extra = special_tokens_dict.get("additional_special_tokens")
+        unknown = sorted(k for k in special_tokens_dict if k != "additional_special_tokens" and k not in SPECIAL_TOKEN_NAMES)
+        if unknown:
+            raise WestronError(f"add_special_tokens: unknown key(s) {', '.join(unknown)} (known: {', '.join(SPECIAL_TOKEN_NAMES)}, additional_special_tokens)")
+        if extra is not None and (isinstance(extra, (str, AddedToken)) or not isinstance(extra, (list, tuple))):
+            raise WestronError(f"additional_special_tokens must be a list of tokens, got {extra!r}")
+        tokens = []
+        for name, value in special_tokens_dict.items():
+            if name != "additional_special_tokens":
+                tokens.append(value if isinstance(value, AddedToken) else AddedToken(token_text(value), special=True))
+                self._special_tokens[name] = token_text(value)
+        extra_tokens = [t if isinstance(t, AddedToken) else AddedToken(token_text(t), special=True) for t in extra or ()]
+        if extra is not None:
+            kept = [] if replace_additional_special_tokens else self._extra_special_tokens
+            self._extra_special_tokens = list(dict.fromkeys(kept + [t.content for t in extra_tokens]))
+        return self.add_tokens(tokens + extra_tokens)
+
     def _compile_added_tokens(self) -> None:
         # Longest first: at each position the regex takes the first alternative that matches, so
         # "<extra_id_10>" wins over "<extra_id_1>" (Hugging Face's trie does the same).
@@ -393,7 +441,9 @@ class PreTrainedTokenizer:
         ids = to_id_lists(ids)
         if isinstance(ids, int):
             return self._id_to_token(ids, decode_options)
-        skip = set(self.all_special_ids) if skip_special_tokens else ()
+        skip = set(self.all_special_ids) if skip_special_tokens else set()
+        if skip_special_tokens and self.skips_special_added_tokens:
+            skip.update(index for index, token in self._added_tokens.items() if token.special)
         return [self._id_to_token(index, decode_options) for index in ids if index not in skip]
 
     def _id_to_token(self, index: int, decode_options: dict[str, Any]) -> str:
