@@ -76,6 +76,12 @@ def hf_translate_nllb(folder, hf_tokenizer, tgt_lang):
     return hf_tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 
+def test_no_model_is_one_clear_error():
+    """HF 4.x's pipeline("translation_en_to_fr") downloaded t5-base; Westron names what it needs."""
+    with pytest.raises(WestronError, match="pipeline.. needs model=: a folder or Hub id"):
+        westron.pipeline("translation_en_to_fr")
+
+
 def test_languages_per_call_are_one_clear_error(nllb_folder):
     translator = westron.pipeline("translation", model=nllb_folder, framework="pt", src_lang="eng_Latn", tgt_lang="heb_Hebr")
     with pytest.raises(WestronError, match=r"src_lang, tgt_lang: give the languages to pipeline\('translation'"):

@@ -158,3 +158,27 @@ def test_add_special_tokens_refuses_what_it_cannot_take(tokenizers):
         tokenizer.add_special_tokens({"additional_special_tokens": "<x>"})
     with pytest.raises(WestronError, match="non-empty strings or AddedTokens"):
         tokenizer.add_tokens([""])
+
+
+def assert_same_encoding(actual, expected) -> None:
+    assert sorted(actual) == sorted(expected)
+    for key in expected:
+        assert np.asarray(actual[key]).tolist() == np.asarray(expected[key]).tolist(), key
+
+
+def test_hf4_encode_plus_batch_encode_plus_and_prepare_seq2seq_batch(tokenizers):
+    """HF 4.x's older spellings (HF 5 dropped them, so HF's __call__ is the oracle)."""
+    tokenizer, hf_tokenizer = tokenizers
+    assert_same_encoding(tokenizer.encode_plus(TEXTS[0], return_tensors="pt"), hf_tokenizer(TEXTS[0], return_tensors="pt"))
+    assert_same_encoding(
+        tokenizer.batch_encode_plus(TEXTS, padding=True, return_tensors="np"), hf_tokenizer(TEXTS, padding=True, return_tensors="np")
+    )
+    with pytest.warns(FutureWarning, match="prepare_seq2seq_batch.. is deprecated"):
+        batch = tokenizer.prepare_seq2seq_batch(TEXTS, TEXTS[::-1], max_target_length=6, return_tensors="pt")
+    expected = hf_tokenizer(TEXTS, padding="longest", truncation=True, return_tensors="pt")
+    expected["labels"] = hf_tokenizer(text_target=TEXTS[::-1], padding="longest", truncation=True, max_length=6, return_tensors="pt")["input_ids"]
+    assert_same_encoding(batch, expected)
+    with pytest.raises(WestronError, match="use batch_encode_plus for a list"):
+        tokenizer.encode_plus(TEXTS)
+    with pytest.raises(WestronError, match="batch_encode_plus takes a list of texts"):
+        tokenizer.batch_encode_plus(TEXTS[0])

@@ -341,7 +341,7 @@ class InputTooLongError(WestronError):
         super().__init__(f"input {index + 1} has {length} tokens, more than the model's limit of {limit}")
 
 
-def pipeline(task: str, model: Any, tokenizer: Any = None, framework: str | None = None, device: str | int | None = None, **kwargs: Any):
+def pipeline(task: str, model: Any = None, tokenizer: Any = None, framework: str | None = None, device: str | int | None = None, **kwargs: Any):
     """Hugging Face's pipeline() for translation: `pipeline("translation", model=..., framework="pt"|"tf")`.
 
     As in HF 4.x, "translation_en_to_de" names the direction (T5 then finds its prefix in the config).
@@ -361,6 +361,10 @@ def pipeline(task: str, model: Any, tokenizer: Any = None, framework: str | None
     match = SUPPORTED_TASK.fullmatch(task)
     if not match:
         raise WestronError(f"unsupported task {task!r}: Westron's pipeline() supports 'translation'")
+    if model is None:  # HF 4.x downloaded a default (t5-base) here
+        raise WestronError(
+            "pipeline() needs model=: a folder or Hub id such as 'Helsinki-NLP/opus-mt-en-de' (Westron picks no default model)"
+        )
     if match.group(1):
         kwargs.setdefault("src_lang", match.group(1))
         kwargs.setdefault("tgt_lang", match.group(2))

@@ -487,6 +487,46 @@ class PreTrainedTokenizer:
             encoding = self(text, text_pair, **call_options)
         return encoding["input_ids"]
 
+    def encode_plus(self, text: str, *args: Any, **kwargs: Any) -> BatchEncoding:
+        """HF 4.x's name for tokenizing one text: `__call__` with a string (HF 5 dropped it)."""
+        if not isinstance(text, str):
+            raise WestronError(f"encode_plus takes one text (a string), got {type(text).__name__}: use batch_encode_plus for a list")
+        return self(text, *args, **kwargs)
+
+    def batch_encode_plus(self, batch_text_or_text_pairs: Sequence[str], *args: Any, **kwargs: Any) -> BatchEncoding:
+        """HF 4.x's name for tokenizing a batch: `__call__` with a list of texts (HF 5 dropped it)."""
+        if isinstance(batch_text_or_text_pairs, str) or not all(isinstance(t, str) for t in batch_text_or_text_pairs):
+            raise WestronError("batch_encode_plus takes a list of texts (text pairs are not supported)")
+        return self(list(batch_text_or_text_pairs), *args, **kwargs)
+
+    def prepare_seq2seq_batch(
+        self,
+        src_texts: Sequence[str],
+        tgt_texts: Sequence[str] | None = None,
+        max_length: int | None = None,
+        max_target_length: int | None = None,
+        padding: bool | str = "longest",
+        return_tensors: str | None = None,
+        truncation: bool = True,
+        **kwargs: Any,
+    ) -> BatchEncoding:
+        """HF 4.x's deprecated batch maker (old Marian docs use it): `__call__(src_texts, text_target=tgt_texts, ...)`."""
+        warnings.warn(
+            "prepare_seq2seq_batch() is deprecated (as in transformers 4.x): call tokenizer(src_texts, text_target=tgt_texts) instead",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self(
+            src_texts,
+            text_target=tgt_texts,
+            max_length=max_length,
+            max_target_length=max_target_length,
+            padding=padding,
+            truncation=truncation,
+            return_tensors=return_tensors,
+            **kwargs,
+        )
+
     @contextlib.contextmanager
     def as_target_tokenizer(self) -> Iterator["PreTrainedTokenizer"]:
         """Transformers 4.x's old way to tokenize labels: inside, `tokenizer(texts)` means `text_target=texts`.
