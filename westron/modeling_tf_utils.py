@@ -26,7 +26,7 @@ from westron.checkpoint import (
 from westron.configuration_utils import PretrainedConfig, record_dtype, resized_vocab_size
 from westron.errors import WestronError
 from westron.file_utils import recover_directory
-from westron.generation.configuration_utils import GenerationConfig
+from westron.generation.configuration_utils import GenerationConfig, config_generation_snapshot
 from westron.loading import apply_key_mapping, check_config_overrides, take_loading_kwargs, take_save_kwargs
 
 
@@ -47,6 +47,8 @@ class TFPreTrainedModel(keras.Model):
         super().__init__(**kwargs)
         self.config = config
         self.generation_config = GenerationConfig.from_model_config(config)
+        # model.config's generation settings now: HF 4.x's generate applies later edits to them (deprecated there)
+        self.config_generation_snapshot = config_generation_snapshot(config)
         self.quantization: str | None = None  # "int8" once tf_quantization.quantize_model ran
         self.name_or_path = ""  # HF 4.x's: the folder or Hub id from_pretrained read (a pipeline finds the tokenizer there)
 

@@ -3,10 +3,13 @@
 The source ids come positionally, as `inputs=` (HF's parameter name) or as `input_ids=`; what
 Westron's generate cannot take (`encoder_outputs`, `inputs_embeds`, HF's callback objects) is one
 WestronError naming it, never a TypeError about a missing argument. A GenerationConfig argument
-takes the special tokens it leaves unset from the model's, as in HF 4.x.
+takes the special tokens it leaves unset from the model's, as in HF 4.x, and generation settings
+edited on model.config apply with HF 4.x's FutureWarning (HF 5 refuses them).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
@@ -122,3 +125,24 @@ def test_generation_config_argument_takes_the_models_special_tokens(model, hf_mo
 def test_a_transformers_generation_config_is_named_in_the_error(model, batch):
     with pytest.raises(WestronError, match="must be a westron.GenerationConfig, got transformers"):
         generate(model, source(model, batch[0]), generation_config=transformers.GenerationConfig(num_beams=2))
+
+
+def test_settings_edited_on_model_config_apply_with_hf4_warning(folder, hf_model, batch):
+    """HF 4.x: `model.config.num_beams = 3` then generate() used them, with a FutureWarning (HF 5 raises)."""
+    ids, mask = batch
+    with torch.no_grad():
+        expected = as_list(hf_model.generate(ids, attention_mask=mask, num_beams=3, max_length=5))
+    for model_class in (MarianMTModel, TFMarianMTModel):
+        model = model_class.from_pretrained(folder)
+        source_ids, source_mask = source(model, ids), source(model, mask)
+        model.config.num_beams, model.config.max_length = 3, 5
+        model.config.use_cache = False  # what training scripts do: changes nothing, no warning
+        with pytest.warns(FutureWarning, match=r"set on model.config \(max_length=5, num_beams=3\) are applied"):
+            assert as_list(generate(model, source_ids, attention_mask=source_mask)) == expected
+        assert model.generation_config.num_beams == 1  # left as it was
+        plain = GenerationConfig.from_dict(model.generation_config.to_dict(), max_new_tokens=6)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a generation_config argument is used as given
+            actual = generate(model, source_ids, attention_mask=source_mask, generation_config=plain)
+        with torch.no_grad():
+            assert as_list(actual) == as_list(hf_model.generate(ids, attention_mask=mask, max_new_tokens=6))

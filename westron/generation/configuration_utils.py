@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from westron.configuration_utils import JsonConfig, PretrainedConfig
@@ -47,8 +48,7 @@ class GenerationConfig(JsonConfig):
 
     @classmethod
     def from_model_config(cls, config: PretrainedConfig) -> "GenerationConfig":
-        model_dict = config.to_dict()
-        return cls(**{key: model_dict[key] for key in DEFAULTS if key in model_dict})
+        return cls(**model_config_generation_values(config))
 
     @classmethod
     def for_model(cls, path_or_repo_id, config: PretrainedConfig, **hub_kwargs: Any) -> "GenerationConfig":
@@ -104,3 +104,13 @@ class GenerationConfig(JsonConfig):
             setattr(self, key, value)
         return {}
 
+
+def model_config_generation_values(config: PretrainedConfig) -> dict[str, Any]:
+    """The generation settings a model's config.json carries (where HF 4.x's older checkpoints keep them)."""
+    model_dict = config.to_dict()
+    return {key: model_dict[key] for key in DEFAULTS if key in model_dict}
+
+
+def config_generation_snapshot(config: PretrainedConfig) -> str:
+    """Those settings as JSON, kept by a model when it is made, to see later whether its config was edited."""
+    return json.dumps(model_config_generation_values(config), sort_keys=True)

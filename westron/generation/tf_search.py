@@ -79,7 +79,7 @@ def generate(
     input_ids = take_source_ids(inputs, kwargs)
     config = model.config
     settings = resolve_generation_settings(
-        base_generation_config(generation_config, model.generation_config),
+        base_generation_config(generation_config, model),
         kwargs,
         seed=seed,
         vocab_size=getattr(config, "decoder_vocab_size", None) or getattr(config, "vocab_size", None),

@@ -77,7 +77,7 @@ def generate(
     config = model.config
     vocab_size = getattr(config, "decoder_vocab_size", None) or getattr(config, "vocab_size", None)
     settings = resolve_generation_settings(
-        base_generation_config(generation_config, getattr(model, "generation_config", None)),
+        base_generation_config(generation_config, model),
         kwargs,
         seed=seed,
         vocab_size=vocab_size,

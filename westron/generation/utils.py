@@ -14,13 +14,15 @@ and `max_new_tokens=n` means `max_length=n + 1`.
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from westron.errors import WestronError
-from westron.generation.configuration_utils import DEFAULTS, GenerationConfig
+from westron.generation.configuration_utils import DEFAULTS, GenerationConfig, config_generation_snapshot
 
 # Decoder prompt length of an encoder-decoder model: the decoder_start_token_id.
 DECODER_PROMPT_LENGTH = 1
@@ -233,16 +235,26 @@ def _is_neutral(value: Any, neutral_values: tuple) -> bool:
     return any(value is v or (type(value) is type(v) and value == v) for v in neutral_values)
 
 
-def base_generation_config(
-    generation_config: GenerationConfig | Mapping[str, Any] | None, model_generation_config: GenerationConfig | None
-) -> GenerationConfig | Mapping[str, Any] | None:
+def base_generation_config(generation_config: GenerationConfig | Mapping[str, Any] | None, model) -> GenerationConfig | Mapping[str, Any] | None:
     """What generate starts from: the generation_config argument, else the model's.
 
     As in HF 4.x, special tokens a GenerationConfig argument leaves unset (GenerationConfig(num_beams=4)
     knows no decoder start or eos) come from the model's generation config; its other settings do not.
+    Without the argument, generation settings edited on model.config since the model was loaded
+    (`model.config.num_beams = 4`, HF 4.x's deprecated way) apply, with HF 4.x's FutureWarning.
     """
+    model_generation_config = getattr(model, "generation_config", None)
     if generation_config is None:
-        return model_generation_config
+        edits = _model_config_edits(model)
+        if not edits or model_generation_config is None:
+            return model_generation_config
+        warnings.warn(
+            f"generation settings set on model.config ({', '.join(f'{k}={v!r}' for k, v in edits.items())}) are applied, as in "
+            "transformers 4.x, which deprecated this: set them on model.generation_config or pass them to generate()",
+            FutureWarning,
+            stacklevel=4,
+        )
+        return GenerationConfig.from_dict(model_generation_config.to_dict(), **edits)
     if not isinstance(generation_config, GenerationConfig) or model_generation_config is None:
         return generation_config
     fallback = {
@@ -251,6 +263,17 @@ def base_generation_config(
         if getattr(generation_config, key, None) is None
     }
     return GenerationConfig.from_dict(generation_config.to_dict(), **fallback)
+
+
+def _model_config_edits(model) -> dict[str, Any]:
+    """Generation settings of model.config that differ from when the model was made (its snapshot)."""
+    snapshot = getattr(model, "config_generation_snapshot", None)
+    if snapshot is None:
+        return {}
+    before = json.loads(snapshot)
+    now = json.loads(config_generation_snapshot(model.config))  # JSON both: a tuple and a list compare equal
+    # use_cache: training scripts switch it off on model.config; Westron's search always caches.
+    return {key: value for key, value in now.items() if before.get(key) != value and key != "use_cache"}
 
 
 # The special tokens a generation_config argument takes from the model's when unset (HF 4.x's list).
