@@ -76,6 +76,23 @@ def hf_translate_nllb(folder, hf_tokenizer, tgt_lang):
     return hf_tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 
+def test_truncation_per_call_as_in_hf4(nllb_folder):
+    """HF 4.x's translator(texts, truncation=...) (with its strategy names) overrides the pipeline's choice."""
+    strict = westron.pipeline("translation", model=nllb_folder, framework="pt", src_lang="eng_Latn", tgt_lang="heb_Hebr", truncation=False)
+    long_text = " ".join(["wander"] * 300)  # over the model's 128 positions
+    with pytest.raises(WestronError, match="more than the model's limit of 128"):
+        strict(long_text, max_new_tokens=2)
+    with pytest.warns(UserWarning, match="are truncated"):
+        truncated = strict(long_text, truncation=True, max_new_tokens=2)
+    with pytest.warns(UserWarning, match="are truncated"):
+        assert strict(long_text, truncation="longest_first", max_new_tokens=2) == truncated
+    lenient = westron.pipeline("translation", model=nllb_folder, framework="pt", src_lang="eng_Latn", tgt_lang="heb_Hebr")
+    with pytest.raises(WestronError, match="more than the model's limit"):
+        lenient(long_text, truncation="do_not_truncate", max_new_tokens=2)
+    with pytest.raises(WestronError, match="truncation must be True, False"):
+        lenient(SOURCES[0], truncation="yes")
+
+
 def test_no_model_is_one_clear_error():
     """HF 4.x's pipeline("translation_en_to_fr") downloaded t5-base; Westron names what it needs."""
     with pytest.raises(WestronError, match="pipeline.. needs model=: a folder or Hub id"):

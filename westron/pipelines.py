@@ -59,7 +59,7 @@ class TranslationPipeline:
         if framework not in ("pt", "tf"):
             raise WestronError(f"framework must be 'pt' or 'tf', not {framework!r}")
         self.framework = framework
-        self.truncation = truncation
+        self.truncation = _truncation_choice(truncation)
         self.batch_size = _positive_int("batch_size", batch_size)
         device = pipeline_device(device, framework)
         self.generate_kwargs = generate_kwargs
@@ -146,14 +146,16 @@ class TranslationPipeline:
         limits.append(getattr(self.tokenizer, "model_max_length", None))
         return min(limit for limit in limits if isinstance(limit, int) and limit > 0)
 
-    def encode(self, texts: Sequence[str]) -> tuple[Any, Any]:
-        """Tokenizes a batch; inputs over the model's limit are truncated with one warning, or refused."""
+    def encode(self, texts: Sequence[str], truncation: bool | None = None) -> tuple[Any, Any]:
+        """Tokenizes a batch; inputs over the model's limit are truncated with one warning, or refused.
+
+        truncation: this call's choice (HF 4.x took it per call), else the pipeline's."""
         encoded = self.tokenizer(list(texts), padding=True, truncation=False, return_tensors="np")
         limit = self.max_source_length
         lengths = encoded["attention_mask"].sum(axis=1)
         too_long = [i for i, length in enumerate(lengths) if length > limit]
         if too_long:
-            if not self.truncation:
+            if not (self.truncation if truncation is None else truncation):
                 raise InputTooLongError(too_long[0], int(lengths[too_long[0]]), limit)
             # One fixed message, so a "once" warnings filter (the CLI's) shows it once per run.
             warnings.warn(f"inputs longer than the model's limit of {limit} tokens are truncated", stacklevel=3)
@@ -170,7 +172,7 @@ class TranslationPipeline:
             output_ids, skip_special_tokens=True, clean_up_tokenization_spaces=clean_up_tokenization_spaces
         )
 
-    def generate_batch(self, texts: Sequence[str], **generate_kwargs: Any) -> np.ndarray:
+    def generate_batch(self, texts: Sequence[str], truncation: bool | None = None, **generate_kwargs: Any) -> np.ndarray:
         """The generated ids (rows, length) of one batch of non-empty texts, padded after each row's end."""
         if not texts:
             return np.zeros((0, 0), np.int64)
@@ -183,7 +185,7 @@ class TranslationPipeline:
                 f"{', '.join(asked)}: the translation pipeline returns text; call "
                 "model.generate(..., return_dict_in_generate=True) for scores, attentions or hidden states"
             )
-        input_ids, attention_mask = self.encode(texts)
+        input_ids, attention_mask = self.encode(texts, truncation)
         if self.framework == "pt":
             return self._generate_pt(input_ids, attention_mask, kwargs)
         return self._generate_tf(input_ids, attention_mask, kwargs)
@@ -211,6 +213,7 @@ class TranslationPipeline:
         return_tensors: bool = False,
         return_text: bool = True,
         clean_up_tokenization_spaces: bool | None = None,
+        truncation: bool | None = None,
         **generate_kwargs: Any,
     ) -> list[dict[str, Any]]:
         """Translates a text or a list of texts: [{"translation_text": ...}] in input order.
@@ -227,6 +230,7 @@ class TranslationPipeline:
         model given nothing would still say something.
         """
         per_call_languages = sorted(name for name in ("src_lang", "tgt_lang") if name in generate_kwargs)
+        truncation = _truncation_choice(truncation)
         if per_call_languages:  # HF 4.x took them per call; here the tokenizer is set up once
             raise WestronError(
                 f"{', '.join(per_call_languages)}: give the languages to pipeline('translation', model=..., "
@@ -239,7 +243,7 @@ class TranslationPipeline:
         rows: list[np.ndarray] = []
         for start in range(0, len(filled), batch_size):
             batch = [texts[i] for i in filled[start : start + batch_size]]
-            rows.extend(self.generate_batch(batch, **generate_kwargs))
+            rows.extend(self.generate_batch(batch, truncation=truncation, **generate_kwargs))
         # Each text gives num_return_sequences translations; a blank one as many empty ones.
         if filled:
             per_text = len(rows) // len(filled)
@@ -281,6 +285,15 @@ class TranslationPipeline:
         import tensorflow as tf
 
         return tf.constant(ids)
+
+
+def _truncation_choice(value: Any) -> bool | None:
+    """True, False or None (the pipeline's choice), from a bool or HF's strategy names."""
+    choices = {None: None, True: True, False: False, "longest_first": True, "only_first": True, "do_not_truncate": False}
+    try:
+        return choices[value]
+    except (KeyError, TypeError):
+        raise WestronError(f"truncation must be True, False, 'longest_first', 'only_first' or 'do_not_truncate', got {value!r}") from None
 
 
 def _positive_int(name: str, value: Any) -> int:
