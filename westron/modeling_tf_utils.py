@@ -63,6 +63,34 @@ class TFPreTrainedModel(keras.Model):
         output = super().__call__(*args, **kwargs)
         return output.to_tuple() if return_dict is False else output
 
+    # ---- Keras fit: HF 4.x's TF models trained on their own loss ------------------------------------
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """`compile()` without a loss makes `fit()` / `evaluate()` use the model's own loss (its output's
+        `loss`, from the labels in the inputs), as HF 4.x's TF models did; a loss given to compile() is Keras'."""
+        loss = getattr(y_pred, "loss", None)
+        if self.loss is None and loss is not None:
+            return loss
+        return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+
+    def train_step(self, data):
+        return super().train_step(self._labels_into_inputs(data))
+
+    def test_step(self, data):
+        return super().test_step(self._labels_into_inputs(data))
+
+    def _labels_into_inputs(self, data):
+        """(features, labels) -> (features with "labels",): HF 4.x's rule, so a dataset that keeps the labels
+        apart (`to_tf_dataset(label_cols=["labels"])`) trains on the model's own loss too."""
+        if self.loss is not None or not isinstance(data, tuple) or len(data) < 2 or not isinstance(data[0], dict):
+            return data
+        if len(data) > 2 and data[2] is not None:
+            raise WestronError("sample weights are not supported with the model's own loss (compile() without loss=)")
+        features, labels = data[0], data[1]
+        if labels is None or "labels" in features:
+            return data
+        return ({**features, "labels": labels},)
+
     def tied_weights(self) -> dict[str, str]:
         """Tied parameters under this config: {tied name: source name}, the same as the PyTorch twin's."""
         return {}
