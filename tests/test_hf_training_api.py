@@ -271,6 +271,8 @@ def test_tf_compile_without_a_loss_fits_on_the_models_own_loss(tmp_path):
     weighted = tf.data.Dataset.from_tensor_slices((features, labels, np.ones(2, np.float32))).batch(2)
     with pytest.raises(WestronError, match="sample weights are not supported"):
         model.fit(weighted, verbose=0)
+    with pytest.raises(WestronError, match="prepare_tf_dataset is not supported: make a tf.data.Dataset"):
+        model.prepare_tf_dataset(None, batch_size=2)
 
 
 @pytest.mark.parametrize("new_num_tokens, multiple", [(117, None), (90, None), (101, 8)])

@@ -79,6 +79,13 @@ class TFPreTrainedModel(keras.Model):
     def test_step(self, data):
         return super().test_step(self._labels_into_inputs(data))
 
+    def prepare_tf_dataset(self, *args: Any, **kwargs: Any):
+        """HF 4.x's helper over a `datasets.Dataset`: not provided, refused with what to do instead."""
+        raise WestronError(
+            "prepare_tf_dataset is not supported: make a tf.data.Dataset of batches from "
+            "DataCollatorForSeq2Seq(tokenizer, model=model, return_tensors='tf') (or datasets' to_tf_dataset)"
+        )
+
     def _labels_into_inputs(self, data):
         """(features, labels) -> (features with "labels",): HF 4.x's rule, so a dataset that keeps the labels
         apart (`to_tf_dataset(label_cols=["labels"])`) trains on the model's own loss too."""
