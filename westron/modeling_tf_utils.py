@@ -27,7 +27,13 @@ from westron.configuration_utils import PretrainedConfig, record_dtype, resized_
 from westron.errors import WestronError
 from westron.file_utils import recover_directory
 from westron.generation.configuration_utils import GenerationConfig, config_generation_snapshot
-from westron.loading import apply_key_mapping, check_config_overrides, take_loading_kwargs, take_save_kwargs
+from westron.loading import (
+    apply_key_mapping,
+    check_config_overrides,
+    generation_overrides,
+    take_loading_kwargs,
+    take_save_kwargs,
+)
 
 
 # Where generation/tf_search.py caches its compiled searches on a model.
@@ -272,6 +278,7 @@ class TFPreTrainedModel(keras.Model):
         if path_or_repo_id is not None:
             model.generation_config = GenerationConfig.for_model(path_or_repo_id, config, **hub_kwargs)
             model.name_or_path = os.fspath(path_or_repo_id)
+        model.generation_config.update(**generation_overrides(options.config_overrides))  # HF 4.x: both configs
         config._attn_implementation = "eager"  # TensorFlow's only path: scores, softmax, matmul
         if options.output_loading_info:  # loading is strict: anything missing or extra was an error
             return model, {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}

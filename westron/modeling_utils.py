@@ -17,7 +17,13 @@ from westron.configuration_utils import PretrainedConfig, record_dtype, resized_
 from westron.errors import WestronError
 from westron.file_utils import recover_directory
 from westron.generation.configuration_utils import GenerationConfig, config_generation_snapshot
-from westron.loading import apply_key_mapping, check_config_overrides, take_loading_kwargs, take_save_kwargs
+from westron.loading import (
+    apply_key_mapping,
+    check_config_overrides,
+    generation_overrides,
+    take_loading_kwargs,
+    take_save_kwargs,
+)
 
 
 class PreTrainedModel(nn.Module):
@@ -192,6 +198,7 @@ class PreTrainedModel(nn.Module):
         if path_or_repo_id is not None:
             model.generation_config = GenerationConfig.for_model(path_or_repo_id, config, **hub_kwargs)
             model.name_or_path = os.fspath(path_or_repo_id)
+        model.generation_config.update(**generation_overrides(options.config_overrides))  # HF 4.x: both configs
         model.eval()  # as in HF: dropout is off until the caller trains
         model.set_attn_implementation(options.attn_implementation or "sdpa")
         if dtype is not None:

@@ -9,6 +9,9 @@ edited on model.config apply with HF 4.x's FutureWarning (HF 5 refuses them).
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import warnings
 
 import numpy as np
@@ -146,3 +149,24 @@ def test_settings_edited_on_model_config_apply_with_hf4_warning(folder, hf_model
             actual = generate(model, source_ids, attention_mask=source_mask, generation_config=plain)
         with torch.no_grad():
             assert as_list(actual) == as_list(hf_model.generate(ids, attention_mask=mask, max_new_tokens=6))
+
+
+def test_generation_settings_given_to_from_pretrained_reach_generate(folder, hf_model, batch, tmp_path):
+    """HF 4.x gave from_pretrained(path, num_beams=3) to the generation config too (HF 5 refuses it)."""
+    ids, mask = batch
+    with torch.no_grad():
+        expected = as_list(hf_model.generate(ids, attention_mask=mask, num_beams=3, max_length=5))
+    opus_style = tmp_path / "opus-style"  # config.json also holding num_beams, as opus-mt's do
+    opus_style.mkdir()
+    for name in os.listdir(folder):
+        shutil.copy(os.path.join(folder, name), opus_style / name)
+    config = json.loads((opus_style / "config.json").read_text())
+    (opus_style / "config.json").write_text(json.dumps({**config, "num_beams": 4}))
+    for model_class in (MarianMTModel, TFMarianMTModel):
+        for path in (folder, opus_style):
+            model = model_class.from_pretrained(path, num_beams=3, max_length=5)
+            assert (model.generation_config.num_beams, model.generation_config.max_length) == (3, 5)
+            assert getattr(model.config, "num_beams", 3) == 3  # kept on the config only where it has the key
+            assert as_list(generate(model, source(model, ids), attention_mask=source(model, mask))) == expected
+        with pytest.raises(WestronError, match="unexpected from_pretrained argument.s.: num_beam "):
+            model_class.from_pretrained(folder, num_beam=3)
