@@ -1,6 +1,8 @@
 import json
+import os
 
 import pytest
+import transformers
 
 from tests.hf_oracle import tiny_marian_config
 from westron import AutoConfig, GenerationConfig
@@ -73,7 +75,50 @@ def test_generation_config_json_round_trip_keeps_unknown_keys(tmp_path):
     }
 
 
-def test_generation_config_update_rejects_typos():
+def test_generation_config_update_works_in_place_as_in_hf_and_rejects_typos():
+    """HF 4.x: `model.generation_config.update(num_beams=4)` changes the model's settings, returning the unused."""
+    generation = GenerationConfig()
+    assert generation.update(num_beams=3, max_new_tokens=5) == {}
+    assert generation.num_beams == 3 and generation.max_new_tokens == 5
+    hf_generation = transformers.GenerationConfig()
+    assert hf_generation.update(num_beams=3) == {} and hf_generation.num_beams == 3  # the oracle
     with pytest.raises(WestronError, match="num_beam"):
-        GenerationConfig().update(num_beam=4)
-    assert GenerationConfig().update(num_beams=3).num_beams == 3
+        generation.update(num_beam=4)
+    assert generation.num_beams == 3
+
+
+def test_generation_config_under_another_file_name_as_in_hf_docs(tmp_path):
+    """HF 4.x's docs keep several generation configs in one folder: save_pretrained(folder, name) / from_pretrained(folder, name)."""
+    translation = GenerationConfig(num_beams=4, early_stopping=True, decoder_start_token_id=0)
+    translation.save_pretrained(tmp_path, "translation_generation_config.json")
+    assert sorted(os.listdir(tmp_path)) == ["translation_generation_config.json"]
+    loaded = GenerationConfig.from_pretrained(tmp_path, "translation_generation_config.json")
+    assert loaded == translation
+    hf_loaded = transformers.GenerationConfig.from_pretrained(tmp_path, "translation_generation_config.json")
+    assert (hf_loaded.num_beams, hf_loaded.early_stopping, hf_loaded.decoder_start_token_id) == (4, True, 0)
+    GenerationConfig(num_beams=2).save_pretrained(tmp_path)  # the default name, next to the other
+    assert GenerationConfig.from_pretrained(tmp_path).num_beams == 2
+    assert GenerationConfig.from_pretrained(tmp_path, "translation_generation_config.json").num_beams == 4
+    with pytest.raises(WestronError, match="push_to_hub=True"):
+        translation.save_pretrained(tmp_path, push_to_hub=True)
+    with pytest.raises(WestronError, match="unexpected save_pretrained argument"):
+        translation.save_pretrained(tmp_path, safe_serialization=True)
+
+
+def test_to_json_string_and_file_take_hf_use_diff(tmp_path):
+    """HF 4.x's `config.to_json_string(use_diff=False)`: every setting; the default (True) is what the file holds."""
+    config = MarianConfig.from_dict(tiny_marian_config().to_dict())
+    expected = json.loads(json.dumps(config.to_dict()))  # JSON's keys are strings (id2label)
+    assert json.loads(config.to_json_string()) == json.loads(config.to_json_string(use_diff=True)) == expected
+    assert json.loads(config.to_json_string(use_diff=False)) == expected
+    generation = GenerationConfig(num_beams=4)
+    assert json.loads(generation.to_json_string()) == {"num_beams": 4}
+    full = json.loads(generation.to_json_string(use_diff=False))
+    hf_full = json.loads(transformers.GenerationConfig(num_beams=4).to_json_string(use_diff=False))
+    assert full["num_beams"] == hf_full["num_beams"] == 4 and set(full) <= set(hf_full)
+    # HF 4.x's defaults (HF 5 writes None for them)
+    assert (full["max_length"], full["top_k"], full["do_sample"]) == (20, 50, False)
+    generation.to_json_file(tmp_path / "full.json", use_diff=False)
+    assert json.loads((tmp_path / "full.json").read_text()) == full
+    generation.to_json_file(tmp_path / "diff.json")
+    assert GenerationConfig.from_json_file(tmp_path / "diff.json") == generation

@@ -14,7 +14,7 @@ import torch
 import transformers
 
 import westron
-from tests.hf_oracle import save_tiny_m2m100, save_tiny_marian, save_tiny_t5
+from tests.hf_oracle import random_batch, save_tiny_m2m100, save_tiny_marian, save_tiny_t5
 from tests.test_modeling_common import CACHE_TOL, LOGITS_TOL, assert_float32_close, read_safetensors_folder
 from westron.demo import build_demo_checkpoint
 from westron.errors import WestronError
@@ -229,6 +229,50 @@ def test_set_input_embeddings_keeps_ties_in_both_frameworks(resize_folder):
     assert_float32_close(tf_model(**{k: v.numpy() for k, v in batch.items()}).logits, expected, LOGITS_TOL)
     with pytest.raises(WestronError, match="resize_token_embeddings"):
         tf_model.set_input_embeddings(np.zeros((3, old.embedding_dim), np.float32))
+
+
+def test_num_parameters_counts_as_hf_in_both_frameworks(resize_folder):
+    """num_parameters(only_trainable=, exclude_embeddings=) as HF 4.x's (TF models lacked it, PyTorch the keywords)."""
+    hf = transformers.AutoModelForSeq2SeqLM.from_pretrained(resize_folder)
+    ours = westron.AutoModelForSeq2SeqLM.from_pretrained(resize_folder)
+    tf_model = westron.TFAutoModelForSeq2SeqLM.from_pretrained(resize_folder)
+    marian = hf.config.model_type == "marian"
+    for options in ({}, {"exclude_embeddings": True}):
+        expected = hf.num_parameters(**options)
+        if marian and not options:  # HF counts Marian's two fixed sinusoidal tables: buffers here
+            expected -= 2 * hf.config.max_position_embeddings * hf.config.d_model
+        assert ours.num_parameters(**options) == tf_model.num_parameters(**options) == expected, options
+    assert ours.num_parameters(only_trainable=True) == ours.num_parameters()
+    for model in (hf, ours):  # freezing the encoder (its embeddings too)
+        model.get_encoder().requires_grad_(False)
+    tf_model.get_encoder().trainable = False
+    trainable = ours.num_parameters(only_trainable=True)
+    assert 0 < trainable < ours.num_parameters()
+    assert tf_model.num_parameters(only_trainable=True) == trainable
+    if not marian:  # HF 5 counts Marian's decoder position table as trainable
+        assert hf.num_parameters(only_trainable=True) == trainable
+
+
+def test_tf_compile_without_a_loss_fits_on_the_models_own_loss(tmp_path):
+    """HF 4.x's TF recipe: model.compile(optimizer) with no loss, then fit / evaluate on batches holding labels,
+    in the inputs or apart as Keras' y (to_tf_dataset(label_cols=["labels"])). It was Keras' "No loss to compute"."""
+    model = westron.TFMarianMTModel.from_pretrained(save_tiny_marian(tmp_path / "marian"))
+    ids, mask = (t.numpy() for t in random_batch(98, 98, 0, batch=2, length=6))
+    features = {"input_ids": ids, "attention_mask": mask}
+    labels = ids[:, :4]
+    expected = float(model(**features, labels=labels).loss)
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.5), run_eagerly=True)  # the same steps, no tracing
+    labels_in_inputs = tf.data.Dataset.from_tensor_slices({**features, "labels": labels}).batch(2)
+    labels_apart = tf.data.Dataset.from_tensor_slices((features, labels)).batch(2)
+    assert model.evaluate(labels_in_inputs, verbose=0) == pytest.approx(expected, rel=1e-5)
+    assert model.evaluate(labels_apart, verbose=0) == pytest.approx(expected, rel=1e-5)
+    losses = model.fit(labels_apart, epochs=2, verbose=0).history["loss"]
+    assert losses[0] == pytest.approx(expected, rel=1e-5) and losses[1] < losses[0]
+    weighted = tf.data.Dataset.from_tensor_slices((features, labels, np.ones(2, np.float32))).batch(2)
+    with pytest.raises(WestronError, match="sample weights are not supported"):
+        model.fit(weighted, verbose=0)
+    with pytest.raises(WestronError, match="prepare_tf_dataset is not supported: make a tf.data.Dataset"):
+        model.prepare_tf_dataset(None, batch_size=2)
 
 
 @pytest.mark.parametrize("new_num_tokens, multiple", [(117, None), (90, None), (101, 8)])

@@ -76,6 +76,35 @@ def hf_translate_nllb(folder, hf_tokenizer, tgt_lang):
     return hf_tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 
+def test_truncation_per_call_as_in_hf4(nllb_folder):
+    """HF 4.x's translator(texts, truncation=...) (with its strategy names) overrides the pipeline's choice."""
+    strict = westron.pipeline("translation", model=nllb_folder, framework="pt", src_lang="eng_Latn", tgt_lang="heb_Hebr", truncation=False)
+    long_text = " ".join(["wander"] * 300)  # over the model's 128 positions
+    with pytest.raises(WestronError, match="more than the model's limit of 128"):
+        strict(long_text, max_new_tokens=2)
+    with pytest.warns(UserWarning, match="are truncated"):
+        truncated = strict(long_text, truncation=True, max_new_tokens=2)
+    with pytest.warns(UserWarning, match="are truncated"):
+        assert strict(long_text, truncation="longest_first", max_new_tokens=2) == truncated
+    lenient = westron.pipeline("translation", model=nllb_folder, framework="pt", src_lang="eng_Latn", tgt_lang="heb_Hebr")
+    with pytest.raises(WestronError, match="more than the model's limit"):
+        lenient(long_text, truncation="do_not_truncate", max_new_tokens=2)
+    with pytest.raises(WestronError, match="truncation must be True, False"):
+        lenient(SOURCES[0], truncation="yes")
+
+
+def test_no_model_is_one_clear_error():
+    """HF 4.x's pipeline("translation_en_to_fr") downloaded t5-base; Westron names what it needs."""
+    with pytest.raises(WestronError, match="pipeline.. needs model=: a folder or Hub id"):
+        westron.pipeline("translation_en_to_fr")
+
+
+def test_languages_per_call_are_one_clear_error(nllb_folder):
+    translator = westron.pipeline("translation", model=nllb_folder, framework="pt", src_lang="eng_Latn", tgt_lang="heb_Hebr")
+    with pytest.raises(WestronError, match=r"src_lang, tgt_lang: give the languages to pipeline\('translation'"):
+        translator(SOURCES, src_lang="eng_Latn", tgt_lang="kat_Geor")
+
+
 def test_task_name_gives_the_languages(nllb_folder):
     translator = westron.pipeline("translation_eng_Latn_to_kat_Geor", model=nllb_folder, framework="pt")
     assert translator.tokenizer.src_lang == "eng_Latn" and translator.tokenizer.tgt_lang == "kat_Geor"
@@ -148,22 +177,52 @@ def test_empty_and_blank_inputs_give_empty_translations(t5_translator):
 
 def test_empty_inputs_keep_their_place_with_several_returned_sequences(t5_translator):
     texts = ["", SOURCES[0]]
-    translations = [[r["translation_text"] for r in per_text] for per_text in t5_translator(texts, num_beams=2, num_return_sequences=2)]
+    translations = [[r["translation_text"] for r in group] for group in t5_translator(texts, num_beams=2, num_return_sequences=2)]
     expected = [r["translation_text"] for r in t5_translator(SOURCES[0], num_beams=2, num_return_sequences=2)]
     assert translations == [["", ""], expected]
     assert t5_translator([""], num_beams=2, num_return_sequences=2) == [[{"translation_text": ""}] * 2]
 
 
-@pytest.mark.parametrize("return_tensors", [False, True])
-def test_several_returned_sequences_are_grouped_per_text_as_hf(t5_translator, return_tensors):
-    """HF 4.x: a text gives its n translations in one list; a list of texts, one list of n per text."""
-    key = "translation_token_ids" if return_tensors else "translation_text"
-    one = t5_translator(SOURCES[0], num_beams=3, num_return_sequences=3, return_tensors=return_tensors)
-    assert isinstance(one, list) and len(one) == 3 and all(set(record) == {key} for record in one)
-    several = t5_translator(SOURCES[:2], num_beams=3, num_return_sequences=3, return_tensors=return_tensors)
-    assert [len(per_text) for per_text in several] == [3, 3]
-    assert [str(record[key]) for record in several[0]] == [str(record[key]) for record in one]
-    assert len(t5_translator(SOURCES[:2], num_beams=3, return_tensors=return_tensors)) == 2  # one each: a flat list
+def test_several_returned_sequences_are_grouped_per_text_as_in_hf4(t5_folder, t5_translator):
+    """HF 4.x: one text gives a flat list of its n translations; a list of texts a list of such lists."""
+    many = dict(num_beams=3, num_return_sequences=2)
+    one = t5_translator(SOURCES[0], **many)
+    assert [sorted(r) for r in one] == [["translation_text"]] * 2
+    grouped = t5_translator(SOURCES, **many)
+    assert [len(group) for group in grouped] == [2] * len(SOURCES)
+    assert grouped[0] == one
+    texts = [[r["translation_text"] for r in group] for group in grouped]
+    expected = hf_translate(t5_folder, SOURCES, prefix="x: ", max_new_tokens=5, **many)
+    assert texts == [expected[i : i + 2] for i in range(0, len(expected), 2)]
+    ids = t5_translator(SOURCES[:2], return_tensors=True, **many)
+    assert [[sorted(r) for r in group] for group in ids] == [[["translation_token_ids"]] * 2] * 2
+    assert len(t5_translator(SOURCES, num_beams=3)) == len(SOURCES)  # one each: a flat list
+
+
+def test_tokenizer_as_a_folder_as_in_hf4(t5_folder):
+    """pipeline(..., tokenizer="t5-small") loads it, as HF 4.x does (with a model path or a model object)."""
+    expected = westron.pipeline("translation", model=t5_folder, source_prefix="x: ")(SOURCES, max_new_tokens=4)
+    by_path = westron.pipeline("translation", model=t5_folder, tokenizer=t5_folder, source_prefix="x: ")
+    assert by_path(SOURCES, max_new_tokens=4) == expected
+    model = westron.AutoModelForSeq2SeqLM.from_pretrained(t5_folder)
+    with_object = westron.pipeline("translation", model=model, tokenizer=t5_folder, source_prefix="x: ")
+    assert with_object(SOURCES, max_new_tokens=4) == expected
+
+
+@pytest.mark.parametrize("framework", ["pt", "tf"])
+def test_a_loaded_model_object_brings_its_tokenizer_as_in_hf4(t5_folder, framework):
+    """HF 4.x: pipeline(model=<model from from_pretrained>) loads the tokenizer from the model's folder."""
+    auto = westron.AutoModelForSeq2SeqLM if framework == "pt" else westron.TFAutoModelForSeq2SeqLM
+    model = auto.from_pretrained(t5_folder)
+    assert model.name_or_path == t5_folder
+    translator = westron.pipeline("translation", model=model, source_prefix="x: ")
+    assert translator.tokenizer.name_or_path == t5_folder
+    fast = dict(eager=True) if framework == "tf" else {}  # TensorFlow's step-by-step search: no compiling
+    assert sorted(translator(SOURCES[0], max_new_tokens=3, **fast)[0]) == ["translation_text"]
+    built = type(model)(model.config)  # not from a folder: nothing to find the tokenizer in
+    assert built.name_or_path == ""
+    with pytest.raises(WestronError, match="pass tokenizer= when model is a model object not loaded with from_pretrained"):
+        westron.pipeline("translation", model=built, source_prefix="x: ")
 
 
 @pytest.mark.parametrize("texts, kind", [(123, "int"), (None, "NoneType"), (["fine", 7], "int"), (["fine", None], "NoneType"), (b"bytes", "bytes")])

@@ -37,8 +37,13 @@ class JsonConfig:
     def to_dict(self) -> dict[str, Any]:
         return copy.deepcopy(self.__dict__)
 
-    def to_json_string(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+    def to_diff_dict(self) -> dict[str, Any]:
+        """What the JSON file holds: the keys that were set (a subclass may leave out defaults)."""
+        return self.to_dict()
+
+    def to_json_string(self, use_diff: bool = True) -> str:
+        """The JSON file's text; HF's use_diff=False writes every setting, defaults included."""
+        return json.dumps(self.to_diff_dict() if use_diff else self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **overrides: Any):
@@ -59,9 +64,9 @@ class JsonConfig:
     def from_json_file(cls, path: str | os.PathLike):
         return cls.from_dict(cls.read_json(os.fspath(path)))
 
-    def to_json_file(self, path: str | os.PathLike) -> None:
+    def to_json_file(self, path: str | os.PathLike, use_diff: bool = True) -> None:
         with atomic_write(path) as handle:
-            handle.write(self.to_json_string())
+            handle.write(self.to_json_string(use_diff=use_diff))
 
     @classmethod
     def get_config_dict(cls, path_or_repo_id: str | os.PathLike, **hub_kwargs: Any) -> dict[str, Any]:
@@ -69,8 +74,13 @@ class JsonConfig:
 
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike, **kwargs: Any):
+        return cls.from_file_in(path_or_repo_id, cls.config_file_name, **kwargs)
+
+    @classmethod
+    def from_file_in(cls, path_or_repo_id: str | os.PathLike, file_name: str, **kwargs: Any):
+        """Reads `file_name` of a folder or Hub repo; kwargs are hub options, then overrides of its keys."""
         hub_kwargs = pop_hub_kwargs(kwargs)
-        path = cached_file(path_or_repo_id, cls.config_file_name, **hub_kwargs)
+        path = cached_file(path_or_repo_id, file_name, **hub_kwargs)
         data = cls.read_json(path)
         try:
             return cls.from_dict(data, **kwargs)
@@ -78,9 +88,12 @@ class JsonConfig:
             raise CheckpointError(f"{path}: {error}") from None
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
+        self.save_file_in(save_directory, self.config_file_name)
+
+    def save_file_in(self, save_directory: str | os.PathLike, file_name: str) -> None:
         """Writes the file into the folder by one atomic folder swap, keeping the folder's other files."""
-        with atomic_directory(save_directory, keep=lambda name: name != self.config_file_name) as folder:
-            self.to_json_file(os.path.join(folder, self.config_file_name))
+        with atomic_directory(save_directory, keep=lambda name: name != file_name) as folder:
+            self.to_json_file(os.path.join(folder, file_name))
 
 
 class PretrainedConfig(JsonConfig):

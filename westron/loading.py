@@ -16,6 +16,7 @@ from typing import Any
 
 from westron.configuration_utils import pop_hub_kwargs
 from westron.errors import WestronError
+from westron.generation.configuration_utils import DEFAULTS as GENERATION_DEFAULTS
 
 # Hints that change nothing in Westron: {keyword: why}.
 NO_OPS: dict[str, str] = {
@@ -192,16 +193,24 @@ def apply_key_mapping(state_dict: dict[str, Any], key_mapping: dict[str, str] | 
 
 
 def check_config_overrides(config: Any, overrides: dict[str, Any]) -> Any:
-    """The config with `overrides` applied; a keyword the config does not have is an error, as in HF."""
+    """The config with `overrides` applied; a keyword the config does not have is an error, as in HF,
+    unless it is a generation setting (`generation_overrides`: those go to the generation config)."""
     if not overrides:
         return config
-    unknown = sorted(key for key in overrides if not hasattr(config, key))
+    unknown = sorted(key for key in overrides if not hasattr(config, key) and key not in GENERATION_DEFAULTS)
     if unknown:
         raise WestronError(
             f"unexpected from_pretrained argument(s): {', '.join(unknown)} "
             f"(neither a loading option nor a key of {type(config).__name__})"
         )
-    return type(config).from_dict(config.to_dict(), **overrides)
+    return type(config).from_dict(config.to_dict(), **{k: v for k, v in overrides.items() if hasattr(config, k)})
+
+
+def generation_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The generation settings among from_pretrained's keywords: HF 4.x gave them to the generation config
+    too, so `from_pretrained(path, num_beams=2)` makes generate() use 2 beams (config.json keeps them as well
+    where it has the key, as opus-mt's does)."""
+    return {key: value for key, value in overrides.items() if key in GENERATION_DEFAULTS}
 
 
 # save_pretrained's HF 4.x keywords (PyTorch's and TensorFlow's), the same three outcomes.

@@ -26,8 +26,14 @@ from westron.checkpoint import (
 from westron.configuration_utils import PretrainedConfig, record_dtype, resized_vocab_size
 from westron.errors import WestronError
 from westron.file_utils import recover_directory
-from westron.generation.configuration_utils import GenerationConfig
-from westron.loading import apply_key_mapping, check_config_overrides, take_loading_kwargs, take_save_kwargs
+from westron.generation.configuration_utils import GenerationConfig, config_generation_snapshot
+from westron.loading import (
+    apply_key_mapping,
+    check_config_overrides,
+    generation_overrides,
+    take_loading_kwargs,
+    take_save_kwargs,
+)
 
 
 # Where generation/tf_search.py caches its compiled searches on a model.
@@ -40,12 +46,17 @@ class TFPreTrainedModel(keras.Model):
     # As in the PyTorch twin: where the LM keeps its base model, and its head's checkpoint names.
     base_model_prefix: ClassVar[str] = ""
     head_checkpoint_names: ClassVar[tuple[str, ...]] = ()
+    # Checkpoint names of variables the PyTorch twin holds as buffers (not counted by num_parameters).
+    buffer_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: PretrainedConfig, **kwargs: Any):
         super().__init__(**kwargs)
         self.config = config
         self.generation_config = GenerationConfig.from_model_config(config)
+        # model.config's generation settings now: HF 4.x's generate applies later edits to them (deprecated there)
+        self.config_generation_snapshot = config_generation_snapshot(config)
         self.quantization: str | None = None  # "int8" once tf_quantization.quantize_model ran
+        self.name_or_path = ""  # HF 4.x's: the folder or Hub id from_pretrained read (a pipeline finds the tokenizer there)
 
     def __call__(self, *args: Any, return_dict: bool | None = None, **kwargs: Any):
         """HF 4.x's return_dict: False gives the output's set fields as a tuple; None and True the output object.
@@ -57,6 +68,41 @@ class TFPreTrainedModel(keras.Model):
             args, kwargs = (), {**args[0], **kwargs}
         output = super().__call__(*args, **kwargs)
         return output.to_tuple() if return_dict is False else output
+
+    # ---- Keras fit: HF 4.x's TF models trained on their own loss ------------------------------------
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """`compile()` without a loss makes `fit()` / `evaluate()` use the model's own loss (its output's
+        `loss`, from the labels in the inputs), as HF 4.x's TF models did; a loss given to compile() is Keras'."""
+        loss = getattr(y_pred, "loss", None)
+        if self.loss is None and loss is not None:
+            return loss
+        return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+
+    def train_step(self, data):
+        return super().train_step(self._labels_into_inputs(data))
+
+    def test_step(self, data):
+        return super().test_step(self._labels_into_inputs(data))
+
+    def prepare_tf_dataset(self, *args: Any, **kwargs: Any):
+        """HF 4.x's helper over a `datasets.Dataset`: not provided, refused with what to do instead."""
+        raise WestronError(
+            "prepare_tf_dataset is not supported: make a tf.data.Dataset of batches from "
+            "DataCollatorForSeq2Seq(tokenizer, model=model, return_tensors='tf') (or datasets' to_tf_dataset)"
+        )
+
+    def _labels_into_inputs(self, data):
+        """(features, labels) -> (features with "labels",): HF 4.x's rule, so a dataset that keeps the labels
+        apart (`to_tf_dataset(label_cols=["labels"])`) trains on the model's own loss too."""
+        if self.loss is not None or not isinstance(data, tuple) or len(data) < 2 or not isinstance(data[0], dict):
+            return data
+        if len(data) > 2 and data[2] is not None:
+            raise WestronError("sample weights are not supported with the model's own loss (compile() without loss=)")
+        features, labels = data[0], data[1]
+        if labels is None or "labels" in features:
+            return data
+        return ({**features, "labels": labels},)
 
     def tied_weights(self) -> dict[str, str]:
         """Tied parameters under this config: {tied name: source name}, the same as the PyTorch twin's."""
@@ -151,6 +197,24 @@ class TFPreTrainedModel(keras.Model):
     def _embedding_init_std(self) -> float:
         return getattr(self.config, "init_std", None) or getattr(self.config, "initializer_factor", 1.0)
 
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """The PyTorch twin's count: every weight but buffers (`buffer_names`), tied ones once;
+        only_trainable leaves out frozen layers' weights, exclude_embeddings every Embedding's matrix."""
+        self.build_weights()
+        trainable = {id(variable) for variable in self.trainable_variables}
+        embeddings = {
+            id(layer.embeddings)
+            for layer in self._flatten_layers(include_self=False, recursive=True)
+            if isinstance(layer, keras.layers.Embedding) and layer.built
+        }
+        return sum(
+            int(np.prod(variable.shape))
+            for name, (variable, _) in self.checkpoint_variables().items()
+            if name not in self.buffer_names
+            and (id(variable) in trainable or not only_trainable)
+            and not (exclude_embeddings and id(variable) in embeddings)
+        )
+
     # ---- the checkpoint view of the variables --------------------------------------------------------
 
     def checkpoint_variables(self) -> dict[str, tuple[tf.Variable, bool]]:
@@ -213,6 +277,8 @@ class TFPreTrainedModel(keras.Model):
                 quantize_model(model, options.quantization)
         if path_or_repo_id is not None:
             model.generation_config = GenerationConfig.for_model(path_or_repo_id, config, **hub_kwargs)
+            model.name_or_path = os.fspath(path_or_repo_id)
+        model.generation_config.update(**generation_overrides(options.config_overrides))  # HF 4.x: both configs
         config._attn_implementation = "eager"  # TensorFlow's only path: scores, softmax, matmul
         if options.output_loading_info:  # loading is strict: anything missing or extra was an error
             return model, {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
@@ -264,11 +330,13 @@ class TFPreTrainedModel(keras.Model):
 
     # ---- generation -------------------------------------------------------------------------------
 
-    def generate(self, input_ids, attention_mask=None, **kwargs: Any) -> tf.Tensor:
+    def generate(self, inputs=None, attention_mask=None, **kwargs: Any) -> tf.Tensor:
         """Translates a batch: returns generated ids (batch * num_return_sequences, length) as a tf.Tensor.
 
         Runs as one compiled tf.function by default (`jit_compile=True`, shapes padded to buckets);
-        `eager=True` runs the same search step by step in Python, for debugging.
+        `eager=True` runs the same search step by step in Python, for debugging. The source ids
+        come as in HF 4.x: `generate(ids)`, `generate(inputs=ids)` or `generate(input_ids=ids)`;
+        a `generation_config=` argument takes the special tokens it leaves unset from the model's.
 
         Example:
 
@@ -282,7 +350,7 @@ class TFPreTrainedModel(keras.Model):
         """
         from westron.generation.tf_search import generate
 
-        return generate(self, input_ids, attention_mask=attention_mask, **kwargs)
+        return generate(self, inputs, attention_mask=attention_mask, **kwargs)
 
     def compute_transition_scores(self, sequences, scores, beam_indices=None, normalize_logits: bool = False) -> tf.Tensor:
         """Each generated token's score at the step that chose it, (N, steps) float32, as in HF 4.x.

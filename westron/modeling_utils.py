@@ -16,8 +16,14 @@ from westron.checkpoint import check_names_and_shapes, load_state_dict, match_ba
 from westron.configuration_utils import PretrainedConfig, record_dtype, resized_vocab_size
 from westron.errors import WestronError
 from westron.file_utils import recover_directory
-from westron.generation.configuration_utils import GenerationConfig
-from westron.loading import apply_key_mapping, check_config_overrides, take_loading_kwargs, take_save_kwargs
+from westron.generation.configuration_utils import GenerationConfig, config_generation_snapshot
+from westron.loading import (
+    apply_key_mapping,
+    check_config_overrides,
+    generation_overrides,
+    take_loading_kwargs,
+    take_save_kwargs,
+)
 
 
 class PreTrainedModel(nn.Module):
@@ -33,7 +39,10 @@ class PreTrainedModel(nn.Module):
         super().__init__()
         self.config = config
         self.generation_config = GenerationConfig.from_model_config(config)
+        # model.config's generation settings now: HF 4.x's generate applies later edits to them (deprecated there)
+        self.config_generation_snapshot = config_generation_snapshot(config)
         self.quantization: str | None = None  # "int8" once torch_quantization.quantize_model ran
+        self.name_or_path = ""  # HF 4.x's: the folder or Hub id from_pretrained read (a pipeline finds the tokenizer there)
 
     def __call__(self, *args: Any, return_dict: bool | None = None, **kwargs: Any):
         """HF 4.x's return_dict: False gives the output's set fields as a tuple; None and True the output object."""
@@ -138,8 +147,16 @@ class PreTrainedModel(nn.Module):
     def dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """The parameters' count, tied ones once, as HF 4.x counts (its keywords: requires_grad ones only;
+        without every nn.Embedding's weight). Marian's fixed sinusoidal position tables are buffers
+        here, parameters in HF: HF's count is that much higher unless exclude_embeddings=True."""
+        embeddings = {f"{name}.weight" for name, module in self.named_modules() if isinstance(module, nn.Embedding)}
+        return sum(
+            parameter.numel()
+            for name, parameter in self.named_parameters()
+            if (parameter.requires_grad or not only_trainable) and not (exclude_embeddings and name in embeddings)
+        )
 
     # ---- loading ----------------------------------------------------------------------------------
 
@@ -180,6 +197,8 @@ class PreTrainedModel(nn.Module):
         model.load_checkpoint(state_dict, source=os.fspath(path_or_repo_id or "state_dict"))
         if path_or_repo_id is not None:
             model.generation_config = GenerationConfig.for_model(path_or_repo_id, config, **hub_kwargs)
+            model.name_or_path = os.fspath(path_or_repo_id)
+        model.generation_config.update(**generation_overrides(options.config_overrides))  # HF 4.x: both configs
         model.eval()  # as in HF: dropout is off until the caller trains
         model.set_attn_implementation(options.attn_implementation or "sdpa")
         if dtype is not None:
@@ -248,8 +267,12 @@ class PreTrainedModel(nn.Module):
 
     # ---- generation -------------------------------------------------------------------------------
 
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any):
+    def generate(self, inputs: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, **kwargs: Any):
         """Translates a batch: returns generated ids (batch * num_return_sequences, length).
+
+        The source ids come as in HF 4.x: `generate(ids)`, `generate(inputs=ids)` or
+        `generate(input_ids=ids)`; a `generation_config=` argument takes the special tokens it
+        leaves unset from the model's.
 
         Example:
 
@@ -265,7 +288,7 @@ class PreTrainedModel(nn.Module):
         """
         from westron.generation.torch_search import generate
 
-        return generate(self, input_ids, attention_mask=attention_mask, **kwargs)
+        return generate(self, inputs, attention_mask=attention_mask, **kwargs)
 
     def compute_transition_scores(self, sequences, scores, beam_indices=None, normalize_logits: bool = False):
         """Each generated token's score at the step that chose it, (N, steps) float32, as in HF 4.x.

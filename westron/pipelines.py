@@ -50,12 +50,16 @@ class TranslationPipeline:
         **generate_kwargs: Any,
     ):
         is_path = isinstance(model, str) or hasattr(model, "__fspath__")
+        if isinstance(tokenizer, str) or hasattr(tokenizer, "__fspath__"):  # HF 4.x: a tokenizer's folder or Hub id
+            from westron.models.auto import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer, **peek_hub_kwargs(dict(model_kwargs or {})))
         if framework is None:  # a model object tells its framework (TF classes are named TF...)
             framework = default_framework() if is_path else ("tf" if type(model).__name__.startswith("TF") else "pt")
         if framework not in ("pt", "tf"):
             raise WestronError(f"framework must be 'pt' or 'tf', not {framework!r}")
         self.framework = framework
-        self.truncation = truncation
+        self.truncation = _truncation_choice(truncation)
         self.batch_size = _positive_int("batch_size", batch_size)
         device = pipeline_device(device, framework)
         self.generate_kwargs = generate_kwargs
@@ -70,12 +74,17 @@ class TranslationPipeline:
             model = auto.from_pretrained(model, allow_pickle=allow_pickle, **model_kwargs)
         elif model_kwargs:
             raise WestronError(f"{', '.join(sorted(model_kwargs))}: loading arguments need model= to be a path, not a model object")
-        elif tokenizer is None:
-            raise WestronError("pass tokenizer= when model is a model object rather than a path")
-        elif framework == "pt" and device is not None:
-            from westron.modeling_utils import resolve_device
+        else:
+            if tokenizer is None:  # HF 4.x reads it from the folder the model was loaded from
+                if not getattr(model, "name_or_path", ""):
+                    raise WestronError("pass tokenizer= when model is a model object not loaded with from_pretrained")
+                from westron.models.auto import AutoTokenizer
 
-            model.to(resolve_device(device))
+                tokenizer = AutoTokenizer.from_pretrained(model.name_or_path)
+            if framework == "pt" and device is not None:
+                from westron.modeling_utils import resolve_device
+
+                model.to(resolve_device(device))
         check_tokenizer_fits_model(tokenizer, model.config)
         self.model = model
         self.tokenizer = tokenizer
@@ -137,14 +146,16 @@ class TranslationPipeline:
         limits.append(getattr(self.tokenizer, "model_max_length", None))
         return min(limit for limit in limits if isinstance(limit, int) and limit > 0)
 
-    def encode(self, texts: Sequence[str]) -> tuple[Any, Any]:
-        """Tokenizes a batch; inputs over the model's limit are truncated with one warning, or refused."""
+    def encode(self, texts: Sequence[str], truncation: bool | None = None) -> tuple[Any, Any]:
+        """Tokenizes a batch; inputs over the model's limit are truncated with one warning, or refused.
+
+        truncation: this call's choice (HF 4.x took it per call), else the pipeline's."""
         encoded = self.tokenizer(list(texts), padding=True, truncation=False, return_tensors="np")
         limit = self.max_source_length
         lengths = encoded["attention_mask"].sum(axis=1)
         too_long = [i for i, length in enumerate(lengths) if length > limit]
         if too_long:
-            if not self.truncation:
+            if not (self.truncation if truncation is None else truncation):
                 raise InputTooLongError(too_long[0], int(lengths[too_long[0]]), limit)
             # One fixed message, so a "once" warnings filter (the CLI's) shows it once per run.
             warnings.warn(f"inputs longer than the model's limit of {limit} tokens are truncated", stacklevel=3)
@@ -161,7 +172,7 @@ class TranslationPipeline:
             output_ids, skip_special_tokens=True, clean_up_tokenization_spaces=clean_up_tokenization_spaces
         )
 
-    def generate_batch(self, texts: Sequence[str], **generate_kwargs: Any) -> np.ndarray:
+    def generate_batch(self, texts: Sequence[str], truncation: bool | None = None, **generate_kwargs: Any) -> np.ndarray:
         """The generated ids (rows, length) of one batch of non-empty texts, padded after each row's end."""
         if not texts:
             return np.zeros((0, 0), np.int64)
@@ -174,7 +185,7 @@ class TranslationPipeline:
                 f"{', '.join(asked)}: the translation pipeline returns text; call "
                 "model.generate(..., return_dict_in_generate=True) for scores, attentions or hidden states"
             )
-        input_ids, attention_mask = self.encode(texts)
+        input_ids, attention_mask = self.encode(texts, truncation)
         if self.framework == "pt":
             return self._generate_pt(input_ids, attention_mask, kwargs)
         return self._generate_tf(input_ids, attention_mask, kwargs)
@@ -202,12 +213,13 @@ class TranslationPipeline:
         return_tensors: bool = False,
         return_text: bool = True,
         clean_up_tokenization_spaces: bool | None = None,
+        truncation: bool | None = None,
         **generate_kwargs: Any,
-    ) -> list[dict[str, Any]] | list[list[dict[str, Any]]]:
+    ) -> list[dict[str, Any]]:
         """Translates a text or a list of texts: [{"translation_text": ...}] in input order.
 
-        With num_return_sequences=n > 1, as HF 4.x: a text gives its n translations, a list of texts
-        one list of n per text.
+        With num_return_sequences=n > 1, as in HF 4.x, a text gives its n translations in one list
+        and a list of texts one such list per text.
 
         As HF 4.x: `return_tensors=True` gives [{"translation_token_ids": ids}] instead (a 1-D
         tensor of the pipeline's framework per sequence, ending at its eos as HF's unbatched
@@ -217,6 +229,13 @@ class TranslationPipeline:
         An empty or blank text translates to "" (no ids), as the CLI keeps empty lines empty: a
         model given nothing would still say something.
         """
+        per_call_languages = sorted(name for name in ("src_lang", "tgt_lang") if name in generate_kwargs)
+        truncation = _truncation_choice(truncation)
+        if per_call_languages:  # HF 4.x took them per call; here the tokenizer is set up once
+            raise WestronError(
+                f"{', '.join(per_call_languages)}: give the languages to pipeline('translation', model=..., "
+                "src_lang=..., tgt_lang=...), not to each call"
+            )
         one_text = isinstance(texts, str)
         texts = _text_list(texts)
         batch_size = self.batch_size if batch_size is None else _positive_int("batch_size", batch_size)
@@ -224,7 +243,7 @@ class TranslationPipeline:
         rows: list[np.ndarray] = []
         for start in range(0, len(filled), batch_size):
             batch = [texts[i] for i in filled[start : start + batch_size]]
-            rows.extend(self.generate_batch(batch, **generate_kwargs))
+            rows.extend(self.generate_batch(batch, truncation=truncation, **generate_kwargs))
         # Each text gives num_return_sequences translations; a blank one as many empty ones.
         if filled:
             per_text = len(rows) // len(filled)
@@ -232,16 +251,16 @@ class TranslationPipeline:
             per_text = int({**self.generate_kwargs, **generate_kwargs}.get("num_return_sequences") or 1)
         if return_tensors:
             results = [{"translation_token_ids": self._as_tensor(ids)} for ids in self._arrange(texts, filled, rows, per_text, None)]
+        elif not return_text:
+            raise WestronError("return_text=False without return_tensors=True would return nothing")
         else:
-            if not return_text:
-                raise WestronError("return_text=False without return_tensors=True would return nothing")
             decoded = self.tokenizer.batch_decode(
                 rows, skip_special_tokens=True, clean_up_tokenization_spaces=clean_up_tokenization_spaces
             ) if rows else []
             results = [{"translation_text": text} for text in self._arrange(texts, filled, decoded, per_text, "")]
-        if one_text or per_text == 1:
-            return results
-        return [results[start : start + per_text] for start in range(0, len(results), per_text)]  # one list per text
+        if per_text > 1 and not one_text:  # HF 4.x: a list of texts gives one list of translations per text
+            return [results[i : i + per_text] for i in range(0, len(results), per_text)]
+        return results
 
     @staticmethod
     def _arrange(texts, filled, outputs, per_text, blank):
@@ -266,6 +285,15 @@ class TranslationPipeline:
         import tensorflow as tf
 
         return tf.constant(ids)
+
+
+def _truncation_choice(value: Any) -> bool | None:
+    """True, False or None (the pipeline's choice), from a bool or HF's strategy names."""
+    choices = {None: None, True: True, False: False, "longest_first": True, "only_first": True, "do_not_truncate": False}
+    try:
+        return choices[value]
+    except (KeyError, TypeError):
+        raise WestronError(f"truncation must be True, False, 'longest_first', 'only_first' or 'do_not_truncate', got {value!r}") from None
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -326,7 +354,7 @@ class InputTooLongError(WestronError):
         super().__init__(f"input {index + 1} has {length} tokens, more than the model's limit of {limit}")
 
 
-def pipeline(task: str, model: Any, tokenizer: Any = None, framework: str | None = None, device: str | int | None = None, **kwargs: Any):
+def pipeline(task: str, model: Any = None, tokenizer: Any = None, framework: str | None = None, device: str | int | None = None, **kwargs: Any):
     """Hugging Face's pipeline() for translation: `pipeline("translation", model=..., framework="pt"|"tf")`.
 
     As in HF 4.x, "translation_en_to_de" names the direction (T5 then finds its prefix in the config).
@@ -346,6 +374,10 @@ def pipeline(task: str, model: Any, tokenizer: Any = None, framework: str | None
     match = SUPPORTED_TASK.fullmatch(task)
     if not match:
         raise WestronError(f"unsupported task {task!r}: Westron's pipeline() supports 'translation'")
+    if model is None:  # HF 4.x downloaded a default (t5-base) here
+        raise WestronError(
+            "pipeline() needs model=: a folder or Hub id such as 'Helsinki-NLP/opus-mt-en-de' (Westron picks no default model)"
+        )
     if match.group(1):
         kwargs.setdefault("src_lang", match.group(1))
         kwargs.setdefault("tgt_lang", match.group(2))

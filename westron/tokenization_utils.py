@@ -57,6 +57,7 @@ from westron.tokenization_utils_base import (  # noqa: F401
     SequenceTooLongWarning,
     TokenizerInputError,
     as_tensor,
+    check_call_options,
     check_no_lone_surrogate,
     check_positive_length,
     to_id_lists,
@@ -88,6 +89,10 @@ class PreTrainedTokenizer:
     vocab_files_names: ClassVar[dict[str, str]] = {}
     optional_vocab_files: ClassVar[frozenset[str]] = frozenset()
     model_input_names: ClassVar[list[str]] = ["input_ids", "attention_mask"]
+    # decode(skip_special_tokens=True) also skips every added token marked special, as HF's fast
+    # (Rust) tokenizers do; HF's SentencePiece-only ones (Marian, M2M100) skip the named and
+    # additional special tokens only.
+    skips_special_added_tokens: ClassVar[bool] = True
     padding_side: str = "right"
     truncation_side: str = "right"
 
@@ -337,6 +342,50 @@ class PreTrainedTokenizer:
     def mask_token_id(self) -> int | None:
         return self._special_token_id("mask_token")
 
+    def add_tokens(self, new_tokens: str | AddedToken | Sequence[str | AddedToken], special_tokens: bool = False) -> int:
+        """HF 4.x's: tokens matched whole in the text, with ids after the vocabulary; returns how many
+        ids are new (a token already in the vocabulary keeps its id). Give the model rows for them:
+        `model.resize_token_embeddings(len(tokenizer))`."""
+        if isinstance(new_tokens, (str, AddedToken)):
+            new_tokens = [new_tokens]
+        added = 0
+        for token in new_tokens:
+            if isinstance(token, str):
+                token = AddedToken(token, special=special_tokens)
+            if not isinstance(token, AddedToken) or not token.content:
+                raise WestronError(f"add_tokens takes non-empty strings or AddedTokens, got {token!r}")
+            if token.content in self._added_ids:
+                continue
+            vocab = self.get_vocab()
+            index = vocab.get(token.content)
+            if index is None:
+                index, added = len(vocab), added + 1
+            self._added_tokens[index] = token
+            self._added_ids[token.content] = index
+        self._compile_added_tokens()
+        return added
+
+    def add_special_tokens(self, special_tokens_dict: Mapping[str, Any], replace_additional_special_tokens: bool = True) -> int:
+        """HF 4.x's: named special tokens (`{"pad_token": "<pad>"}`) and `additional_special_tokens`
+        (a list), added as tokens where new; returns how many ids are new. Decoding with
+        skip_special_tokens=True leaves them out."""
+        extra = special_tokens_dict.get("additional_special_tokens")
+        unknown = sorted(k for k in special_tokens_dict if k != "additional_special_tokens" and k not in SPECIAL_TOKEN_NAMES)
+        if unknown:
+            raise WestronError(f"add_special_tokens: unknown key(s) {', '.join(unknown)} (known: {', '.join(SPECIAL_TOKEN_NAMES)}, additional_special_tokens)")
+        if extra is not None and (isinstance(extra, (str, AddedToken)) or not isinstance(extra, (list, tuple))):
+            raise WestronError(f"additional_special_tokens must be a list of tokens, got {extra!r}")
+        tokens = []
+        for name, value in special_tokens_dict.items():
+            if name != "additional_special_tokens":
+                tokens.append(value if isinstance(value, AddedToken) else AddedToken(token_text(value), special=True))
+                self._special_tokens[name] = token_text(value)
+        extra_tokens = [t if isinstance(t, AddedToken) else AddedToken(token_text(t), special=True) for t in extra or ()]
+        if extra is not None:
+            kept = [] if replace_additional_special_tokens else self._extra_special_tokens
+            self._extra_special_tokens = list(dict.fromkeys(kept + [t.content for t in extra_tokens]))
+        return self.add_tokens(tokens + extra_tokens)
+
     def _compile_added_tokens(self) -> None:
         # Longest first: at each position the regex takes the first alternative that matches, so
         # "<extra_id_10>" wins over "<extra_id_1>" (Hugging Face's trie does the same).
@@ -392,7 +441,9 @@ class PreTrainedTokenizer:
         ids = to_id_lists(ids)
         if isinstance(ids, int):
             return self._id_to_token(ids, decode_options)
-        skip = set(self.all_special_ids) if skip_special_tokens else ()
+        skip = set(self.all_special_ids) if skip_special_tokens else set()
+        if skip_special_tokens and self.skips_special_added_tokens:
+            skip.update(index for index, token in self._added_tokens.items() if token.special)
         return [self._id_to_token(index, decode_options) for index in ids if index not in skip]
 
     def _id_to_token(self, index: int, decode_options: dict[str, Any]) -> str:
@@ -405,16 +456,76 @@ class PreTrainedTokenizer:
     def encode(
         self,
         text: str,
+        text_pair: str | None = None,
         *,
         target: bool = False,
         add_special_tokens: bool = True,
+        padding: bool | str = False,
         truncation: bool | str | None = None,
         max_length: int | None = None,
-    ) -> list[int]:
-        """The ids of one text (`__call__(text)["input_ids"]`, or its labels with `target=True`)."""
-        options = dict(add_special_tokens=add_special_tokens, truncation=truncation, max_length=max_length)
-        encoding = self(text_target=text, **options) if target else self(text, **options)
+        padding_side: str | None = None,
+        return_tensors: str | None = None,
+        **options: Any,
+    ) -> list[int] | Any:
+        """The ids of one text (`__call__(text)["input_ids"]`, or its labels with `target=True`).
+
+        As in HF 4.x, `return_tensors="pt"` (or "tf", "np") gives a (1, length) tensor, ready for
+        `model.generate(tokenizer.encode(text, return_tensors="pt"))`.
+        """
+        call_options = dict(
+            add_special_tokens=add_special_tokens,
+            padding=padding,
+            truncation=truncation,
+            max_length=max_length,
+            padding_side=padding_side,
+            return_tensors=return_tensors,
+            **options,
+        )
+        if target:
+            encoding = self(text_target=text, text_pair=text_pair, **call_options)
+        else:
+            encoding = self(text, text_pair, **call_options)
         return encoding["input_ids"]
+
+    def encode_plus(self, text: str, *args: Any, **kwargs: Any) -> BatchEncoding:
+        """HF 4.x's name for tokenizing one text: `__call__` with a string (HF 5 dropped it)."""
+        if not isinstance(text, str):
+            raise WestronError(f"encode_plus takes one text (a string), got {type(text).__name__}: use batch_encode_plus for a list")
+        return self(text, *args, **kwargs)
+
+    def batch_encode_plus(self, batch_text_or_text_pairs: Sequence[str], *args: Any, **kwargs: Any) -> BatchEncoding:
+        """HF 4.x's name for tokenizing a batch: `__call__` with a list of texts (HF 5 dropped it)."""
+        if isinstance(batch_text_or_text_pairs, str) or not all(isinstance(t, str) for t in batch_text_or_text_pairs):
+            raise WestronError("batch_encode_plus takes a list of texts (text pairs are not supported)")
+        return self(list(batch_text_or_text_pairs), *args, **kwargs)
+
+    def prepare_seq2seq_batch(
+        self,
+        src_texts: Sequence[str],
+        tgt_texts: Sequence[str] | None = None,
+        max_length: int | None = None,
+        max_target_length: int | None = None,
+        padding: bool | str = "longest",
+        return_tensors: str | None = None,
+        truncation: bool = True,
+        **kwargs: Any,
+    ) -> BatchEncoding:
+        """HF 4.x's deprecated batch maker (old Marian docs use it): `__call__(src_texts, text_target=tgt_texts, ...)`."""
+        warnings.warn(
+            "prepare_seq2seq_batch() is deprecated (as in transformers 4.x): call tokenizer(src_texts, text_target=tgt_texts) instead",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self(
+            src_texts,
+            text_target=tgt_texts,
+            max_length=max_length,
+            max_target_length=max_target_length,
+            padding=padding,
+            truncation=truncation,
+            return_tensors=return_tensors,
+            **kwargs,
+        )
 
     @contextlib.contextmanager
     def as_target_tokenizer(self) -> Iterator["PreTrainedTokenizer"]:
@@ -451,6 +562,7 @@ class PreTrainedTokenizer:
         return_attention_mask: bool | None = None,
         add_special_tokens: bool = True,
         verbose: bool = True,
+        **hf_options: Any,
     ) -> BatchEncoding:
         """Tokenizes one text or a batch: input_ids, attention_mask, and labels when text_target is given.
 
@@ -458,7 +570,9 @@ class PreTrainedTokenizer:
         else model_max_length). truncation: True cuts to max_length, else model_max_length; None
         (the default) keeps long texts whole with one SequenceTooLongWarning per call; False keeps
         them whole silently (the caller checks). max_length alone implies truncation=True.
-        With only text_target, the targets come back as input_ids and attention_mask.
+        With only text_target, the targets come back as input_ids and attention_mask. HF's other
+        options (`return_token_type_ids`, `return_length`, `stride`, ...) are accepted at their
+        neutral value (False, 0, None) and refused otherwise.
 
         Example:
 
@@ -472,6 +586,7 @@ class PreTrainedTokenizer:
             >>> tokenizer("The road", text_target="goes ever on")["labels"][-1] == tokenizer.eos_token_id
             True
         """
+        check_call_options(hf_options)
         if text_pair is not None:  # HF 4.x's second argument: tokenizer(src, tgt) would silently be a pair there
             raise WestronError(
                 "text pairs (the second argument, text_pair) are not supported: translation targets go in text_target="

@@ -119,6 +119,34 @@ def token_text(value: Any) -> str:
     raise CheckpointError(f"not a token: {value!r}")
 
 
+# HF 4.x's __call__ options Westron's tokenizers do not implement, with the values at which they
+# change nothing (translation models read no token_type_ids, offsets or overflowing windows).
+UNSUPPORTED_CALL_OPTIONS: dict[str, tuple] = {
+    "text_pair_target": (None,),
+    "stride": (0,),
+    "is_split_into_words": (False,),
+    "return_token_type_ids": (None, False),
+    "return_overflowing_tokens": (False,),
+    "return_special_tokens_mask": (False,),
+    "return_offsets_mapping": (False,),
+    "return_length": (False,),
+}
+
+
+def check_call_options(options: dict[str, Any]) -> None:
+    """HF options at their neutral value pass; any other value, or an unknown keyword, is one WestronError."""
+    unknown = sorted(name for name in options if name not in UNSUPPORTED_CALL_OPTIONS)
+    if unknown:
+        raise WestronError(f"unexpected tokenizer argument(s): {', '.join(unknown)}")
+    asked = [
+        f"{name}={value!r}"
+        for name, value in options.items()
+        if not any(value is v or (type(value) is type(v) and value == v) for v in UNSUPPORTED_CALL_OPTIONS[name])
+    ]
+    if asked:
+        raise WestronError(f"tokenizer option(s) not supported by Westron: {', '.join(asked)}")
+
+
 class BatchEncoding(dict):
     """The tokenizer's output: a dict (`model(**batch)` works) whose keys are also attributes."""
 

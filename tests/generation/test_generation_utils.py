@@ -32,7 +32,7 @@ def test_default_length_is_20_new_tokens_capped_by_positions():
 def test_max_new_tokens_wins_over_max_length():
     assert resolve(max_new_tokens=5).max_length == 6
     assert resolve(max_new_tokens=5, max_length=50).max_length == 6
-    config = MARIAN.update(max_length=512)  # an opus-mt generation_config.json
+    config = GenerationConfig.from_dict(MARIAN.to_dict(), max_length=512)  # an opus-mt generation_config.json
     assert resolve_generation_settings(config, {}).max_length == 512
     assert resolve_generation_settings(config, {"max_new_tokens": 3}).max_length == 4
 

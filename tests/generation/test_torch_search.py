@@ -364,7 +364,9 @@ def test_default_bad_words_of_marian_configs_ban_pad(tmp_path):
 
 
 def test_generation_config_argument(lively):
-    config = lively.westron.generation_config.update(num_beams=3, max_new_tokens=8, no_repeat_ngram_size=2)
+    config = GenerationConfig.from_dict(
+        lively.westron.generation_config.to_dict(), num_beams=3, max_new_tokens=8, no_repeat_ngram_size=2
+    )
     expected = lively.hf.generate(
         lively.ids, attention_mask=lively.mask, num_beams=3, max_new_tokens=8, no_repeat_ngram_size=2
     )

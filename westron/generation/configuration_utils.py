@@ -48,8 +48,7 @@ class GenerationConfig(JsonConfig):
 
     @classmethod
     def from_model_config(cls, config: PretrainedConfig) -> "GenerationConfig":
-        model_dict = config.to_dict()
-        return cls(**{key: model_dict[key] for key in DEFAULTS if key in model_dict})
+        return cls(**model_config_generation_values(config))
 
     @classmethod
     def for_model(cls, path_or_repo_id, config: PretrainedConfig, **hub_kwargs: Any) -> "GenerationConfig":
@@ -79,12 +78,39 @@ class GenerationConfig(JsonConfig):
         """The keys that differ from Hugging Face's defaults: what generation_config.json stores."""
         return {k: v for k, v in self.to_dict().items() if k not in DEFAULTS or DEFAULTS[k] != v}
 
-    def update(self, **kwargs: Any) -> "GenerationConfig":
-        """A copy with `kwargs` applied; an unknown key is an error, as a typo would be silently ignored."""
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id, config_file_name: str | None = None, **kwargs: Any) -> "GenerationConfig":
+        """HF 4.x's signature: `config_file_name` reads another file of the folder than generation_config.json
+        (`GenerationConfig.from_pretrained(folder, "translation_generation_config.json")`)."""
+        return cls.from_file_in(path_or_repo_id, config_file_name or cls.config_file_name, **kwargs)
+
+    def save_pretrained(self, save_directory, config_file_name: str | None = None, push_to_hub: bool = False, **kwargs: Any) -> None:
+        """Writes generation_config.json (or `config_file_name`) into the folder, keeping its other files."""
+        if push_to_hub:
+            raise WestronError(
+                "save_pretrained(push_to_hub=True) is not supported: push the saved folder with huggingface_hub.upload_folder"
+            )
+        if kwargs:
+            raise WestronError(f"unexpected save_pretrained argument(s): {', '.join(sorted(kwargs))}")
+        self.save_file_in(save_directory, config_file_name or self.config_file_name)
+
+    def update(self, **kwargs: Any) -> dict[str, Any]:
+        """Sets `kwargs` in place, as HF 4.x does, and returns the unused ones: always {}, since an unknown
+        key is an error here (a typo would be silently ignored)."""
         unknown = sorted(k for k in kwargs if k not in DEFAULTS and not hasattr(self, k))
         if unknown:
             raise WestronError(f"unknown generation argument(s): {', '.join(unknown)}")
-        return type(self).from_dict(self.to_dict(), **kwargs)
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+        return {}
 
-    def to_json_string(self) -> str:
-        return json.dumps(self.to_diff_dict(), indent=2, sort_keys=True) + "\n"
+
+def model_config_generation_values(config: PretrainedConfig) -> dict[str, Any]:
+    """The generation settings a model's config.json carries (where HF 4.x's older checkpoints keep them)."""
+    model_dict = config.to_dict()
+    return {key: model_dict[key] for key in DEFAULTS if key in model_dict}
+
+
+def config_generation_snapshot(config: PretrainedConfig) -> str:
+    """Those settings as JSON, kept by a model when it is made, to see later whether its config was edited."""
+    return json.dumps(model_config_generation_values(config), sort_keys=True)

@@ -36,11 +36,13 @@ from westron.generation.utils import (
     NAN_LOGITS_MESSAGE,
     BadWords,
     GenerationSettings,
+    base_generation_config,
     best_hypothetical_length,
     can_infer_attention_mask,
     check_source,
     length_penalty_divisor,
     resolve_generation_settings,
+    take_source_ids,
 )
 from westron.modeling_tf_utils import COMPILED_SEARCHES_ATTRIBUTE
 
@@ -58,7 +60,7 @@ _FUNCTIONS_ATTRIBUTE = COMPILED_SEARCHES_ATTRIBUTE
 
 def generate(
     model,
-    input_ids,
+    inputs=None,
     attention_mask=None,
     generation_config=None,
     seed: int | None = None,
@@ -74,9 +76,10 @@ def generate(
     runs the search step by step in Python; otherwise one compiled tf.function runs it
     (`jit_compile=False`: a plain TF graph instead of XLA).
     """
+    input_ids = take_source_ids(inputs, kwargs)
     config = model.config
     settings = resolve_generation_settings(
-        generation_config if generation_config is not None else model.generation_config,
+        base_generation_config(generation_config, model),
         kwargs,
         seed=seed,
         vocab_size=getattr(config, "decoder_vocab_size", None) or getattr(config, "vocab_size", None),

@@ -31,11 +31,13 @@ from westron.generation.utils import (
     NAN_LOGITS_MESSAGE,
     BadWords,
     GenerationSettings,
+    base_generation_config,
     best_hypothetical_length,
     can_infer_attention_mask,
     check_source,
     length_penalty_divisor,
     resolve_generation_settings,
+    take_source_ids,
 )
 from westron.torch_onednn import decoding
 
@@ -53,7 +55,7 @@ CACHE_CHUNK = 32
 
 def generate(
     model,
-    input_ids,
+    inputs=None,
     attention_mask=None,
     generation_config=None,
     seed: int | None = None,
@@ -71,10 +73,11 @@ def generate(
     `sequences`, plus what output_scores / output_logits / output_attentions /
     output_hidden_states ask for; westron/generation/outputs.py).
     """
+    input_ids = take_source_ids(inputs, kwargs)
     config = model.config
     vocab_size = getattr(config, "decoder_vocab_size", None) or getattr(config, "vocab_size", None)
     settings = resolve_generation_settings(
-        generation_config if generation_config is not None else getattr(model, "generation_config", None),
+        base_generation_config(generation_config, model),
         kwargs,
         seed=seed,
         vocab_size=vocab_size,

@@ -14,13 +14,15 @@ and `max_new_tokens=n` means `max_length=n + 1`.
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from westron.errors import WestronError
-from westron.generation.configuration_utils import DEFAULTS, GenerationConfig
+from westron.generation.configuration_utils import DEFAULTS, GenerationConfig, config_generation_snapshot
 
 # Decoder prompt length of an encoder-decoder model: the decoder_start_token_id.
 DECODER_PROMPT_LENGTH = 1
@@ -178,6 +180,104 @@ def can_infer_attention_mask(pad_token_id: int | None, eos_token_ids: Sequence[i
 
 
 # ---- checking inputs (both searches) ------------------------------------------------------------------
+
+
+# Hugging Face's generate() arguments that would replace what Westron computes itself, with the
+# values at which they change nothing. Any other value is refused by name, never ignored.
+UNSUPPORTED_ARGUMENTS: dict[str, tuple] = {
+    "logits_processor": (None, []),
+    "stopping_criteria": (None, []),
+    "prefix_allowed_tokens_fn": (None,),
+    "synced_gpus": (None, False),
+    "assistant_model": (None,),
+    "streamer": (None,),
+    "negative_prompt_ids": (None,),
+    "negative_prompt_attention_mask": (None,),
+    "decoder_input_ids": (None,),
+    "decoder_attention_mask": (None,),
+}
+MISSING_SOURCE_MESSAGE = (
+    "generate() needs the source token ids: model.generate(**tokenizer(texts, return_tensors=...)), "
+    "model.generate(input_ids) or model.generate(inputs=input_ids)"
+)
+
+
+def take_source_ids(inputs: Any, kwargs: dict[str, Any]) -> Any:
+    """The source ids from HF 4.x's three spellings (`generate(ids)`, `generate(inputs=ids)`,
+    `generate(input_ids=ids)`), popped from kwargs; one WestronError for anything else.
+
+    Westron's generate runs the encoder itself, so `inputs_embeds` and `encoder_outputs` (which HF
+    accepts instead of ids) are refused by name rather than failing as a missing argument.
+    """
+    input_ids = kwargs.pop("input_ids", None)
+    if inputs is not None and input_ids is not None:
+        raise WestronError("the source ids were given twice: pass generate(input_ids) or generate(input_ids=...), not both")
+    for name in ("inputs_embeds", "encoder_outputs"):
+        if kwargs.pop(name, None) is not None:
+            raise WestronError(
+                f"generate({name}=...) is not supported: generate runs the encoder itself, on input_ids (with attention_mask)"
+            )
+    unsupported = sorted(k for k in kwargs if k in UNSUPPORTED_ARGUMENTS and not _is_neutral(kwargs[k], UNSUPPORTED_ARGUMENTS[k]))
+    if unsupported:
+        raise WestronError(f"generate() argument(s) not supported by Westron: {', '.join(unsupported)}")
+    for name in UNSUPPORTED_ARGUMENTS:  # the neutral ones ask for nothing
+        kwargs.pop(name, None)
+    source = inputs if inputs is not None else input_ids
+    if source is None:
+        raise WestronError(MISSING_SOURCE_MESSAGE)
+    if isinstance(source, Mapping):  # generate(tokenizer(texts)) rather than generate(**tokenizer(texts))
+        raise WestronError("generate() was given the whole tokenizer output as its ids: unpack it, generate(**batch)")
+    return source
+
+
+def _is_neutral(value: Any, neutral_values: tuple) -> bool:
+    """Whether value is one of neutral_values (compared by type first: an array is never `== None`)."""
+    return any(value is v or (type(value) is type(v) and value == v) for v in neutral_values)
+
+
+def base_generation_config(generation_config: GenerationConfig | Mapping[str, Any] | None, model) -> GenerationConfig | Mapping[str, Any] | None:
+    """What generate starts from: the generation_config argument, else the model's.
+
+    As in HF 4.x, special tokens a GenerationConfig argument leaves unset (GenerationConfig(num_beams=4)
+    knows no decoder start or eos) come from the model's generation config; its other settings do not.
+    Without the argument, generation settings edited on model.config since the model was loaded
+    (`model.config.num_beams = 4`, HF 4.x's deprecated way) apply, with HF 4.x's FutureWarning.
+    """
+    model_generation_config = getattr(model, "generation_config", None)
+    if generation_config is None:
+        edits = _model_config_edits(model)
+        if not edits or model_generation_config is None:
+            return model_generation_config
+        warnings.warn(
+            f"generation settings set on model.config ({', '.join(f'{k}={v!r}' for k, v in edits.items())}) are applied, as in "
+            "transformers 4.x, which deprecated this: set them on model.generation_config or pass them to generate()",
+            FutureWarning,
+            stacklevel=4,
+        )
+        return GenerationConfig.from_dict(model_generation_config.to_dict(), **edits)
+    if not isinstance(generation_config, GenerationConfig) or model_generation_config is None:
+        return generation_config
+    fallback = {
+        key: getattr(model_generation_config, key, None)
+        for key in SPECIAL_TOKEN_KEYS
+        if getattr(generation_config, key, None) is None
+    }
+    return GenerationConfig.from_dict(generation_config.to_dict(), **fallback)
+
+
+def _model_config_edits(model) -> dict[str, Any]:
+    """Generation settings of model.config that differ from when the model was made (its snapshot)."""
+    snapshot = getattr(model, "config_generation_snapshot", None)
+    if snapshot is None:
+        return {}
+    before = json.loads(snapshot)
+    now = json.loads(config_generation_snapshot(model.config))  # JSON both: a tuple and a list compare equal
+    # use_cache: training scripts switch it off on model.config; Westron's search always caches.
+    return {key: value for key, value in now.items() if before.get(key) != value and key != "use_cache"}
+
+
+# The special tokens a generation_config argument takes from the model's when unset (HF 4.x's list).
+SPECIAL_TOKEN_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
 
 
 def check_source(
@@ -350,7 +450,8 @@ def _config_dict(base_config: GenerationConfig | Mapping[str, Any] | None) -> di
     elif isinstance(base_config, Mapping):
         config = {**DEFAULTS, **base_config}
     else:
-        raise WestronError(f"generation_config must be a GenerationConfig, got {type(base_config).__name__}")
+        kind = f"{type(base_config).__module__}.{type(base_config).__name__}"
+        raise WestronError(f"generation_config must be a westron.GenerationConfig, got {kind}")
     for key, value in config.items():  # a config file may carry HF options Westron lacks
         if key in UNSUPPORTED_NEUTRAL and value not in UNSUPPORTED_NEUTRAL[key]:
             raise WestronError(f"generation_config sets {key}={value!r}, which Westron does not support")

@@ -109,6 +109,7 @@ class LanguageCodesMixin:
 
 class M2M100Tokenizer(LanguageCodesMixin, PreTrainedTokenizer):
     vocab_files_names = {"vocab_file": "vocab.json", "spm_file": "sentencepiece.bpe.model"}
+    skips_special_added_tokens = False  # HF's tokenizer is SentencePiece-only (no fast one)
 
     def __init__(
         self,

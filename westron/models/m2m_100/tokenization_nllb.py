@@ -158,9 +158,11 @@ class NllbTokenizer(LanguageCodesMixin, PreTrainedTokenizer):
 
     @property
     def lang_code_to_id(self) -> dict[str, int]:
-        """The language codes (the extra special tokens that look like one) and their ids."""
-        codes = [token for token in self._extra_special_tokens if LANGUAGE_CODE_PATTERN.fullmatch(token)]
-        return {code: self._added_ids[code] for code in codes}
+        """The language codes (the extra special tokens that look like one, then any other special added
+        token that does: add_special_tokens may have replaced the extra ones, as in HF) and their ids."""
+        added_special = [token.content for token in self._added_tokens.values() if token.special]
+        codes = [token for token in self._extra_special_tokens + added_special if LANGUAGE_CODE_PATTERN.fullmatch(token)]
+        return {code: self._added_ids[code] for code in dict.fromkeys(codes)}
 
     # ---- hooks ------------------------------------------------------------------------------------
 

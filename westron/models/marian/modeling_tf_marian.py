@@ -674,6 +674,8 @@ class TFMarianMTModel(TFMarianPreTrainedModel):
     Dense layer `lm_head` without bias.
     """
 
+    buffer_names = ("final_logits_bias",)  # a buffer in PyTorch
+
     def __init__(self, config: MarianConfig, **kwargs):
         kwargs.setdefault("name", "tf_marian_mt_model")
         super().__init__(config, **kwargs)

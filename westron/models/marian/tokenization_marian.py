@@ -44,6 +44,7 @@ class MarianTokenizer(PreTrainedTokenizer):
         "target_vocab_file": "target_vocab.json",
     }
     optional_vocab_files = frozenset({"target_vocab_file"})
+    skips_special_added_tokens = False  # HF's tokenizer is SentencePiece-only (no fast one)
 
     def __init__(
         self,
