@@ -332,3 +332,27 @@ def test_importing_evaluation_and_the_cli_loads_no_framework_or_tracker():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=root, timeout=300)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1]) == []
+
+
+def test_cli_multilingual_model_takes_its_codes_from_the_test_file_keys(tmp_path, monkeypatch):
+    """M2M100's codes are the test file's keys (en, es): evaluate defaults --src-lang/--tgt-lang to them, as
+    compare and train do, and writes what --tgt-lang es writes; a key that is no code of the model needs --tgt-lang."""
+    from tests.hf_oracle import save_tiny_m2m100
+    from tests.spm_fixtures import write_m2m100_folder
+    from westron.models.m2m_100.tokenization_m2m_100 import M2M100Tokenizer
+
+    folder = write_m2m100_folder(tmp_path / "m2m100")
+    save_tiny_m2m100(folder, vocab_size=len(M2M100Tokenizer.from_pretrained(folder)), max_position_embeddings=128)
+    test_file = write_jsonl(tmp_path / "test.jsonl", PAIRS)
+    argv = ["evaluate", "--model", folder, "--test-file", str(test_file), "--source-lang", "en", "--target-lang", "es"]
+    argv += ["--framework", "pt", "--num-beams", "1", "--max-new-tokens", "4"]
+    outputs = {}
+    for name, extra in (("defaulted", []), ("explicit", ["--src-lang", "en", "--tgt-lang", "es"])):
+        code, _, stderr = run_cli(argv + extra + ["-o", str(tmp_path / f"{name}.txt")], monkeypatch)
+        assert code == 0, stderr
+        outputs[name] = (tmp_path / f"{name}.txt").read_text(encoding="utf-8")
+    assert outputs["defaulted"] == outputs["explicit"]
+    other_keys = write_jsonl(tmp_path / "other.jsonl", PAIRS, "en", "spanish")
+    argv = ["evaluate", "--model", folder, "--test-file", str(other_keys), "--source-lang", "en", "--target-lang", "spanish"]
+    code, _, stderr = run_cli(argv + ["--framework", "pt"], monkeypatch)
+    assert_one_line_error(code, stderr, "'spanish' is not one of its codes", "--tgt-lang")

@@ -82,6 +82,31 @@ def refuse_clashing_outputs(test_file: str, source_lang: str, target_lang: str, 
         raise WestronError(f"-o and --output-json both name {output_json}: the scores would replace the hypotheses")
 
 
+def language_codes(tokenizer, args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """--src-lang / --tgt-lang, defaulted for a multilingual (M2M100/NLLB) model to the test file's
+    --source-lang / --target-lang where those are codes the model knows, as westron compare and
+    westron train do ("es" is an M2M100 code; NLLB's are spa_Latn), else to the languages its
+    tokenizer was saved with (a model westron train fine-tuned)."""
+    if not hasattr(tokenizer, "get_lang_id"):
+        return args.src_lang, args.tgt_lang  # Marian or T5: refuse_ignored_languages says so if given
+
+    def known(code: str) -> bool:
+        try:
+            tokenizer.get_lang_id(code)
+        except WestronError:
+            return False
+        return True
+
+    src_lang = args.src_lang or (args.source_lang if known(args.source_lang) else None)
+    tgt_lang = args.tgt_lang or (args.target_lang if known(args.target_lang) else tokenizer.tgt_lang)
+    if tgt_lang is None:
+        raise WestronError(
+            f"this model translates into many languages and {args.target_lang!r} is not one of its codes: "
+            "give the target language with --tgt-lang"
+        )
+    return src_lang, tgt_lang
+
+
 # ---- the command ---------------------------------------------------------------------------------------
 
 
@@ -114,12 +139,18 @@ def run_evaluate(args: argparse.Namespace) -> None:
     framework = args.framework or default_framework()
     if framework == "tf":
         import_tensorflow_quietly()
+    from westron.configuration_utils import peek_hub_kwargs
+    from westron.models.auto import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(args.model, **peek_hub_kwargs(dict(model_kwargs)))
+    src_lang, tgt_lang = language_codes(tokenizer, args)
     translator = TranslationPipeline(
         args.model,
+        tokenizer=tokenizer,
         framework=framework,
         device=args.device,
-        src_lang=args.src_lang,
-        tgt_lang=args.tgt_lang,
+        src_lang=src_lang,
+        tgt_lang=tgt_lang,
         source_prefix=args.source_prefix,
         model_kwargs=model_kwargs,
     )
