@@ -117,6 +117,22 @@ def test_unknown_or_missing_target_language(nllb_folder):
         westron.pipeline("translation", model=nllb_folder, framework="pt")
 
 
+def test_a_target_language_saved_with_the_tokenizer_is_the_default(nllb_folder, tmp_path):
+    """A model fine-tuned by westron train saves its tokenizer's languages: the pipeline (and so
+    westron translate) translates into that language without being told again."""
+    import shutil
+
+    folder = shutil.copytree(nllb_folder, tmp_path / "fine-tuned")
+    tokenizer = westron.AutoTokenizer.from_pretrained(folder)
+    tokenizer.src_lang, tokenizer.tgt_lang = "eng_Latn", "heb_Hebr"
+    tokenizer.save_pretrained(folder)
+    saved = westron.pipeline("translation", model=folder, framework="pt")
+    told = westron.pipeline("translation", model=folder, framework="pt", tgt_lang="heb_Hebr")
+    assert saved.generate_kwargs["forced_bos_token_id"] == tokenizer.get_lang_id("heb_Hebr")
+    assert saved(SOURCES, max_new_tokens=4) == told(SOURCES, max_new_tokens=4)
+    assert westron.pipeline("translation", model=folder, framework="pt", tgt_lang="kat_Geor").tokenizer.tgt_lang == "kat_Geor"
+
+
 @pytest.mark.parametrize("framework", ["pt", "tf"])
 def test_t5_prefix_and_settings_from_task_specific_params(t5_folder, framework):
     want = hf_translate(t5_folder, SOURCES, prefix="translate English to German: ", num_beams=2, max_length=12)

@@ -101,6 +101,7 @@ class TranslationPipeline:
         """
         self.languages_applied = False  # whether src_lang / tgt_lang changed anything (the CLI refuses ignored ones)
         if hasattr(self.tokenizer, "get_lang_id"):  # a multilingual tokenizer
+            tgt_lang = tgt_lang or self.tokenizer.tgt_lang  # else the language it was saved with (a fine-tuned model's)
             if tgt_lang is None:
                 raise WestronError("this model translates into many languages: give the target language (tgt_lang / --tgt-lang)")
             if src_lang is not None:
