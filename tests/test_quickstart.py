@@ -196,3 +196,19 @@ def test_a_framework_that_is_not_installed_is_one_line(framework, hidden, tmp_pa
         f"westron: error: --frameworks {framework}: {FRAMEWORK_NAMES[hidden]} ({HIDDEN_MODULES[hidden][0]}) is not installed"
     ], done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_side_by_side_workers_print_warnings_as_one_line(monkeypatch, capsys):
+    """The training processes are spawned: without the CLI's handler their warnings came out in
+    Python's plain format (file, line number and source line) in the middle of the run's output."""
+    import warnings
+
+    from westron import quickstart
+
+    def warns(*job, threads):
+        warnings.warn("inputs longer than the model's limit of 32 tokens are truncated", stacklevel=2)
+        return {"threads": threads}
+
+    monkeypatch.setattr(quickstart, "train_and_score", warns)
+    assert quickstart.train_and_score_in_worker("folder", "pt", threads=1) == {"threads": 1}
+    assert capsys.readouterr().err == "westron: warning: inputs longer than the model's limit of 32 tokens are truncated\n"

@@ -31,6 +31,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from typing import Any
 
 from westron.errors import WestronError
@@ -261,7 +262,7 @@ def run_pair(folder, source_lang, target_lang, frameworks, budget_minutes, recip
         say(f"training in {' and '.join(FRAMEWORK_NAMES[f] for f in frameworks)} side by side, {threads} thread(s) each")
         context = multiprocessing.get_context("spawn")  # a fresh process: its thread settings come before torch/TF start
         with concurrent.futures.ProcessPoolExecutor(len(frameworks), mp_context=context) as pool:
-            futures = {f: pool.submit(train_and_score, *job, threads=threads) for f, job in jobs.items()}
+            futures = {f: pool.submit(train_and_score_in_worker, *job, threads=threads) for f, job in jobs.items()}
             result["frameworks"] = {f: future.result() for f, future in futures.items()}
     else:
         result["frameworks"] = {f: train_and_score(*job) for f, job in jobs.items()}
@@ -369,6 +370,17 @@ def initial_weights(folder: str, tokenizer_dir: str, recipe: Recipe, frameworks:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     return folder
+
+
+def train_and_score_in_worker(*job, threads: int) -> dict:
+    """train_and_score in a side-by-side worker process, whose warnings are one `westron: warning:` line
+    each as in the CLI's own process (a spawned process starts with Python's plain warning format)."""
+    from westron.cli import one_line_warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = one_line_warnings()
+        return train_and_score(*job, threads=threads)
 
 
 def train_and_score(
