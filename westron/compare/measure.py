@@ -35,7 +35,7 @@ MODE_TITLES = {
 
 @dataclass
 class CompareSettings:
-    """What to measure and how much; `quick()` is the smoke-test size."""
+    """What to measure and how much; `make_quick()` sets the smoke-test sizes."""
 
     models: list[tuple[str, str]]  # (label, path)
     test_file: str
