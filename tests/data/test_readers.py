@@ -89,6 +89,14 @@ def test_jsonl_fail_names_file_and_line(tmp_path, line, message):
         read_all(path, "en", "es")
 
 
+def test_a_missing_language_points_at_the_language_keys_first(tmp_path):
+    """A file without the language asked for is usually a wrong --target-lang: --on-error skip alone would
+    only lead to a second error (no pairs), so the message names the keys first."""
+    path = write_bytes(tmp_path / "test.jsonl", [jsonl_line({"en": "one", "es": "uno"})])
+    with pytest.raises(WestronError, match=r"no fr \(it has: en, es\): give the file's own language keys, or pass .* if only some records lack one$"):
+        read_all(path, "en", "fr")
+
+
 @pytest.mark.parametrize("lines", [["[", jsonl_line({"en": "a", "es": "b"}), "]"], ["[" + jsonl_line({"en": "a", "es": "b"}) + "]"]])
 def test_a_json_array_is_named_as_such_even_under_skip(tmp_path, lines):
     """A .json file holding one array (pretty-printed or not) is not JSON lines: skipping its lines would read a part or nothing."""

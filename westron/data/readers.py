@@ -64,6 +64,11 @@ class _Problems:
 
     def __call__(self, kind: str, message: str) -> None:
         if self.on_error == "fail":
+            if kind == "missing_language":  # often the whole file's keys are other than the languages asked for
+                raise WestronError(
+                    f"{message}: give the file's own language keys, or pass on_error='skip' / --on-error skip "
+                    "if only some records lack one"
+                )
             raise WestronError(f"{message} (pass on_error='skip' / --on-error skip to skip such records)")
         self.stats.skipped[kind] += 1
         if len(self.stats.examples) < EXAMPLES_KEPT:
