@@ -253,6 +253,7 @@ def attention(
         decoder_ids = [decoder_start_token_id(model)] + list(tokenizer(text_target=[target])["input_ids"][0])
     else:
         decoder_ids = _own_translation(model, input_ids, attention_mask, {**translator.generate_kwargs, **generate_kwargs})
+    _check_target_length(model, decoder_ids)
     decoder_input_ids = np.array([decoder_ids], dtype=np.int64)  # (1, T)
 
     weights = attention_weights(model, input_ids.astype(np.int64), attention_mask.astype(np.int64), decoder_input_ids)
@@ -269,6 +270,15 @@ def attention(
         target=translation,
         target_ids=decoder_ids,
     )
+
+
+def _check_target_length(model: Any, decoder_ids: Sequence[int]) -> None:
+    """A forced target longer than the decoder's position table: one error, not an index error deep in the model."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if isinstance(limit, int) and limit > 0 and len(decoder_ids) > limit:
+        raise WestronError(
+            f"the target is {len(decoder_ids)} tokens with the decoder start token; the model takes at most {limit}: shorten it"
+        )
 
 
 def decoder_start_token_id(model: Any) -> int:
