@@ -112,6 +112,11 @@ def run_compare_command(args: argparse.Namespace) -> None:
     from westron.compare.measure import CompareSettings
 
     modes = [] if args.modes == ["none"] else args.modes
+    if not modes:
+        timing = [f"--{name.replace('_', '-')}" for name in ("speed_sentences", "batch1_sentences", "runs", "mode_timeout")
+                  if getattr(args, name) != args.measuring_defaults[name]]
+        if timing:
+            raise WestronError(f"{', '.join(timing)} size(s) the speed modes, which --modes none skips: drop them or choose modes")
     settings = CompareSettings(
         models=parse_models(args.model), test_file=args.test_file, source_langs=args.source_lang,
         target_langs=args.target_lang, output_dir=args.output_dir, src_lang=args.src_lang, tgt_lang=args.tgt_lang,
