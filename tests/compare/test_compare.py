@@ -198,9 +198,10 @@ def test_a_failing_cell_is_recorded_and_the_others_measured(demo_folder):
         (lambda argv, tmp: argv.extend(["--tgt-lang", "fr"]), "--tgt-lang: this model takes no language codes"),
         (lambda argv, tmp: argv.extend(["--modes", "none", "--runs", "5", "--mode-timeout", "9"]),
          "--runs, --mode-timeout size(s) the speed modes, which --modes none skips"),
+        (lambda argv, tmp: argv.extend(["--mode-timeout", "-5"]), "--mode-timeout: -5 must be a positive number of seconds"),
     ],
     ids=["unreadable-test-file", "missing-model", "unwritable-output", "unknown-mode", "language-a-marian-model-ignores",
-         "speed-sizes-without-speed-modes"],
+         "speed-sizes-without-speed-modes", "negative-mode-timeout"],
 )
 def test_failures_are_one_line_and_exit_2(demo_folder, test_file, tmp_path, monkeypatch, change, message):
     (tmp_path / "a-file").write_text("not a folder")
