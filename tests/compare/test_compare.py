@@ -122,6 +122,7 @@ def test_reports_are_drawn_from_the_json(full_run):
         assert f"plots/{image}.png" in markdown
     attention = [s for s in results["extra_sections"] if s["id"] == "attention"]
     assert len(attention) == 1 and len(attention[0]["images"]) == 3 and attention[0]["data"]["max_difference"] < 1e-4
+    assert 1 < len(attention[0]["data"]["target_ids"]) <= 1 + 4  # decoder start + at most --max-new-tokens 4
     assert page.count("data:image/png;base64,") == 3 + 3 and "plots/" not in page  # self-contained
     assert "PyTorch eager" in page and "nrefs:1" in page
     # The quality table says how many sentences its scores cover (a sample, with --max-sentences).
