@@ -199,6 +199,11 @@ def test_bad_sentences_are_errors(marian_folder):
         attention(model, tokenizer, "  ")
     with pytest.raises(WestronError, match="target sentence is empty"):
         attention(model, tokenizer, "Speak.", target="")
+    # Generation settings with a forced target would be ignored: refused, as the CLI refuses --num-beams with --target.
+    with pytest.raises(WestronError, match="max_new_tokens, num_beams shape.s. the model's own translation"):
+        attention(model, tokenizer, "Speak.", target="Hallo", num_beams=4, max_new_tokens=3)
+    with pytest.raises(WestronError, match="num_beams shape"):
+        attention(model, tokenizer, "Speak.", target_ids=[0, 5], num_beams=4)
 
 
 @pytest.mark.parametrize("framework", ["pt", "tf"])

@@ -237,6 +237,8 @@ def attention(
         raise WestronError("give a non-empty source sentence")
     if target is not None and target_ids is not None:
         raise WestronError("give target or target_ids, not both")
+    if generate_kwargs and (target is not None or target_ids is not None):
+        raise WestronError(f"{', '.join(sorted(generate_kwargs))} shape(s) the model's own translation: leave them out with a forced target")
     if target is not None and not target.strip():
         raise WestronError("the target sentence is empty (leave it out to use the model's own translation)")
     if tgt_lang is None and tokenizer is not None:
