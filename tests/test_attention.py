@@ -199,6 +199,22 @@ def test_bad_sentences_are_errors(marian_folder):
         attention(model, tokenizer, "  ")
     with pytest.raises(WestronError, match="target sentence is empty"):
         attention(model, tokenizer, "Speak.", target="")
+    # Generation settings with a forced target would be ignored: refused, as the CLI refuses --num-beams with --target.
+    with pytest.raises(WestronError, match="max_new_tokens, num_beams shape.s. the model's own translation"):
+        attention(model, tokenizer, "Speak.", target="Hallo", num_beams=4, max_new_tokens=3)
+    with pytest.raises(WestronError, match="num_beams shape"):
+        attention(model, tokenizer, "Speak.", target_ids=[0, 5], num_beams=4)
+
+
+@pytest.mark.parametrize("framework", ["pt", "tf"])
+def test_a_target_past_the_position_table_is_an_error(marian_folder, framework):
+    """The tiny Marian has 64 positions: a longer forced target is one WestronError in both twins, not an IndexError."""
+    model, tokenizer = load(marian_folder, framework)
+    with pytest.raises(WestronError, match="the model takes at most 64: shorten it"):
+        attention(model, tokenizer, "Speak.", target="Hallo " * 70)
+    with pytest.raises(WestronError, match="takes at most 64"):
+        attention(model, tokenizer, "Speak.", target_ids=[0] * 65)
+    assert attention(model, tokenizer, "Speak.", target_ids=[0] * 64).cross.shape[2] == 64  # the limit itself is fine
 
 
 # ---- drawing ----------------------------------------------------------------------------------------------
@@ -332,6 +348,7 @@ def test_cli_both_frameworks_writes_every_file(tmp_path, nllb_folder, monkeypatc
     [
         (["--layers", "7"], "the model has no layer 7"),
         (["--target", "Hallo", "--num-beams", "2"], "leave them out with --target"),
+        (["--target", "Hallo " * 70], "the model takes at most 64"),
     ],
 )
 def test_cli_mistakes_are_one_line_errors(tmp_path, marian_folder, monkeypatch, extra, message):

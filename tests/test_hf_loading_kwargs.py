@@ -312,3 +312,16 @@ def test_configs_and_tokenizers_take_the_hub_hints(folder, tmp_path):
     assert not hasattr(config, "trust_remote_code") and not hasattr(config, "use_auth_token")
     config.save_pretrained(tmp_path)
     assert read_config(tmp_path) == read_config(folder)
+
+
+@pytest.mark.parametrize("loader", ["AutoModelForSeq2SeqLM", "TFAutoModelForSeq2SeqLM", "MarianTokenizer", "AutoConfig"])
+def test_a_revision_of_a_local_folder_is_refused_not_ignored(folder, loader):
+    """A local folder has one version: revision="v2" would have read it anyway; "main" (HF's default) is fine."""
+    from tests.spm_fixtures import write_marian_folder
+
+    if loader == "MarianTokenizer":
+        folder = write_marian_folder(os.path.join(os.path.dirname(folder), "tokenizer"))
+    load = getattr(westron, loader).from_pretrained
+    with pytest.raises(WestronError, match="revision='v2' applies to Hub repos; .* is a local folder"):
+        load(folder, revision="v2")
+    load(folder, revision="main")

@@ -237,6 +237,8 @@ def attention(
         raise WestronError("give a non-empty source sentence")
     if target is not None and target_ids is not None:
         raise WestronError("give target or target_ids, not both")
+    if generate_kwargs and (target is not None or target_ids is not None):
+        raise WestronError(f"{', '.join(sorted(generate_kwargs))} shape(s) the model's own translation: leave them out with a forced target")
     if target is not None and not target.strip():
         raise WestronError("the target sentence is empty (leave it out to use the model's own translation)")
     if tgt_lang is None and tokenizer is not None:
@@ -253,6 +255,7 @@ def attention(
         decoder_ids = [decoder_start_token_id(model)] + list(tokenizer(text_target=[target])["input_ids"][0])
     else:
         decoder_ids = _own_translation(model, input_ids, attention_mask, {**translator.generate_kwargs, **generate_kwargs})
+    _check_target_length(model, decoder_ids)
     decoder_input_ids = np.array([decoder_ids], dtype=np.int64)  # (1, T)
 
     weights = attention_weights(model, input_ids.astype(np.int64), attention_mask.astype(np.int64), decoder_input_ids)
@@ -269,6 +272,15 @@ def attention(
         target=translation,
         target_ids=decoder_ids,
     )
+
+
+def _check_target_length(model: Any, decoder_ids: Sequence[int]) -> None:
+    """A forced target longer than the decoder's position table: one error, not an index error deep in the model."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if isinstance(limit, int) and limit > 0 and len(decoder_ids) > limit:
+        raise WestronError(
+            f"the target is {len(decoder_ids)} tokens with the decoder start token; the model takes at most {limit}: shorten it"
+        )
 
 
 def decoder_start_token_id(model: Any) -> int:

@@ -438,7 +438,8 @@ def compare_section(context: dict) -> dict | None:
     if source is None:
         return None
     codes = dict(src_lang=pair.src_code, tgt_lang=pair.tgt_code, source_prefix=context["settings"].source_prefix)
-    maps_list = [attention(pt_model, tokenizer, source, **codes, num_beams=1, max_new_tokens=32)]
+    limit = min(32, context["settings"].max_new_tokens or 32)  # --max-new-tokens caps this translation too
+    maps_list = [attention(pt_model, tokenizer, source, **codes, num_beams=1, max_new_tokens=limit)]
     if tf_model is not None:
         maps_list.append(attention(tf_model, tokenizer, source, **codes, target_ids=maps_list[0].target_ids))
     with tempfile.TemporaryDirectory() as scratch:
@@ -453,5 +454,7 @@ def compare_section(context: dict) -> dict | None:
     if comparison:
         lines.append(f"  \nThe same input in both frameworks: {comparison}")
     lines.append("\nLast layer, every head; `westron attention --framework both` draws every layer with an interactive view.")
-    data = {"max_difference": max_difference(maps_list[0], maps_list[1])} if len(maps_list) == 2 else {}
+    data = {"target_ids": first.target_ids}  # the decoder input drawn: decoder start, then the translation
+    if len(maps_list) == 2:
+        data["max_difference"] = max_difference(maps_list[0], maps_list[1])
     return {"id": "attention", "title": "Attention maps", "markdown": "\n".join(lines), "images": images, "data": data}

@@ -36,6 +36,8 @@ def cached_file(
     if not os.path.exists(path_or_repo_id):
         recover_directory(path_or_repo_id)  # a save killed between its two renames: the folder is at .old
     if is_local(path_or_repo_id):
+        if revision not in (None, "main"):  # a folder has one version: reading it would silently ignore the revision
+            raise CheckpointError(f"revision={revision!r} applies to Hub repos; {path_or_repo_id!r} is a local folder (check the revision out there)")
         path = os.path.join(path_or_repo_id, subfolder or "", filename)
         if os.path.isfile(path):
             return path

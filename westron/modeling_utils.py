@@ -261,6 +261,12 @@ class PreTrainedModel(nn.Module):
             )
         if state_dict is None:
             state_dict = self.state_dict()
+        for name, value in state_dict.items():  # a quantized model's own state_dict holds packed params and dtypes
+            if not isinstance(value, torch.Tensor) or value.is_quantized:
+                raise WestronError(
+                    f"state_dict[{name!r}] is not a plain tensor ({type(value).__name__}): a checkpoint holds float "
+                    "tensors (a quantized model's state_dict cannot be saved; save the float model)"
+                )
         state_dict = {name: t.detach().cpu() for name, t in state_dict.items() if name not in tied}
         record_dtype(self.config, str(self.dtype).removeprefix("torch."))
         save_model_folder(save_directory, self.config, self.generation_config, state_dict, max_shard_size)

@@ -122,6 +122,7 @@ def test_reports_are_drawn_from_the_json(full_run):
         assert f"plots/{image}.png" in markdown
     attention = [s for s in results["extra_sections"] if s["id"] == "attention"]
     assert len(attention) == 1 and len(attention[0]["images"]) == 3 and attention[0]["data"]["max_difference"] < 1e-4
+    assert 1 < len(attention[0]["data"]["target_ids"]) <= 1 + 4  # decoder start + at most --max-new-tokens 4
     assert page.count("data:image/png;base64,") == 3 + 3 and "plots/" not in page  # self-contained
     assert "PyTorch eager" in page and "nrefs:1" in page
     # The quality table says how many sentences its scores cover (a sample, with --max-sentences).
@@ -196,8 +197,12 @@ def test_a_failing_cell_is_recorded_and_the_others_measured(demo_folder):
         (lambda argv, tmp: argv.__setitem__(argv.index("-o") + 1, str(tmp / "a-file" / "out")), "cannot write to output folder"),
         (lambda argv, tmp: argv.extend(["--modes", "pt_eager,jax"]), "unknown mode 'jax'"),
         (lambda argv, tmp: argv.extend(["--tgt-lang", "fr"]), "--tgt-lang: this model takes no language codes"),
+        (lambda argv, tmp: argv.extend(["--modes", "none", "--runs", "5", "--mode-timeout", "9"]),
+         "--runs, --mode-timeout size(s) the speed modes, which --modes none skips"),
+        (lambda argv, tmp: argv.extend(["--mode-timeout", "-5"]), "--mode-timeout: -5 must be a positive number of seconds"),
     ],
-    ids=["unreadable-test-file", "missing-model", "unwritable-output", "unknown-mode", "language-a-marian-model-ignores"],
+    ids=["unreadable-test-file", "missing-model", "unwritable-output", "unknown-mode", "language-a-marian-model-ignores",
+         "speed-sizes-without-speed-modes", "negative-mode-timeout"],
 )
 def test_failures_are_one_line_and_exit_2(demo_folder, test_file, tmp_path, monkeypatch, change, message):
     (tmp_path / "a-file").write_text("not a folder")

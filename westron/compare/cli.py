@@ -11,6 +11,7 @@ self-contained report.html. docs/compare.md describes each section.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -51,7 +52,7 @@ def add_compare_command(commands) -> None:
     compare.add_argument("--max-new-tokens", type=positive_int, default=None, help="cap on generated tokens (default: the model's)")
     compare.add_argument("--equivalence-tf-mode", choices=("xla", "function", "eager"), default="xla",
                          help="how TensorFlow generates for equivalence and quality (default xla, its generate default)")
-    compare.add_argument("--mode-timeout", type=float, default=1800.0, help="seconds one speed mode may take before it is reported as failed")
+    compare.add_argument("--mode-timeout", type=positive_seconds, default=1800.0, help="seconds one speed mode may take before it is reported as failed")
     compare.add_argument("--bleu-tokenize", default=None, help="sacrebleu BLEU tokenizer (default: from the target language)")
     compare.add_argument("--on-error", choices=("fail", "skip"), default="fail", help="malformed test records: stop or skip them")
     compare.add_argument("--source-column", default=None, help="TSV/CSV: the source column's header name or 0-based index (one pair)")
@@ -65,6 +66,17 @@ def add_compare_command(commands) -> None:
     report.add_argument("results", help="results.json written by westron compare")
     report.add_argument("-o", "--output-dir", default=None, help="where to write the report (default: beside results.json)")
     report.set_defaults(run=run_report_command)
+
+
+def positive_seconds(text: str) -> float:
+    """A time limit: a positive finite number of seconds (0, -5 or nan would fail every mode unmeasured)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number of seconds")
+    return value
 
 
 def parse_models(items: list[str]) -> list[tuple[str, str]]:
@@ -112,6 +124,11 @@ def run_compare_command(args: argparse.Namespace) -> None:
     from westron.compare.measure import CompareSettings
 
     modes = [] if args.modes == ["none"] else args.modes
+    if not modes:
+        timing = [f"--{name.replace('_', '-')}" for name in ("speed_sentences", "batch1_sentences", "runs", "mode_timeout")
+                  if getattr(args, name) != args.measuring_defaults[name]]
+        if timing:
+            raise WestronError(f"{', '.join(timing)} size(s) the speed modes, which --modes none skips: drop them or choose modes")
     settings = CompareSettings(
         models=parse_models(args.model), test_file=args.test_file, source_langs=args.source_lang,
         target_langs=args.target_lang, output_dir=args.output_dir, src_lang=args.src_lang, tgt_lang=args.tgt_lang,

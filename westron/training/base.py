@@ -131,6 +131,11 @@ class BaseTrainer:
         counts batches and skips as many on resume). compute_metrics(model) -> {"bleu": ...} adds
         metrics to evaluate(). tracker: an object with log(metrics, step) and close().
         callbacks: called as callback(trainer, logs) after every update."""
+        if getattr(model, "quantization", None) is not None:  # its int8 matrices have no gradients: only the rest would train
+            raise WestronError(
+                f"this model was quantized ({model.quantization}) for inference and cannot be trained: "
+                "train the float model and load it with quantization= where it runs"
+            )
         self.model = model
         self.args = args
         self.train_batches = train_batches
